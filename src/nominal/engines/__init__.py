@@ -1,0 +1,1 @@
+"""Engines and storage: the Parquet lake with atomic snapshots, DuckDB and Spark sessions."""

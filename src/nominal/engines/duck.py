@@ -1,0 +1,62 @@
+"""DuckDB sessions over a lake snapshot.
+
+Each table ``layer.name`` of the snapshot becomes a view ``layer.name`` (a DuckDB
+schema per layer) over exactly the files the snapshot lists, so SQL written against
+the lake reads one consistent version however many runs happen meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from nominal.engines.lake import Snapshot
+
+DEFAULT_MEMORY_LIMIT = "8GB"
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parquet_source(files: Iterable[Path]) -> str:
+    listed = ", ".join(sql_literal(str(f)) for f in files)
+    return f"read_parquet([{listed}], union_by_name = true)"
+
+
+def connect(
+    snapshot: Snapshot | None = None,
+    *,
+    tables: Iterable[str] | None = None,
+    database: str = ":memory:",
+    threads: int | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view for each (or each chosen) table of ``snapshot``."""
+    con = duckdb.connect(database)
+    con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
+    con.execute("SET preserve_insertion_order = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if snapshot is not None:
+        attach_snapshot(con, snapshot, tables)
+    return con
+
+
+def attach_snapshot(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, tables: Iterable[str] | None = None
+) -> list[str]:
+    """Create (or replace) the views of ``snapshot``'s tables on ``con``."""
+    chosen = list(tables) if tables is not None else sorted(snapshot.tables)
+    made: list[str] = []
+    for table in chosen:
+        files = snapshot.files(table)
+        if not files:
+            continue
+        layer, _, _name = table.partition(".")
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {parquet_source(files)}")
+        made.append(table)
+    return made
