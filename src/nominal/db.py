@@ -6,7 +6,10 @@ migrations (``src/nominal/migrations``), never by ``create_all``, so that a depl
 control plane can be upgraded in place.
 
 Each area keeps its models in its own module (``nominal.govern.models``, ...); they
-are imported by :func:`import_models` so Alembic sees the whole metadata.
+are imported by :func:`import_models` so Alembic sees the whole metadata. Each area
+also keeps its own branch of migrations: its first revision has ``down_revision =
+None`` and ``branch_labels = ("<area>",)``; create the next one with
+``alembic revision --head <area>@head``.
 """
 
 from __future__ import annotations
@@ -78,8 +81,12 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the control plane's schema up to date (idempotent)."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Bring the control plane's schema up to date (idempotent).
+
+    Each area keeps its own branch of migrations (``branch_labels``), so the target is
+    ``heads``: every branch at its newest revision.
+    """
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
