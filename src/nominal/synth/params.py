@@ -51,7 +51,7 @@ class OutcomeModel:
 
     da_high: dict[str, float] = field(
         default_factory=lambda: {
-            "intercept": -4.6,
+            "intercept": -5.4,
             "da_propensity": 1.1,
             "adversity": 0.35,
             "max_adult_substance": 0.3,
@@ -60,7 +60,7 @@ class OutcomeModel:
     )
     exploitation: dict[str, float] = field(
         default_factory=lambda: {
-            "intercept": -5.2,
+            "intercept": -6.0,
             "vulnerability": 1.0,
             "offending": 0.6,
             "deprivation": 0.3,
@@ -69,7 +69,7 @@ class OutcomeModel:
     )
     not_school_ready: dict[str, float] = field(
         default_factory=lambda: {
-            "intercept": -1.05,
+            "intercept": -1.5,
             "adversity": 0.55,
             "deprivation": 0.25,
             "vulnerability": 0.3,
@@ -80,7 +80,7 @@ class OutcomeModel:
     )
     cin_cp: dict[str, float] = field(
         default_factory=lambda: {
-            "intercept": -5.0,
+            "intercept": -5.6,
             "vulnerability": 0.9,
             "da_propensity": 0.5,
             "max_adult_substance": 0.4,
@@ -96,7 +96,7 @@ class Programme:
 
     # Enrolment is targeted at families in difficulty, so a naive before/after or
     # enrolled/not comparison is confounded; truth holds the real effect.
-    enrol_intercept: float = -5.2
+    enrol_intercept: float = -4.1
     enrol_adversity: float = 1.1
     enrol_da: float = 0.6
     # multiplier on event rates after enrolment (0.75 = 25% fewer events)

@@ -1,0 +1,402 @@
+"""``generate``: the whole synthetic town, its partner feeds, contracts, documents and truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from nominal.synth import population as popmod
+from nominal.synth.agencies import all_events
+from nominal.synth.documents import write_documents
+from nominal.synth.events import World
+from nominal.synth.feeds import FEEDS, FEEDS_BY_DATASET
+from nominal.synth.names import ETHNIC_GROUPS, build_pools
+from nominal.synth.outcomes import draw_outcomes, enrol_programme, outcome_columns
+from nominal.synth.params import SynthParams
+from nominal.synth.population import COMMUNAL, HOUSEHOLD_TYPES, OPEN, ROLES
+from nominal.synth.render import ERROR_NAMES, Renderer, delivery_name, write_delivery
+from nominal.synth.town import build_town, write_geography
+
+GENERATOR_VERSION = 1
+SUBFOLDERS = ("feeds", "contracts", "documents", "truth", "geography")
+
+
+@dataclass
+class SynthSummary:
+    people: int
+    households: int
+    addresses: int
+    output_areas: int
+    wards: int
+    records: dict[str, int]
+    files: int
+    documents: int
+    seconds: float
+    out: str
+    seed: int
+    as_of: str
+    years: int
+    total_records: int = 0
+    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProgressLike(Protocol):
+    def add_task(self, description: str, total: float | None = ...) -> Any: ...
+    def advance(self, task_id: Any, advance: float = ...) -> None: ...
+    def update(self, task_id: Any, **kwargs: Any) -> None: ...
+
+
+Callback = Callable[[str, int, int], None]
+
+
+class _Steps:
+    """Reports progress to a Rich Progress, a callback(step, done, total), or nothing."""
+
+    def __init__(self, progress: ProgressLike | Callback | None):
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, step: str, total: int) -> None:
+        if self.progress is None:
+            return
+        if hasattr(self.progress, "add_task"):
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        else:
+            self.progress(step, 0, total)  # type: ignore[operator]
+        self.totals = {**getattr(self, "totals", {}), step: total}
+        self.done = {**getattr(self, "done", {}), step: 0}
+
+    def advance(self, step: str, by: int = 1) -> None:
+        if self.progress is None:
+            return
+        self.done[step] += by
+        if hasattr(self.progress, "add_task"):
+            self.progress.advance(self.tasks[step], by)  # type: ignore[union-attr]
+        else:
+            self.progress(step, self.done[step], self.totals[step])  # type: ignore[operator]
+
+
+def _iso(days: np.ndarray) -> pa.Array:
+    null = (days == OPEN) | (days < -80_000)
+    return pa.array(np.where(null, 0, days).astype(np.int32), mask=null).cast(pa.date32())
+
+
+def generate(
+    out: Path,
+    people: int,
+    seed: int = 42,
+    as_of: date = date(2026, 10, 31),
+    years: int = 6,
+    progress: ProgressLike | Callback | None = None,
+    params: SynthParams | None = None,
+) -> SynthSummary:
+    """Write the synthetic town for ``people`` people into ``out`` (deterministic by seed)."""
+    if people < 50:
+        raise ValueError("--people must be at least 50")
+    if not 2 <= years <= 20:
+        raise ValueError("--years must be between 2 and 20")
+    params = params or SynthParams()
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in SUBFOLDERS:
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+        (out / sub).mkdir()
+    steps = _Steps(progress)
+
+    def rng_for(name: str) -> np.random.Generator:
+        # one stream per component, so changing one part leaves the others as they were
+        return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+    start_d = popmod.to_days(as_of.replace(year=as_of.year - years))
+    as_of_d = popmod.to_days(as_of)
+
+    steps.start("Town and people", 4)
+    pools = build_pools()
+    pop = popmod.build_people(rng_for("people"), people, as_of, years, pools, params)
+    steps.advance("Town and people")
+    communal = np.isin(pop.hh_type, COMMUNAL)
+    n_regular = int((~communal).sum())
+    n_oa = max(4, int(np.ceil(pop.n / params.persons_per_output_area)))
+    town = build_town(
+        rng_for("town"), int(n_regular * (1 + params.vacancy_rate)), int(communal.sum()), n_oa
+    )
+    steps.advance("Town and people")
+    vacant = popmod.place(pop, rng_for("place"), town.address_kind)
+    popmod.set_latent(
+        pop, rng_for("latent"), town.deprivation[town.address_oa[pop.hh_address0]]
+    )
+    popmod.evolve(pop, rng_for("evolve"), vacant, start_d, as_of_d, params)
+    steps.advance("Town and people")
+    write_geography(town, out / "geography")
+    steps.advance("Town and people")
+
+    steps.start("Life events and outcomes", 3)
+    world = World(pop, town, as_of, years, params)
+    early = enrol_programme(world, rng_for("programme"))
+    steps.advance("Life events and outcomes")
+    outcomes = draw_outcomes(world, rng_for("outcomes"))
+    steps.advance("Life events and outcomes")
+    events = all_events(world, rng_for, outcomes, early)
+    steps.advance("Life events and outcomes")
+
+    steps.start("Partner feeds", len(FEEDS))
+    renderer = Renderer(world, rng_for("render"))
+    records: dict[str, int] = {}
+    files = 0
+    truth_writer: pq.ParquetWriter | None = None
+    for spec in FEEDS:
+        table = events[spec.dataset]
+        rendered = renderer.render(spec, table, rng_for(f"render:{spec.dataset}"))
+        delivery = np.empty(len(table), dtype=object)
+        for year in np.unique(rendered.year):
+            idx = np.flatnonzero(rendered.year == year)
+            name = delivery_name(spec, int(year))
+            write_delivery(spec, rendered, idx, out / "feeds" / name)
+            delivery[idx] = name
+            files += 1
+        (out / "contracts" / f"{spec.feed}.yaml").write_text(
+            yaml.safe_dump(spec.contract(), sort_keys=False, allow_unicode=True)
+        )
+        t = rendered.truth
+        batch = pa.table(
+            {
+                "feed": pa.array(np.full(len(table), spec.feed, dtype=object), pa.string()),
+                "dataset": pa.array(np.full(len(table), spec.dataset, dtype=object), pa.string()),
+                "delivery_file": pa.array(delivery, pa.string()),
+                "source_record_id": pa.array(t["source_record_id"], pa.string()),
+                "person_id": pa.array(t["person_id"], pa.int64()),
+                "household_id": pa.array(t["household_id"], pa.int64()),
+                "address_id": pa.array(t["address_id"], pa.int64()),
+                "recorded_address_id": pa.array(t["recorded_address_id"], pa.int64()),
+                "event_no": pa.array(t["event_no"], pa.int64()),
+                "event_date": _iso(t["event_date"]),
+                "errors": pa.array(t["errors"], pa.int64()),
+                "invalid_reason": pa.array(
+                    np.where(t["invalid_reason"] == "", None, t["invalid_reason"]), pa.string()
+                ),
+            }
+        )
+        if truth_writer is None:
+            truth_writer = pq.ParquetWriter(out / "truth" / "records.parquet", batch.schema)
+        truth_writer.write_table(batch)
+        records[spec.dataset] = len(table)
+        steps.advance("Partner feeds")
+    if truth_writer is not None:
+        truth_writer.close()
+
+    steps.start("Documents and truth", 2)
+    n_docs = int(np.clip(people // 2000, 4, 30))
+    doc_paths, mentions = write_documents(
+        world, events["cin_cp_plans"], out / "documents", n_docs, rng_for("documents")
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "document": [m.document for m in mentions],
+                "person_id": pa.array([m.person_id for m in mentions], pa.int64()),
+                "mention_text": [m.text for m in mentions],
+                "mention_kind": [m.kind for m in mentions],
+            }
+        ),
+        out / "truth" / "document_mentions.parquet",
+    )
+    steps.advance("Documents and truth")
+    oc = _write_truth(out / "truth", world, outcomes, params, seed, as_of, years)
+    steps.advance("Documents and truth")
+
+    summary = SynthSummary(
+        people=pop.n,
+        households=len(pop.hh_type),
+        addresses=town.n_addresses,
+        output_areas=len(town.oa_code),
+        wards=len(town.ward_code),
+        records=records,
+        files=files + len(doc_paths) + 4,
+        documents=len(doc_paths),
+        seconds=round(time.perf_counter() - t0, 2),
+        out=str(out),
+        seed=seed,
+        as_of=as_of.isoformat(),
+        years=years,
+        total_records=int(sum(records.values())),
+        outcomes=oc,
+    )
+    return summary
+
+
+def _write_truth(
+    folder: Path,
+    world: World,
+    outcomes: Any,
+    params: SynthParams,
+    seed: int,
+    as_of: date,
+    years: int,
+) -> dict[str, dict[str, float]]:
+    pop, town = world.pop, world.town
+    pools = pop.pools
+    assert pools is not None
+    names = pools.names
+    n = pop.n
+    fam1 = np.where(pop.family1 >= 0, names[np.maximum(pop.family1, 0)], None)
+    pq.write_table(
+        pa.table(
+            {
+                "person_id": np.arange(n),
+                "given_name": names[pop.given],
+                "middle_names": np.where(pop.middle >= 0, names[np.maximum(pop.middle, 0)], None),
+                "family_name": names[np.where(pop.family1 >= 0, pop.family1, pop.family0)],
+                "family_name_at_start": names[pop.family0],
+                "birth_family_name": names[pop.birth_family],
+                "family_name_after_change": fam1,
+                "name_change_date": _iso(pop.name_change),
+                "date_of_birth": _iso(pop.dob),
+                "sex": pop.sex,
+                "ethnicity_code": pop.ethnicity,
+                "ethnicity": np.array(
+                    [dict((c, label) for c, label, _, _ in ETHNIC_GROUPS)[e] for e in pop.ethnicity]
+                    if n < 0
+                    else _labels(pop.ethnicity),
+                    dtype=object,
+                ),
+                "household_id_at_start": pop.household0,
+                "role_at_start": np.array(ROLES, dtype=object)[pop.role],
+                "twin_of": np.where(pop.twin_of >= 0, pop.twin_of, None),
+                "named_after_father": pop.named_after_father,
+                "nhs_number": pop.nhs_number,
+                "ni_number": np.where(pop.ni_number == "", None, pop.ni_number),
+                "police_id": pop.police_id,
+                "pupil_number": np.where(pop.pupil_number == "", None, pop.pupil_number),
+                "phone": np.where(pop.phone == "", None, pop.phone),
+                "email": np.where(pop.email == "", None, pop.email),
+                "adversity": pop.adversity,
+                "da_propensity": pop.da_propensity,
+                "substance": pop.substance,
+                "mental_health": pop.mental_health,
+                "offending": pop.offending,
+                "vulnerability": pop.vulnerability,
+            }
+        ),
+        folder / "people.parquet",
+    )
+    prevented = np.zeros(len(pop.hh_type), dtype=np.int64)
+    for counts in world.prevented.values():
+        prevented[: len(counts)] += counts
+    pq.write_table(
+        pa.table(
+            {
+                "household_id": np.arange(len(pop.hh_type)),
+                "household_type": np.array([t for t, _ in HOUSEHOLD_TYPES], dtype=object)[
+                    pop.hh_type
+                ],
+                "first_address_id": pop.hh_address0,
+                "adversity": pop.hh_adversity,
+                "da_propensity": pop.hh_da,
+                "programme_start": _iso(world.enrol_day),
+                "events_prevented_by_programme": prevented,
+            }
+        ),
+        folder / "households.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "address_id": np.arange(town.n_addresses),
+                "address_line_1": town.address_line_1,
+                "address_line_2": np.where(town.address_line_2 == "", None, town.address_line_2),
+                "postcode": town.postcode[town.address_postcode],
+                "uprn": np.where(town.address_uprn == "", None, town.address_uprn),
+                "address_kind": town.address_kind,
+                "oa_code": town.oa_code[town.address_oa],
+                "ward_code": town.ward_code[town.oa_ward[town.address_oa]],
+                "imd_decile": town.imd_decile[town.address_oa],
+            }
+        ),
+        folder / "addresses.parquet",
+    )
+    r = pop.residence
+    pq.write_table(
+        pa.table(
+            {
+                "person_id": r["person"],
+                "address_id": r["address"],
+                "household_id": r["household"],
+                "from_date": _iso(r["from"]),
+                "to_date": _iso(r["to"]),
+            }
+        ),
+        folder / "residence.parquet",
+    )
+    rel = pop.relationships
+    pq.write_table(
+        pa.table(
+            {
+                "person_id_a": rel["person_a"],
+                "person_id_b": rel["person_b"],
+                "relationship": rel["relationship"],
+                "from_date": _iso(np.where(rel["from"] < -80_000, OPEN, rel["from"])),
+            }
+        ),
+        folder / "relationships.parquet",
+    )
+    oc = outcome_columns(outcomes)
+    pq.write_table(
+        pa.table(
+            {
+                "outcome": oc["outcome"],
+                "unit_type": oc["unit_type"],
+                "unit_id": oc["unit_id"],
+                "window_start": _iso(oc["window_start"]),
+                "window_end": _iso(oc["window_end"]),
+                "probability": oc["probability"],
+                "realised": oc["realised"],
+            }
+        ),
+        folder / "outcomes.parquet",
+    )
+    parameters = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "years": years,
+        "people": n,
+        "error_bits": {name: 1 << i for i, name in enumerate(ERROR_NAMES)},
+        "feeds": {
+            f.dataset: {"feed": f.feed, "error_scale": f.error_scale, "format": f.fmt}
+            for f in FEEDS_BY_DATASET.values()
+        },
+        **params.to_dict(),
+    }
+    (folder / "parameters.json").write_text(json.dumps(parameters, indent=2, sort_keys=True))
+    summary: dict[str, dict[str, float]] = {}
+    for name in np.unique(oc["outcome"]):
+        sel = oc["outcome"] == name
+        summary[str(name)] = {
+            "units": int(sel.sum()),
+            "prevalence": round(float(oc["realised"][sel].mean()), 4),
+            "mean_probability": round(float(oc["probability"][sel].mean()), 4),
+        }
+    return summary
+
+
+def _labels(codes: np.ndarray) -> np.ndarray:
+    lookup = {c: label for c, label, _, _ in ETHNIC_GROUPS}
+    uniq, inv = np.unique(codes.astype(str), return_inverse=True)
+    return np.array([lookup[u] for u in uniq], dtype=object)[inv]
