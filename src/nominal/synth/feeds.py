@@ -100,7 +100,8 @@ class FeedSpec:
             "agency": self.agency,
             "dataset": self.dataset,
             "agreement": self.agreement,
-            "description": self.description,
+            "description": self.description
+            or f"{self.title} from {self.partner[1]} (synthetic feed made by nominal synth)",
             "reliability": self.reliability,
             "deliveries": {"pattern": self.pattern},
             "format": fmt,

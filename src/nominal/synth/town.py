@@ -199,7 +199,7 @@ def build_town(rng: np.random.Generator, n_dwellings: int, n_communal: int, n_oa
     imd_decile = 1 + (rank * 10) // n_oa  # 1 = most deprived tenth
 
     # wards: nearest of seed cells, about 30 output areas each (districts NX1..NX99)
-    ward_size = max(30, math.ceil(n_oa / 190))
+    ward_size = max(30, math.ceil(n_oa / 190)) if n_oa >= 240 else max(4, n_oa // 8)
     n_wards = max(1, round(n_oa / ward_size))
     seeds = rng.choice(n_oa, n_wards, replace=False)
     for _ in range(6):  # a few Lloyd steps make compact wards
