@@ -232,7 +232,16 @@ def build_people(
     head_of_hh = np.empty(n_hh, dtype=np.int64)
     head_of_hh[hh_of[head_idx]] = head_idx
     is_partner = a_role == R["partner"]
-    age[is_partner] = np.maximum(age[head_of_hh[hh_of[is_partner]]] - partner_gap[is_partner], 18 + years)
+    # in families the mother's age is fixed by her children; the head is her partner
+    with_kids = np.isin(p_type, [T["couple_with_children"], T["blended_family"],
+                                 T["three_generation"]])  # fmt: skip
+    head_fam = (pos == 0) & with_kids
+    age[head_fam] = np.maximum(mother_age[hh_of[head_fam]] + partner_gap[head_fam], min_adult)
+    age[is_partner] = np.where(
+        with_kids[is_partner],
+        np.maximum(mother_age[hh_of[is_partner]], min_adult),
+        np.maximum(age[head_of_hh[hh_of[is_partner]]] - partner_gap[is_partner], min_adult),
+    )
     gp = a_role == R["grandparent"]
     age[gp] = age[head_of_hh[hh_of[gp]]] + rng.uniform(22, 34, gp.sum())
     ac = a_role == R["adult_child"]
