@@ -17,7 +17,6 @@ from nominal.contracts.model import contract_for
 from nominal.synth import SynthSummary, generate
 
 
-
 def _digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -9,15 +9,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
+from test_generate import read_delivery  # type: ignore[import-not-found]
 
 from nominal.contracts import load_contracts
 from nominal.synth import SynthSummary
 from nominal.synth.params import RecordingErrors
 from nominal.synth.population import nhs_check_digit
 from nominal.synth.render import BIT
-
-from test_generate import read_delivery  # type: ignore[import-not-found]
 
 
 def _within(observed: int, n: int, p: float) -> bool:
@@ -121,7 +119,9 @@ def test_realised_outcomes_appear_in_the_feeds(town: tuple[Path, SynthSummary]) 
                     and r[c.fields["role"].source] == "victim"]  # fmt: skip
     assert len(high_victims) == realised["da_high_risk"]
     c = contracts["early_years"]
-    not_ready = [r for r in rows("early_years") if r[c.fields["good_level_of_development"].source] == "N"]
+    not_ready = [
+        r for r in rows("early_years") if r[c.fields["good_level_of_development"].source] == "N"
+    ]
     assert len(not_ready) == realised["not_school_ready"]
     c = contracts["csc_referrals"]
     exploitation = [r for r in rows("csc_referrals")
@@ -168,7 +168,9 @@ def test_documents_are_readable_and_mentions_are_in_them(town: tuple[Path, Synth
         assert len(mine) >= 3
         for m in mine.itertuples():
             if m.mention_kind == "nhs_number":
-                assert " ".join([m.mention_text[:3], m.mention_text[3:6], m.mention_text[6:]]) in flat
+                assert (
+                    " ".join([m.mention_text[:3], m.mention_text[3:6], m.mention_text[6:]]) in flat
+                )
             else:
                 assert " ".join(m.mention_text.split()) in flat, (path.name, m.mention_text)
 

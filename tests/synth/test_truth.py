@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
+from test_generate import read_delivery  # type: ignore[import-not-found]
 
 from nominal.contracts import load_contracts
 from nominal.synth import SynthSummary
-
-from test_generate import read_delivery  # type: ignore[import-not-found]
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +31,46 @@ def one(con: duckdb.DuckDBPyConnection, sql: str) -> object:
 
 
 def test_record_ids_resolve(db: duckdb.DuckDBPyConnection) -> None:
-    assert one(db, "SELECT count(*) FROM records WHERE person_id NOT IN (SELECT person_id FROM people)") == 0
-    assert one(db, "SELECT count(*) FROM records WHERE household_id NOT IN (SELECT household_id FROM households)") == 0
-    assert one(db, "SELECT count(*) FROM records WHERE address_id NOT IN (SELECT address_id FROM addresses)") == 0
-    assert one(db, "SELECT count(*) - count(DISTINCT (dataset, source_record_id)) FROM records") == 0
-    assert one(db, "SELECT count(*) FROM residence WHERE address_id NOT IN (SELECT address_id FROM addresses)") == 0
+    assert (
+        one(
+            db, "SELECT count(*) FROM records WHERE person_id NOT IN (SELECT person_id FROM people)"
+        )
+        == 0
+    )
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM records WHERE household_id NOT IN (SELECT household_id FROM households)",
+        )
+        == 0
+    )
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM records WHERE address_id NOT IN (SELECT address_id FROM addresses)",
+        )
+        == 0
+    )
+    assert (
+        one(db, "SELECT count(*) - count(DISTINCT (dataset, source_record_id)) FROM records") == 0
+    )
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM residence WHERE address_id NOT IN (SELECT address_id FROM addresses)",
+        )
+        == 0
+    )
 
 
 def test_everyone_lives_somewhere_and_never_in_two_places(db: duckdb.DuckDBPyConnection) -> None:
-    assert one(db, "SELECT count(*) FROM people WHERE person_id NOT IN (SELECT person_id FROM residence)") == 0
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM people WHERE person_id NOT IN (SELECT person_id FROM residence)",
+        )
+        == 0
+    )
     overlaps = one(
         db,
         """SELECT count(*) FROM (
@@ -86,11 +114,14 @@ def test_families_make_sense(db: duckdb.DuckDBPyConnection) -> None:
     kinds = {r[0] for r in db.execute("SELECT DISTINCT address_kind FROM addresses").fetchall()}
     assert {"house", "flat", "care_home", "hostel"} <= kinds
     # communal establishments are shared by many people at once
-    assert one(
-        db,
-        """SELECT max(n) FROM (SELECT address_id, count(*) n FROM residence
+    assert (
+        one(
+            db,
+            """SELECT max(n) FROM (SELECT address_id, count(*) n FROM residence
            WHERE to_date IS NULL GROUP BY 1)""",
-    ) > 5
+        )
+        > 5
+    )
     groups = one(db, "SELECT count(DISTINCT ethnicity_code) FROM people")
     assert groups >= 10
 

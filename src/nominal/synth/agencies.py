@@ -66,7 +66,9 @@ def police_incidents(w: World, rng: np.random.Generator) -> EventTable:
          0.5 * np.exp(0.9 * p.substance[person]), np.full(n, 0.8),
          0.4 * np.exp(0.6 * p.adversity[person])], axis=1,
     )  # fmt: skip
-    role = pick(rng, ["subject", "caller", "victim", "witness"], np.array([0.4, 0.25, 0.2, 0.15]), n)
+    role = pick(
+        rng, ["subject", "caller", "victim", "witness"], np.array([0.4, 0.25, 0.2, 0.15]), n
+    )
     return _single(
         w, "police_incidents", person, day,
         {"incident_type": pick(rng, kinds, wts, n), "role": role,
@@ -146,9 +148,7 @@ def domestic_abuse(w: World, rng: np.random.Generator) -> EventTable:
     live = ~np.isin(p.hh_type, COMMUNAL)
     h = np.flatnonzero(live)
     rate = 0.05 * np.exp(1.0 * p.hh_da[h] + 0.3 * p.hh_adversity[h])
-    hh, day = w.poisson(
-        rng, h, rate, np.full(len(h), w.start), np.full(len(h), w.end)
-    )
+    hh, day = w.poisson(rng, h, rate, np.full(len(h), w.start), np.full(len(h), w.end))
     # the victim and suspect are adults of the household that day
     row, member = household_members(w, hh, day)
     adult = w.age(member, day[row]) >= 18
@@ -229,8 +229,7 @@ def csc_referrals(w: World, rng: np.random.Generator) -> EventTable:
 
 def cin_cp_plans(w: World, rng: np.random.Generator) -> EventTable:
     """All plans are outcome 4 realisations; nothing else starts one."""
-    return EventTable("cin_cp_plans", *(np.zeros(0, np.int64) for _ in range(4)),
-                      {"plan_type": np.zeros(0, object), "category_of_need": np.zeros(0, object)})  # fmt: skip
+    return EventTable.empty("cin_cp_plans", ("plan_type", "category_of_need"))  # fmt: skip
 
 
 def school_attendance(w: World, rng: np.random.Generator) -> EventTable:
@@ -240,8 +239,9 @@ def school_attendance(w: World, rng: np.random.Generator) -> EventTable:
     rows_d: list[np.ndarray] = []
     first = w.as_of.year - w.years
     for year in range(first, w.as_of.year):
-        from nominal.synth.population import to_days
         from datetime import date
+
+        from nominal.synth.population import to_days
 
         ay_start = to_days(date(year, 9, 1))
         ay_end = to_days(date(year + 1, 7, 22))
@@ -283,7 +283,9 @@ def school_exclusions(w: World, rng: np.random.Generator) -> EventTable:
         lambda i: 0.03 * np.exp(1.0 * p.offending[i] + 0.6 * p.vulnerability[i]),
     )  # fmt: skip
     # no exclusions in the summer holiday
-    doy = (day.astype("datetime64[D]") - day.astype("datetime64[D]").astype("datetime64[Y]")).astype(np.int64)
+    doy = (
+        day.astype("datetime64[D]") - day.astype("datetime64[D]").astype("datetime64[Y]")
+    ).astype(np.int64)
     keep = (doy < 200) | (doy > 243)
     person, day = person[keep], day[keep]
     n = len(person)
@@ -302,7 +304,7 @@ def school_exclusions(w: World, rng: np.random.Generator) -> EventTable:
 
 def early_years(w: World, rng: np.random.Generator) -> EventTable:
     """All early-years records are outcome 3 draws (every child in each cohort)."""
-    return EventTable("early_years", *(np.zeros(0, np.int64) for _ in range(4)), {})
+    return EventTable.empty("early_years")
 
 
 def ae_attendances(w: World, rng: np.random.Generator) -> EventTable:
@@ -436,7 +438,9 @@ def homelessness(w: World, rng: np.random.Generator) -> EventTable:
     ev = w.new_event_numbers(len(hh))
     first = np.r_[True, row[1:] != row[:-1]]
     age = w.age(member, day[row])
-    rel = np.where(first, "applicant", np.where(age < 18, "child", "household member")).astype(object)
+    rel = np.where(first, "applicant", np.where(age < 18, "child", "household member")).astype(
+        object
+    )
     n_app = len(hh)
     reason = pick(rng, ["end of private tenancy", "family or friends no longer willing",
                         "domestic abuse", "relationship breakdown", "eviction from supported housing",
@@ -460,7 +464,7 @@ def fire_incidents(w: World, rng: np.random.Generator) -> EventTable:
     p = w.pop
     h = np.flatnonzero(p.hh_type != T["care_home_resident"])
     rate = 0.005 * np.exp(0.45 * p.hh_adversity[h] + 0.3 * p.hh_da[h])
-    row, member, hh, day = _household_events(w, rng, "fire_incidents", rate, h, True)
+    row, member, _hh, day = _household_events(w, rng, "fire_incidents", rate, h, True)
     first = np.r_[True, row[1:] != row[:-1]]  # the occupier who reported it
     row, member = row[first], member[first]
     n = len(member)
@@ -519,7 +523,7 @@ def probation(w: World, rng: np.random.Generator) -> EventTable:
 def benefits(w: World, rng: np.random.Generator) -> EventTable:
     """Benefit claims that were open at some time in the period (some began before it)."""
     p = w.pop
-    members, mhh = w.members_at(w.end - 1)
+    members, _ = w.members_at(w.end - 1)
     age = w.age(members, w.end)
     adult = members[age >= 18]
     a_age = age[age >= 18]
@@ -536,7 +540,9 @@ def benefits(w: World, rng: np.random.Generator) -> EventTable:
         claim = adult[rng.random(len(adult)) < prob]
         start = w.start - 3 * 365 + rng.integers(0, (w.end - w.start) + 3 * 365, len(claim))
         start = np.minimum(start, w.end - 1)
-        end = start + np.round(median * np.exp(sigma * rng.normal(0, 1, len(claim)))).astype(np.int64)
+        end = start + np.round(median * np.exp(sigma * rng.normal(0, 1, len(claim)))).astype(
+            np.int64
+        )
         keep = end > w.start
         person_l.append(claim[keep])
         start_l.append(start[keep])
@@ -553,7 +559,7 @@ def benefits(w: World, rng: np.random.Generator) -> EventTable:
 
 def early_help(w: World, rng: np.random.Generator) -> EventTable:
     """Filled from the programme enrolment (see outcomes.enrol_programme)."""
-    return EventTable("early_help", *(np.zeros(0, np.int64) for _ in range(4)), {})
+    return EventTable.empty("early_help")
 
 
 GENERATORS: dict[str, Generator] = {
@@ -620,7 +626,9 @@ def concat(tables: list[EventTable]) -> EventTable:
     return out.take(np.lexsort((out.person, out.event_no, out.day)))
 
 
-def with_family_members(w: World, table: EventTable, relation_of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> EventTable:
+def with_family_members(
+    w: World, table: EventTable, relation_of: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> EventTable:
     """Add a row per adult of the child's household (children's social care records the
     parents and carers of the child on the same referral)."""
     p = w.pop
@@ -631,7 +639,11 @@ def with_family_members(w: World, table: EventTable, relation_of: Callable[[np.n
     extra = table.take(row)
     extra.person = member
     extra.relationship = relation_of(member, table.person[row])
-    base_rel = table.relationship if table.relationship is not None else np.full(len(table), "child", dtype=object)
+    base_rel = (
+        table.relationship
+        if table.relationship is not None
+        else np.full(len(table), "child", dtype=object)
+    )
     table.relationship = base_rel
     table.household_ref = hh
     extra.household_ref = hh[row]
@@ -639,7 +651,9 @@ def with_family_members(w: World, table: EventTable, relation_of: Callable[[np.n
     return concat([table, extra])
 
 
-def all_events(w: World, rng_for: Callable[[str], np.random.Generator], outcomes: Outcomes, early: EventTable) -> dict[str, EventTable]:
+def all_events(
+    w: World, rng_for: Callable[[str], np.random.Generator], outcomes: Outcomes, early: EventTable
+) -> dict[str, EventTable]:
     out: dict[str, EventTable] = {}
     p = w.pop
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,12 +14,18 @@ from nominal.console import Output
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth(
-        people: int = typer.Option(20_000, "--people", help="Number of people in the town."),
-        seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same files)."),
-        out: Path = typer.Option(..., "--out", help="Folder to write into (its sub-folders are replaced)."),
-        as_of: str = typer.Option("2026-10-31", "--as-of", help="End of the period (YYYY-MM-DD)."),
-        years: int = typer.Option(6, "--years", help="Years of history before --as-of."),
-        json_mode: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder to write into (its sub-folders are replaced).")
+        ],
+        people: Annotated[int, typer.Option("--people", help="Number of people.")] = 20_000,
+        seed: Annotated[
+            int, typer.Option("--seed", help="Random seed (same seed, same files).")
+        ] = 42,
+        as_of: Annotated[
+            str, typer.Option("--as-of", help="End of the period (YYYY-MM-DD).")
+        ] = "2026-10-31",
+        years: Annotated[int, typer.Option("--years", help="Years of history before --as-of.")] = 6,
+        json_mode: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     ) -> None:
         """Generate a synthetic multi-agency population with ground truth."""
         from nominal.synth import generate

@@ -44,7 +44,9 @@ def write_documents(
     pop, town = world.pop, world.town
     pools = pop.pools
     assert pools is not None
-    children = np.flatnonzero(plans.relationship == "child") if plans.relationship is not None else []
+    if plans.relationship is None:
+        return [], []
+    children = np.flatnonzero(plans.relationship == "child")
     if len(children) == 0:
         return [], []
     chosen = rng.choice(children, min(count, len(children)), replace=False)
@@ -55,9 +57,7 @@ def write_documents(
         child = int(plans.person[row])
         day = int(plans.day[row])
         # others named in the note: adults in the plan's family record
-        same = np.flatnonzero(
-            (plans.event_no == plans.event_no[row]) & (plans.person != child)
-        )
+        same = np.flatnonzero((plans.event_no == plans.event_no[row]) & (plans.person != child))
         people = [child, *[int(plans.person[i]) for i in same[:2]]]
         kind, author = _KINDS[n % len(_KINDS)]
         name = f"case_note_{n + 1:03d}"
@@ -68,7 +68,7 @@ def write_documents(
             address += f", {town.address_line_2[addr]}"
         address += f", Kettleby {town.postcode[town.address_postcode[addr]]}"
 
-        def full_name(p: int) -> str:
+        def full_name(p: int, day: int = day) -> str:
             fam = pop.family1[p] if day >= pop.name_change[p] else pop.family0[p]
             return f"{pools.names[pop.given[p]]} {pools.names[fam]}"
 
@@ -76,8 +76,7 @@ def write_documents(
         c_name = full_name(child)
         c_dob = _day(int(pop.dob[child]))
         lines.append(
-            f"Subject: {c_name} (date of birth {c_dob.strftime('%d/%m/%Y')}), "
-            f"living at {address}."
+            f"Subject: {c_name} (date of birth {c_dob.strftime('%d/%m/%Y')}), living at {address}."
         )
         mentions += [
             Mention(doc_name, child, c_name, "name"),

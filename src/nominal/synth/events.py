@@ -20,8 +20,8 @@ from datetime import date
 
 import numpy as np
 
-from nominal.synth.population import COMMUNAL, OPEN, R, T, Population, to_days
 from nominal.synth.params import SynthParams
+from nominal.synth.population import OPEN, Population, to_days
 from nominal.synth.town import Town
 
 YEAR = 365.25
@@ -40,6 +40,11 @@ class EventTable:
     household_ref: np.ndarray | None = None  # the partner's own family / case number
     relationship: np.ndarray | None = None
 
+    @classmethod
+    def empty(cls, dataset: str, attrs: tuple[str, ...] = ()) -> EventTable:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(dataset, none, none, none, none, {a: np.zeros(0, dtype=object) for a in attrs})
+
     def __len__(self) -> int:
         return len(self.person)
 
@@ -54,6 +59,20 @@ class EventTable:
             None if self.household_ref is None else self.household_ref[idx],
             None if self.relationship is None else self.relationship[idx],
         )
+
+
+def blank_as_null(values: np.ndarray) -> np.ndarray:
+    """Object array with None where the value is an empty string."""
+    out = np.asarray(values, dtype=object).copy()
+    out[out == ""] = None
+    return out
+
+
+def null_unless(ok: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Object array with None where ``ok`` is false."""
+    out = np.asarray(values, dtype=object).copy()
+    out[~ok] = None
+    return out
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

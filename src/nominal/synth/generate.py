@@ -10,17 +10,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from rich.progress import Progress, TaskID
 
 from nominal.synth import population as popmod
 from nominal.synth.agencies import all_events
 from nominal.synth.documents import write_documents
-from nominal.synth.events import World
+from nominal.synth.events import World, blank_as_null, null_unless
 from nominal.synth.feeds import FEEDS, FEEDS_BY_DATASET
 from nominal.synth.names import ETHNIC_GROUPS, build_pools
 from nominal.synth.outcomes import draw_outcomes, enrol_programme, outcome_columns
@@ -55,40 +56,32 @@ class SynthSummary:
         return asdict(self)
 
 
-class ProgressLike(Protocol):
-    def add_task(self, description: str, total: float | None = ...) -> Any: ...
-    def advance(self, task_id: Any, advance: float = ...) -> None: ...
-    def update(self, task_id: Any, **kwargs: Any) -> None: ...
-
-
 Callback = Callable[[str, int, int], None]
 
 
 class _Steps:
     """Reports progress to a Rich Progress, a callback(step, done, total), or nothing."""
 
-    def __init__(self, progress: ProgressLike | Callback | None):
+    def __init__(self, progress: Progress | Callback | None):
         self.progress = progress
-        self.tasks: dict[str, Any] = {}
+        self.tasks: dict[str, TaskID] = {}
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
 
     def start(self, step: str, total: int) -> None:
-        if self.progress is None:
-            return
-        if hasattr(self.progress, "add_task"):
+        self.totals[step] = total
+        self.done[step] = 0
+        if isinstance(self.progress, Progress):
             self.tasks[step] = self.progress.add_task(step, total=total)
-        else:
-            self.progress(step, 0, total)  # type: ignore[operator]
-        self.totals = {**getattr(self, "totals", {}), step: total}
-        self.done = {**getattr(self, "done", {}), step: 0}
+        elif self.progress is not None:
+            self.progress(step, 0, total)
 
     def advance(self, step: str, by: int = 1) -> None:
-        if self.progress is None:
-            return
         self.done[step] += by
-        if hasattr(self.progress, "add_task"):
-            self.progress.advance(self.tasks[step], by)  # type: ignore[union-attr]
-        else:
-            self.progress(step, self.done[step], self.totals[step])  # type: ignore[operator]
+        if isinstance(self.progress, Progress):
+            self.progress.advance(self.tasks[step], by)
+        elif self.progress is not None:
+            self.progress(step, self.done[step], self.totals[step])
 
 
 def _iso(days: np.ndarray) -> pa.Array:
@@ -102,7 +95,7 @@ def generate(
     seed: int = 42,
     as_of: date = date(2026, 10, 31),
     years: int = 6,
-    progress: ProgressLike | Callback | None = None,
+    progress: Progress | Callback | None = None,
     params: SynthParams | None = None,
 ) -> SynthSummary:
     """Write the synthetic town for ``people`` people into ``out`` (deterministic by seed)."""
@@ -139,9 +132,7 @@ def generate(
     )
     steps.advance("Town and people")
     vacant = popmod.place(pop, rng_for("place"), town.address_kind)
-    popmod.set_latent(
-        pop, rng_for("latent"), town.deprivation[town.address_oa[pop.hh_address0]]
-    )
+    popmod.set_latent(pop, rng_for("latent"), town.deprivation[town.address_oa[pop.hh_address0]])
     popmod.evolve(pop, rng_for("evolve"), vacant, start_d, as_of_d, params)
     steps.advance("Town and people")
     write_geography(town, out / "geography")
@@ -188,9 +179,7 @@ def generate(
                 "event_no": pa.array(t["event_no"], pa.int64()),
                 "event_date": _iso(t["event_date"]),
                 "errors": pa.array(t["errors"], pa.int64()),
-                "invalid_reason": pa.array(
-                    np.where(t["invalid_reason"] == "", None, t["invalid_reason"]), pa.string()
-                ),
+                "invalid_reason": pa.array(blank_as_null(t["invalid_reason"]), pa.string()),
             }
         )
         if truth_writer is None:
@@ -255,13 +244,13 @@ def _write_truth(
     assert pools is not None
     names = pools.names
     n = pop.n
-    fam1 = np.where(pop.family1 >= 0, names[np.maximum(pop.family1, 0)], None)
+    fam1 = null_unless(pop.family1 >= 0, names[np.maximum(pop.family1, 0)])
     pq.write_table(
         pa.table(
             {
                 "person_id": np.arange(n),
                 "given_name": names[pop.given],
-                "middle_names": np.where(pop.middle >= 0, names[np.maximum(pop.middle, 0)], None),
+                "middle_names": null_unless(pop.middle >= 0, names[np.maximum(pop.middle, 0)]),
                 "family_name": names[np.where(pop.family1 >= 0, pop.family1, pop.family0)],
                 "family_name_at_start": names[pop.family0],
                 "birth_family_name": names[pop.birth_family],
@@ -270,22 +259,17 @@ def _write_truth(
                 "date_of_birth": _iso(pop.dob),
                 "sex": pop.sex,
                 "ethnicity_code": pop.ethnicity,
-                "ethnicity": np.array(
-                    [dict((c, label) for c, label, _, _ in ETHNIC_GROUPS)[e] for e in pop.ethnicity]
-                    if n < 0
-                    else _labels(pop.ethnicity),
-                    dtype=object,
-                ),
+                "ethnicity": _labels(pop.ethnicity),
                 "household_id_at_start": pop.household0,
                 "role_at_start": np.array(ROLES, dtype=object)[pop.role],
-                "twin_of": np.where(pop.twin_of >= 0, pop.twin_of, None),
+                "twin_of": null_unless(pop.twin_of >= 0, pop.twin_of),
                 "named_after_father": pop.named_after_father,
                 "nhs_number": pop.nhs_number,
-                "ni_number": np.where(pop.ni_number == "", None, pop.ni_number),
+                "ni_number": blank_as_null(pop.ni_number),
                 "police_id": pop.police_id,
-                "pupil_number": np.where(pop.pupil_number == "", None, pop.pupil_number),
-                "phone": np.where(pop.phone == "", None, pop.phone),
-                "email": np.where(pop.email == "", None, pop.email),
+                "pupil_number": blank_as_null(pop.pupil_number),
+                "phone": blank_as_null(pop.phone),
+                "email": blank_as_null(pop.email),
                 "adversity": pop.adversity,
                 "da_propensity": pop.da_propensity,
                 "substance": pop.substance,
@@ -320,9 +304,9 @@ def _write_truth(
             {
                 "address_id": np.arange(town.n_addresses),
                 "address_line_1": town.address_line_1,
-                "address_line_2": np.where(town.address_line_2 == "", None, town.address_line_2),
+                "address_line_2": blank_as_null(town.address_line_2),
                 "postcode": town.postcode[town.address_postcode],
-                "uprn": np.where(town.address_uprn == "", None, town.address_uprn),
+                "uprn": blank_as_null(town.address_uprn),
                 "address_kind": town.address_kind,
                 "oa_code": town.oa_code[town.address_oa],
                 "ward_code": town.ward_code[town.oa_ward[town.address_oa]],

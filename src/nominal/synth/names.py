@@ -11,6 +11,7 @@ import importlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,12 +93,12 @@ def has_diacritics(text: str) -> bool:
     return strip_diacritics(text) != text
 
 
-def _latin(names: object) -> list[str]:
-    return [n for n in names if isinstance(n, str) and _LATIN.match(n)]  # type: ignore[attr-defined]
+def _latin(names: Any) -> list[str]:
+    return [n for n in names if isinstance(n, str) and _LATIN.match(n)]
 
 
-def _provider(locale: str) -> type:
-    return importlib.import_module(f"faker.providers.person.{locale}").Provider  # type: ignore[no-any-return]
+def _provider(locale: str) -> Any:
+    return importlib.import_module(f"faker.providers.person.{locale}").Provider
 
 
 def _first_names(locale: str, sex: str) -> list[str]:
@@ -119,9 +120,7 @@ def _family_names(locale: str) -> list[str]:
     if isinstance(p.last_names, dict):
         # weighted pools (en_GB): common names such as Smith appear up to ten times
         top = max(p.last_names.values())
-        return _latin(
-            [n for n, w in p.last_names.items() for _ in range(1 + round(9 * w / top))]
-        )
+        return _latin([n for n, w in p.last_names.items() for _ in range(1 + round(9 * w / top))])
     return _latin(p.last_names)
 
 

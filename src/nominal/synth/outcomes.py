@@ -9,6 +9,7 @@ outcome becomes an event in a partner feed during the window.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class Outcomes:
 def windows(world: World) -> list[tuple[int, int]]:
     a = world.as_of
     edges = [to_days(a.replace(year=a.year - world.years + w)) for w in range(world.years + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(pairwise(edges))
 
 
 def _logit(coef: dict[str, float], **factors: np.ndarray) -> np.ndarray:
@@ -100,7 +101,9 @@ def enrol_programme(world: World, rng: np.random.Generator) -> EventTable:
         pop.hh_type,
         [T["couple_with_children"], T["lone_parent"], T["blended_family"], T["three_generation"]],
     )
-    p = sigmoid(pr.enrol_intercept + pr.enrol_adversity * pop.hh_adversity + pr.enrol_da * pop.hh_da)
+    p = sigmoid(
+        pr.enrol_intercept + pr.enrol_adversity * pop.hh_adversity + pr.enrol_da * pop.hh_da
+    )
     enrolled = np.flatnonzero(fam & (rng.random(len(fam)) < p))
     day = rng.integers(world.start + 365, world.end - 180, len(enrolled))
     world.enrol_day[enrolled] = day
@@ -246,7 +249,11 @@ def draw_outcomes(world: World, rng: np.random.Generator) -> Outcomes:
                 world.new_event_numbers(int(mp.sum())),
                 mday,
                 np.minimum(mday + rng.integers(0, 4, mp.sum()), world.end - 1),
-                {"risk_grading": pick(rng, ["medium", "high"], np.array([0.6, 0.4]), int(mp.sum()))},
+                {
+                    "risk_grading": pick(
+                        rng, ["medium", "high"], np.array([0.6, 0.4]), int(mp.sum())
+                    )
+                },
             )
         )
         # ---- (3) child not school-ready at reception --------------------------------

@@ -166,7 +166,9 @@ def build_people(
     eldest = rng.uniform(0, 18, n_hh)
     afb = np.clip(rng.normal(28.5, 5.5, n_hh), 17, 44)
     gaps = 1 + rng.gamma(2.0, 0.9, (n_hh, 5))
-    child_age = eldest[:, None] - np.concatenate([np.zeros((n_hh, 1)), np.cumsum(gaps, 1)], 1)[:, :5]
+    child_age = (
+        eldest[:, None] - np.concatenate([np.zeros((n_hh, 1)), np.cumsum(gaps, 1)], 1)[:, :5]
+    )
     child_ok = (np.arange(5)[None, :] < kids[:, None]) & (child_age >= 0)
     kids = child_ok.sum(axis=1)
     n_adults = np.select(
@@ -264,7 +266,9 @@ def build_people(
     c_hh = np.repeat(np.arange(n_hh), kids)
     c_age = child_age[child_ok]
     c_rank = _expand(kids)[1]
-    c_role = np.where((htype[c_hh] == T["blended_family"]) & (c_rank == 0), R["stepchild"], R["child"])
+    c_role = np.where(
+        (htype[c_hh] == T["blended_family"]) & (c_rank == 0), R["stepchild"], R["child"]
+    )
     c_sex = np.where(rng.random(len(c_hh)) < 0.512, "M", "F").astype(object)
 
     # ---- assemble people, household by household --------------------------------
@@ -327,7 +331,9 @@ def build_people(
     birth_family = fam_name.copy()
     family0 = fam_name.copy()
     # heads, their children, grandparents (same surname line) and adult children
-    same_line = np.isin(role, [R["head"], R["child"], R["adult_child"]]) & ~np.isin(h_type, COMMUNAL)
+    same_line = np.isin(role, [R["head"], R["child"], R["adult_child"]]) & ~np.isin(
+        h_type, COMMUNAL
+    )
     family0[same_line] = hh_surname[hh[same_line]]
     birth_family[same_line] = family0[same_line]
     married_now = (role == R["partner"]) & married_pre
@@ -555,7 +561,9 @@ def evolve(
         [np.zeros(len(mv_hh)), np.ones(len(sep_hh)), np.full(len(mar_hh), 2), np.full(k, 3)]
     ).astype(np.int64)
     days = np.concatenate([mv_day, sep_day, mar_day, pair_day])
-    refs = np.concatenate([np.arange(len(mv_hh)), np.arange(len(sep_hh)), np.arange(len(mar_hh)), np.arange(k)])
+    refs = np.concatenate(
+        [np.arange(len(mv_hh)), np.arange(len(sep_hh)), np.arange(len(mar_hh)), np.arange(k)]
+    )
     order = np.lexsort((refs, kinds, days))
     vac = list(vacant.tolist())
     u = rng.random(len(order))
@@ -629,18 +637,18 @@ def evolve(
                 family1[wife] = pop.family0[husband]
             change_rows.append((2, wife, h, day, husband))
         else:
-            m, w = int(pair_m[ref]), int(pair_w[ref])
-            hm, hw = int(person_hh[m]), int(person_hh[w])
+            man, woman = int(pair_m[ref]), int(pair_w[ref])
+            hm, hw = int(person_hh[man]), int(person_hh[woman])
             if not (hh_alive[hm] and hh_alive[hw]) or hm == hw:
                 continue
-            mover, stay_h, gone_h = (w, hm, hw) if woman_moves[ref] else (m, hw, hm)
+            mover, stay_h, gone_h = (woman, hm, hw) if woman_moves[ref] else (man, hw, hm)
             leave(mover, stay_h, day)
             addr_rows.append((gone_h, hh_addr[gone_h], hh_from[gone_h], day))
             vac.append(hh_addr[gone_h])
             hh_alive[gone_h] = False
-            if takes_name[ref] and name_change[w] == OPEN:
-                name_change[w] = day
-                family1[w] = pop.family0[m]
+            if takes_name[ref] and name_change[woman] == OPEN:
+                name_change[woman] = day
+                family1[woman] = pop.family0[man]
             change_rows.append((3, mover, stay_h, day, gone_h))
 
     n_hh = len(hh_addr)
@@ -749,6 +757,12 @@ def _relationships(
     out_b = np.concatenate(b)
     out_k = np.concatenate(kind)
     start = np.full(len(out_a), -(2**31), dtype=np.int64)
-    start[-len(movers) :] = new_pairs[:, 3] if len(movers) else start[-len(movers) :]
+    if len(movers):
+        start[-len(movers) :] = new_pairs[:, 3]
     ok = (out_a >= 0) & (out_b >= 0)
-    return {"person_a": out_a[ok], "person_b": out_b[ok], "relationship": out_k[ok], "from": start[ok]}
+    return {
+        "person_a": out_a[ok],
+        "person_b": out_b[ok],
+        "relationship": out_k[ok],
+        "from": start[ok],
+    }

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nominal.synth.events import EventTable, World
+from nominal.synth.events import EventTable, World, blank_as_null, null_unless
 from nominal.synth.feeds import FeedSpec
 from nominal.synth.names import has_diacritics, strip_diacritics
 from nominal.synth.population import OPEN, R
@@ -155,9 +155,7 @@ class Renderer:
         bits[m] |= BIT["diacritics_dropped"]
         middle = pop.middle[person]
         mid_txt = np.where(middle >= 0, self.names[np.maximum(middle, 0)], "")
-        hyph = np.flatnonzero(
-            np.char.find(f_txt.astype(str), "-") > 0
-        )
+        hyph = np.flatnonzero(np.char.find(f_txt.astype(str), "-") > 0)
         part = hyph[rng.random(len(hyph)) < e.partial_double_barrel]
         for i in part:
             pieces = f_txt[i].split("-")
@@ -279,7 +277,9 @@ class Renderer:
             "sex": sex,
             "postcode": postcode,
             "uprn": town.address_uprn[addr],
-            "event_id": np.array([f"{spec.record_prefix}-{v:09d}" for v in table.event_no], dtype=object),
+            "event_id": np.array(
+                [f"{spec.record_prefix}-{v:09d}" for v in table.event_no], dtype=object
+            ),
             "event_date": event_day,
             "event_end_date": end,
             "event_status": np.where(end == OPEN, "open", "closed").astype(object),
@@ -287,7 +287,9 @@ class Renderer:
             **ident,
         }
         single_line = "address_line_2" not in cols
-        values["address_line_1"] = self.full_address[addr] if single_line else town.address_line_1[addr]
+        values["address_line_1"] = (
+            self.full_address[addr] if single_line else town.address_line_1[addr]
+        )
         values["address_line_2"] = town.address_line_2[addr]
         values["town"] = np.full(n, TOWN, dtype=object)
         if "household_ref" in cols:
@@ -299,22 +301,22 @@ class Renderer:
             )
         if "relationship" in cols:
             rel = table.relationship if table.relationship is not None else np.full(n, "", object)
-            values["relationship"] = np.where(rel == "", None, rel).astype(object)
+            values["relationship"] = blank_as_null(rel)
         if "contact_name" in cols or "contact_phone" in cols:
             contact = self._contact(person, day)
             ok = contact >= 0
             c = np.maximum(contact, 0)
             c_fam = np.where(day >= pop.name_change[c], pop.family1[c], pop.family0[c])
-            values["contact_name"] = np.where(
-                ok, self.names[pop.given[c]] + " " + self.names[c_fam], None
-            ).astype(object)
-            values["contact_phone"] = np.where(ok & (pop.phone[c] != ""), pop.phone[c], None).astype(object)
+            values["contact_name"] = null_unless(
+                ok, self.names[pop.given[c]] + " " + self.names[c_fam]
+            )
+            values["contact_phone"] = null_unless(ok & (pop.phone[c] != ""), pop.phone[c])
         if "school_name" in cols:
             ward = town.oa_ward[town.address_oa[addr_true]]
             yg = table.attrs["year_group"]
             values["school_name"] = np.where(yg < 7, self.primary[ward], self.secondary[ward])
         for k, v in table.attrs.items():
-            values[k] = np.where(v == "", None, v).astype(object) if v.dtype == object else v
+            values[k] = blank_as_null(v) if v.dtype == object else v
 
         columns: dict[str, np.ndarray] = {}
         date_columns: set[str] = set()
@@ -327,7 +329,7 @@ class Renderer:
             ev_src = cols["event_date"].source
             columns[ev_src] = columns[ev_src].astype(object)
             columns["__bad_date__"] = bad_date
-        years = (day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970)
+        years = day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
         truth = {
             "person_id": person,
             "household_id": household,
@@ -351,7 +353,9 @@ class Renderer:
         ok = (w.age(member, day[row]) >= 18) & (member != person[row])
         row, member = row[ok], member[ok]
         # mothers first, then fathers, then other adults
-        rank = np.where(pop.role[member] == R["partner"], 0, np.where(pop.role[member] == R["head"], 1, 2))
+        rank = np.where(
+            pop.role[member] == R["partner"], 0, np.where(pop.role[member] == R["head"], 1, 2)
+        )
         o = np.lexsort((rank, row))
         row, member = row[o], member[o]
         first = np.r_[True, row[1:] != row[:-1]]
@@ -364,9 +368,7 @@ class Renderer:
 
 
 def _impossible(fmt: str, year: int) -> str:
-    return (
-        fmt.replace("%d", "30").replace("%m", "02").replace("%b", "Feb").replace("%Y", str(year))
-    )
+    return fmt.replace("%d", "30").replace("%m", "02").replace("%b", "Feb").replace("%Y", str(year))
 
 
 def _as_text(spec: FeedSpec, rendered: Rendered, idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -407,7 +409,7 @@ def write_delivery(spec: FeedSpec, rendered: Rendered, idx: np.ndarray, path: Pa
         import pandas as pd
 
         text = _as_text(spec, rendered, idx)
-        for canonical, col in spec.columns.items():
+        for col in spec.columns.values():
             if col.type in ("integer", "number") and col.source in text:
                 text[col.source] = rendered.columns[col.source][idx]
             if col.type == "boolean" and col.source in text:

@@ -37,9 +37,6 @@ _WARD_SUFFIXES = (
     "Park", "Green", "Hill", "Vale", "Bridge", "Moor", "Fields", "Common", "Heath",
     "Wood", "Side", "Cross", "Gate", "End", "Brook",
 )  # fmt: skip
-_BLOCK_NAMES = (
-    "House", "Court", "Lodge", "Heights", "Point", "Tower", "Mansions", "Buildings",
-)  # fmt: skip
 
 
 @dataclass
@@ -168,10 +165,10 @@ def build_town(rng: np.random.Generator, n_dwellings: int, n_communal: int, n_oa
     lat = CENTRE_LAT + vy * stretch * OA_SIDE_KM / KM_PER_DEG_LAT
     vertices = np.stack([lon.ravel(), lat.ravel()], axis=1)
     # cells: corner ids counter-clockwise (lon east, lat north)
-    ci, cj = np.meshgrid(np.arange(side), np.arange(side))
-    ci, cj = ci.ravel(), cj.ravel()
+    grid_i, grid_j = np.meshgrid(np.arange(side), np.arange(side))
+    ci, cj = grid_i.ravel(), grid_j.ravel()
     w = side + 1
-    corners = np.stack(
+    corners: np.ndarray = np.stack(
         [cj * w + ci, cj * w + ci + 1, (cj + 1) * w + ci + 1, (cj + 1) * w + ci], axis=1
     )
     cx, cy = ci + 0.5 - side / 2, cj + 0.5 - side / 2
@@ -242,9 +239,7 @@ def build_town(rng: np.random.Generator, n_dwellings: int, n_communal: int, n_oa
         dtype=object,
     )
     ward_code = np.array([f"E05{900001 + i:06d}" for i in range(n_wards)], dtype=object)
-    ward_geometry = [
-        _ward_boundary(corners[ward == wi], vertices) for wi in range(n_wards)
-    ]
+    ward_geometry = [_ward_boundary(corners[ward == wi], vertices) for wi in range(n_wards)]
 
     # addresses: dwellings spread over output areas (denser where deprived: more flats)
     weight = np.exp(0.15 * deprivation) * rng.uniform(0.85, 1.15, n_oa)
@@ -275,7 +270,6 @@ def build_town(rng: np.random.Generator, n_dwellings: int, n_communal: int, n_oa
     block = pos // 6
     flat_no = pos % 6 + 1
     house_no = np.where(is_flat, 1 + 2 * block, 1 + pos)
-    block_name = rng.integers(0, len(_BLOCK_NAMES), n_dwellings)
     line1 = np.empty(n_dwellings, dtype=object)
     line2 = np.empty(n_dwellings, dtype=object)
     for i in range(n_dwellings):
