@@ -184,10 +184,13 @@ def build_people(
         default=2,
     )
     size = n_adults + kids
-    keep = np.cumsum(size) <= n_people
-    cut = int(keep.sum())
-    if cut < len(size) and np.cumsum(size)[cut - 1] < n_people:
-        cut += 1
+    # whole households up to the requested size, then single adults to make it exact
+    cut = int((np.cumsum(size) <= n_people).sum())
+    gap = n_people - int(size[:cut].sum())
+    fill = slice(cut, cut + gap)
+    htype[fill], kids[fill], n_adults[fill], sharers[fill] = T["single"], 0, 1, 0
+    child_ok[fill] = False
+    cut += gap
     htype, kids, n_adults, sharers = htype[:cut], kids[:cut], n_adults[:cut], sharers[:cut]
     eldest, afb, child_age, child_ok = eldest[:cut], afb[:cut], child_age[:cut], child_ok[:cut]
     n_hh = cut
