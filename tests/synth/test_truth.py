@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from test_generate import read_delivery  # type: ignore[import-not-found]
 
@@ -51,9 +52,8 @@ def test_record_ids_resolve(db: duckdb.DuckDBPyConnection) -> None:
         )
         == 0
     )
-    assert (
-        one(db, "SELECT count(*) - count(DISTINCT (dataset, source_record_id)) FROM records") == 0
-    )
+    for key in ("delivery_file, source_record_id", "dataset, source_record_id, version"):
+        assert one(db, f"SELECT count(*) - count(DISTINCT ({key})) FROM records") == 0
     assert (
         one(
             db,
@@ -167,3 +167,49 @@ def test_feed_values_agree_with_truth_except_where_an_error_was_recorded(
             typo_differ += recorded != (given, family_then)
     assert clean > 0.8 * len(rows)
     assert typo_rows > 0 and typo_differ >= 0.9 * typo_rows
+
+
+def test_cases_closing_later_are_resent_closed_under_the_same_id(
+    town: tuple[Path, SynthSummary], db: duckdb.DuckDBPyConnection
+) -> None:
+    out, _ = town
+    contract = next(c for c in load_contracts(out / "contracts") if c.feed == "kcc-cin-cp")
+    f = contract.fields
+    versions = {}
+    for path in sorted((out / "feeds").glob("kcc_cin_cp_*.csv")):
+        for row in read_delivery(path, contract):
+            versions.setdefault(row[f["record_id"].source], []).append((path.name, row))
+    resent = {k: v for k, v in versions.items() if len(v) > 1}
+    assert resent
+    expected = one(db, "SELECT count(*) FROM records WHERE feed = 'kcc-cin-cp' AND version = 2")
+    assert len(resent) == expected
+    for (first_file, first), (second_file, second) in resent.values():
+        assert first_file < second_file
+        assert first[f["event_status"].source] == "open"
+        assert first[f["event_end_date"].source] == ""
+        assert second[f["event_status"].source] == "closed"
+        assert second[f["event_end_date"].source] != ""
+        assert first[f["given_name"].source] == second[f["given_name"].source]
+
+
+def test_partner_styles_and_duplicate_nominals(town: tuple[Path, SynthSummary]) -> None:
+    out, _ = town
+    contracts = {c.feed: c for c in load_contracts(out / "contracts")}
+    dwp = contracts["dwp-claims"]
+    rows = read_delivery(sorted((out / "feeds").glob("dwp_claims_*.csv"))[-1], dwp)
+    surnames = [r[dwp.fields["family_name"].source] for r in rows]
+    assert surnames and all(s == s.upper() for s in surnames)
+    fire = contracts["nfrs-hfsv"]
+    lines = []
+    for path in sorted((out / "feeds").glob("nfrs_hfsv_*.csv")):
+        lines += [r[fire.fields["address_line_1"].source] for r in read_delivery(path, fire)]
+    assert not any(line.endswith(" Road") for line in lines)
+    assert any(line.endswith(" Rd") for line in lines)
+    # some people have two police nominal ids
+    police = pq.read_table(out / "truth" / "records.parquet").to_pandas()
+    from nominal.synth.render import BIT
+
+    dup = police[
+        (police.feed == "npol-incidents") & ((police.errors & BIT["duplicate_nominal"]) > 0)
+    ]
+    assert len(dup) > 0

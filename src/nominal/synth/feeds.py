@@ -161,6 +161,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                                "sexual offences")),
          "crime_outcome": Col("OUTCOME")},
         "crime", "NPC", date_format="%Y-%m-%d", delimiter="|", error_scale=1.2, reliability=0.6,
+        extra={"upper_case": True},
     ),
     FeedSpec(
         "domestic_abuse", "npol-domestic-abuse", "Domestic abuse incidents with DASH risk", NPOL,
@@ -307,7 +308,7 @@ FEEDS: tuple[FeedSpec, ...] = (
          "nature_of_call": Col("natureOfCall"),
          "conveyed": Col("conveyedToHospital", type="boolean")},
         "ambulance_callout", "NAS", date_format="%Y-%m-%d", error_scale=1.5, reliability=0.5,
-        sex_codes=("male", "female"),
+        sex_codes=("male", "female"), extra={"abbreviate_streets": True},
     ),
     FeedSpec(
         "mental_health", "nmh-episodes", "Mental health referrals and care episodes", NMH,
@@ -361,6 +362,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                                "false alarm", "special service")),
          "cause": Col("Cause"), "casualties": Col("Casualties", type="integer")},
         "fire_incident", "IRS", date_format="%Y%m%d", error_scale=1.5, reliability=0.4,
+        extra={"abbreviate_streets": True},
     ),
     FeedSpec(
         "home_fire_safety_visits", "nfrs-hfsv", "Home fire safety visits", NFRS, "fire",
@@ -373,7 +375,7 @@ FEEDS: tuple[FeedSpec, ...] = (
          "risk_level": _cat("RiskLevel", ("low", "medium", "high")),
          "smoke_alarms_fitted": Col("AlarmsFitted", type="integer")},
         "home_fire_safety_visit", "HFS", date_format="%Y%m%d", delimiter=";", error_scale=1.5,
-        reliability=0.4,
+        reliability=0.4, extra={"abbreviate_streets": True},
     ),
     FeedSpec(
         "probation", "prob-supervision", "Probation supervision", PROB, "probation",
@@ -388,7 +390,7 @@ FEEDS: tuple[FeedSpec, ...] = (
          "tier": _cat("TIER", ("A", "B", "C", "D")),
          "risk_of_serious_harm": _cat("ROSH", ("low", "medium", "high", "very high"))},
         "probation_supervision", "PRB", date_format="%Y-%m-%d", delimiter="|", error_scale=0.7,
-        reliability=0.7,
+        reliability=0.7, extra={"upper_case": True},
     ),
     FeedSpec(
         "benefits", "dwp-claims", "Benefit claims", DWP, "benefits", "ISA-T2-DWP-01",
@@ -402,6 +404,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                               "Pension Credit", "Carer's Allowance")),
          "weekly_amount": Col("WEEKLY_AMOUNT", type="number")},
         "benefit_claim", "DWP", date_format="%Y%m%d", error_scale=0.3, reliability=0.9,
+        extra={"upper_case": True},
     ),
     FeedSpec(
         "early_help", "kcc-early-help", "Early help: Supporting Families programme", KCC,

@@ -27,7 +27,15 @@ from nominal.synth.names import ETHNIC_GROUPS, build_pools
 from nominal.synth.outcomes import draw_outcomes, enrol_programme, outcome_columns
 from nominal.synth.params import SynthParams
 from nominal.synth.population import COMMUNAL, HOUSEHOLD_TYPES, OPEN, ROLES
-from nominal.synth.render import ERROR_NAMES, Renderer, delivery_name, write_delivery
+from nominal.synth.render import (
+    ERROR_NAMES,
+    Renderer,
+    Rendered,
+    delivery_name,
+    for_delivery,
+    plan_deliveries,
+    write_delivery,
+)
 from nominal.synth.town import build_town, write_geography
 
 GENERATOR_VERSION = 1
@@ -82,6 +90,28 @@ class _Steps:
             self.progress.advance(self.tasks[step], by)
         elif self.progress is not None:
             self.progress(step, self.done[step], self.totals[step])
+
+
+def _truth_rows(spec: Any, part: Rendered, delivery: str, version: np.ndarray) -> pa.Table:
+    t = part.truth
+    n = len(version)
+    return pa.table(
+        {
+            "feed": pa.array(np.full(n, spec.feed, dtype=object), pa.string()),
+            "dataset": pa.array(np.full(n, spec.dataset, dtype=object), pa.string()),
+            "delivery_file": pa.array(np.full(n, delivery, dtype=object), pa.string()),
+            "source_record_id": pa.array(t["source_record_id"], pa.string()),
+            "version": pa.array(version, pa.int8()),
+            "person_id": pa.array(t["person_id"], pa.int64()),
+            "household_id": pa.array(t["household_id"], pa.int64()),
+            "address_id": pa.array(t["address_id"], pa.int64()),
+            "recorded_address_id": pa.array(t["recorded_address_id"], pa.int64()),
+            "event_no": pa.array(t["event_no"], pa.int64()),
+            "event_date": _iso(t["event_date"]),
+            "errors": pa.array(t["errors"], pa.int64()),
+            "invalid_reason": pa.array(blank_as_null(t["invalid_reason"]), pa.string()),
+        }
+    )
 
 
 def _iso(days: np.ndarray) -> pa.Array:
@@ -155,37 +185,21 @@ def generate(
     for spec in FEEDS:
         table = events[spec.dataset]
         rendered = renderer.render(spec, table, rng_for(f"render:{spec.dataset}"))
-        delivery = np.empty(len(table), dtype=object)
-        for year in np.unique(rendered.year):
-            idx = np.flatnonzero(rendered.year == year)
-            name = delivery_name(spec, int(year))
-            write_delivery(spec, rendered, idx, out / "feeds" / name)
-            delivery[idx] = name
+        parts: list[pa.Table] = []
+        for plan in plan_deliveries(spec, rendered, table.end_day):
+            name = delivery_name(spec, plan.year)
+            part = for_delivery(spec, rendered, plan)
+            write_delivery(spec, part, np.arange(len(plan.rows)), out / "feeds" / name)
             files += 1
+            parts.append(_truth_rows(spec, part, name, plan.version))
         (out / "contracts" / f"{spec.feed}.yaml").write_text(
             yaml.safe_dump(spec.contract(), sort_keys=False, allow_unicode=True)
         )
-        t = rendered.truth
-        batch = pa.table(
-            {
-                "feed": pa.array(np.full(len(table), spec.feed, dtype=object), pa.string()),
-                "dataset": pa.array(np.full(len(table), spec.dataset, dtype=object), pa.string()),
-                "delivery_file": pa.array(delivery, pa.string()),
-                "source_record_id": pa.array(t["source_record_id"], pa.string()),
-                "person_id": pa.array(t["person_id"], pa.int64()),
-                "household_id": pa.array(t["household_id"], pa.int64()),
-                "address_id": pa.array(t["address_id"], pa.int64()),
-                "recorded_address_id": pa.array(t["recorded_address_id"], pa.int64()),
-                "event_no": pa.array(t["event_no"], pa.int64()),
-                "event_date": _iso(t["event_date"]),
-                "errors": pa.array(t["errors"], pa.int64()),
-                "invalid_reason": pa.array(blank_as_null(t["invalid_reason"]), pa.string()),
-            }
-        )
+        batch = pa.concat_tables(parts)
         if truth_writer is None:
             truth_writer = pq.ParquetWriter(out / "truth" / "records.parquet", batch.schema)
         truth_writer.write_table(batch)
-        records[spec.dataset] = len(table)
+        records[spec.dataset] = batch.num_rows
         steps.advance("Partner feeds")
     if truth_writer is not None:
         truth_writer.close()

@@ -35,6 +35,8 @@ class RecordingErrors:
     postcode_mistyped: float = 0.01  # one character of the inward code wrong (still valid)
     postcode_missing: float = 0.02
     identifier_missing: float = 0.08  # an identifier the partner holds is blank
+    # people the police hold twice (a second nominal id); half their records use it
+    duplicate_nominal: float = 0.03
     # invalid values (quarantined by ingest)
     nhs_number_invalid: float = 0.002  # two digits transposed: the check digit fails
     date_invalid: float = 0.001  # an impossible calendar date in a text date column

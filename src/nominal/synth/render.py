@@ -35,8 +35,14 @@ ERROR_NAMES: tuple[str, ...] = (
     "diacritics_dropped", "former_family_name", "dob_day_month_swapped", "dob_digit_error",
     "dob_missing", "sex_missing", "old_address", "postcode_partial", "postcode_mistyped",
     "postcode_missing", "identifier_missing", "nhs_number_invalid", "date_invalid",
-    "postcode_invalid", "required_missing",
+    "postcode_invalid", "required_missing", "duplicate_nominal",
 )  # fmt: skip
+# how some partners' systems write addresses
+_STREET_ABBREVIATIONS = {
+    r"\bRoad\b": "Rd", r"\bStreet\b": "St", r"\bAvenue\b": "Ave", r"\bLane\b": "Ln",
+    r"\bClose\b": "Cl", r"\bDrive\b": "Dr", r"\bCrescent\b": "Cres", r"\bGardens\b": "Gdns",
+    r"\bPlace\b": "Pl", r"\bCourt\b": "Ct", r"\bTerrace\b": "Terr",
+}  # fmt: skip
 BIT = {name: 1 << i for i, name in enumerate(ERROR_NAMES)}
 FIXED_TIME = datetime(2000, 1, 1, 0, 0, 0)
 FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
@@ -98,6 +104,62 @@ class Rendered:
     date_columns: set[str]
     truth: dict[str, np.ndarray]
     year: np.ndarray  # delivery year of each row
+
+
+@dataclass
+class Delivery:
+    """One delivery file: which rendered rows it holds, and which of them it sends as still
+    open (a case that closed in a later year is re-sent, closed, in that year's delivery
+    under the same source record id, superseding the first version)."""
+
+    year: int
+    rows: np.ndarray
+    as_open: np.ndarray  # bool per row
+    version: np.ndarray  # 1 = first sent, 2 = re-sent with its closure
+
+
+def plan_deliveries(spec: FeedSpec, rendered: Rendered, end_day: np.ndarray) -> list[Delivery]:
+    n = len(rendered.year)
+    end_year = np.where(
+        end_day == OPEN,
+        rendered.year,
+        end_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970,
+    )
+    resend = (
+        np.flatnonzero(end_year > rendered.year)
+        if "event_status" in spec.columns
+        else np.zeros(0, dtype=np.int64)
+    )
+    is_resent = np.zeros(n, dtype=bool)
+    is_resent[resend] = True
+    out = []
+    for year in np.unique(np.concatenate([rendered.year, end_year[resend]])):
+        first = np.flatnonzero(rendered.year == year)
+        again = resend[end_year[resend] == year]
+        out.append(
+            Delivery(
+                int(year),
+                np.concatenate([first, again]),
+                np.concatenate([is_resent[first], np.zeros(len(again), dtype=bool)]),
+                np.concatenate([np.ones(len(first), np.int8), np.full(len(again), 2, np.int8)]),
+            )
+        )
+    return out
+
+
+def for_delivery(spec: FeedSpec, rendered: Rendered, delivery: Delivery) -> Rendered:
+    """The rows of one delivery, with cases still open at that extract shown as open."""
+    idx = delivery.rows
+    columns = {k: v[idx].copy() for k, v in rendered.columns.items()}
+    if delivery.as_open.any():
+        columns[spec.columns["event_end_date"].source][delivery.as_open] = OPEN
+        columns[spec.columns["event_status"].source][delivery.as_open] = "open"
+    return Rendered(
+        columns,
+        rendered.date_columns,
+        {k: v[idx] for k, v in rendered.truth.items()},
+        rendered.year[idx],
+    )
 
 
 class Renderer:
@@ -245,6 +307,12 @@ class Renderer:
                 m = chance(e.identifier_missing) & (v != None)  # noqa: E711
                 v[m] = None
                 bits[m] |= BIT["identifier_missing"]
+            if name == "police_id" and spec.partner[0] == "NPOL":
+                # a person entered twice on the police system keeps two nominal ids
+                twice = (person * 2654435761 % 10_000) < e.duplicate_nominal * 10_000
+                m = twice & (rng.random(n) < 0.5) & (v != None)  # noqa: E711
+                v[m] = [f"NP9{p:07d}" for p in person[m]]
+                bits[m] |= BIT["duplicate_nominal"]
             if name == "nhs_number":
                 m = chance(e.nhs_number_invalid) & (v != None)  # noqa: E711
                 v[m] = [_transpose_digits(rng, x) for x in v[m]]
@@ -318,6 +386,13 @@ class Renderer:
         for k, v in table.attrs.items():
             values[k] = blank_as_null(v) if v.dtype == object else v
 
+        if spec.extra.get("upper_case"):
+            for k in ("given_name", "middle_names", "family_name", "address_line_1",
+                      "address_line_2", "town"):  # fmt: skip
+                values[k] = _upper(values[k])
+        if spec.extra.get("abbreviate_streets"):
+            for k in ("address_line_1", "address_line_2"):
+                values[k] = _abbreviate(values[k])
         columns: dict[str, np.ndarray] = {}
         date_columns: set[str] = set()
         for canonical, col in cols.items():
@@ -362,6 +437,21 @@ class Renderer:
         out = np.full(len(person), -1, dtype=np.int64)
         out[row[first]] = member[first]
         return out
+
+
+def _upper(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.Series(values, dtype=object).str.upper().to_numpy(dtype=object)
+
+
+def _abbreviate(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    series = pd.Series(values, dtype=object)
+    for pattern, short in _STREET_ABBREVIATIONS.items():
+        series = series.str.replace(pattern, short, regex=True)
+    return series.to_numpy(dtype=object)
 
 
 # ---- writers ---------------------------------------------------------------------------
@@ -501,8 +591,11 @@ def delivery_name(spec: FeedSpec, year: int) -> str:
 __all__ = [
     "BIT",
     "ERROR_NAMES",
+    "Delivery",
     "Renderer",
     "delivery_name",
+    "for_delivery",
+    "plan_deliveries",
     "fmt_dates",
     "normalise_office_file",
     "to_dates",
