@@ -29,8 +29,8 @@ from nominal.synth.params import SynthParams
 from nominal.synth.population import COMMUNAL, HOUSEHOLD_TYPES, OPEN, ROLES
 from nominal.synth.render import (
     ERROR_NAMES,
-    Renderer,
     Rendered,
+    Renderer,
     delivery_name,
     for_delivery,
     plan_deliveries,

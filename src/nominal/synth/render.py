@@ -594,10 +594,10 @@ __all__ = [
     "Delivery",
     "Renderer",
     "delivery_name",
-    "for_delivery",
-    "plan_deliveries",
     "fmt_dates",
+    "for_delivery",
     "normalise_office_file",
+    "plan_deliveries",
     "to_dates",
     "write_delivery",
 ]
