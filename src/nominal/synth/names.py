@@ -40,7 +40,7 @@ ETHNIC_GROUPS: tuple[tuple[str, str, float, str], ...] = (
 
 # name group -> [(locale, weight)], first names and family names
 _SOURCES: dict[str, list[tuple[str, float]]] = {
-    "british": [("en_GB", 0.7), ("en_IE", 0.3)],
+    "british": [("en_GB", 0.9), ("en_IE", 0.1)],
     "irish": [("en_IE", 1.0)],
     "romanian": [("ro_RO", 1.0)],
     "other_white": [("pl_PL", 0.55), ("ro_RO", 0.2), ("lt_LT", 0.1), ("pt_PT", 0.15)],

@@ -84,8 +84,10 @@ def _word_pool() -> list[str]:
         "Wren", "Heron", "Kestrel", "Swallow", "Mill", "Church", "Station", "Market",
         "Castle", "Abbey", "Quarry", "Forge", "Tannery", "Chapel", "School", "Bridge",
     ]  # fmt: skip
-    names = sorted({*GB.last_names, *IE.last_names})
-    return trees + [n for n in names if n.isalpha() and len(n) <= 11]
+    # English surnames first; Irish ones only once a big town has used those up
+    english = sorted(n for n in GB.last_names if n.isalpha() and len(n) <= 11)
+    irish = sorted(set(IE.last_names) - set(english))
+    return trees + english + [n for n in irish if n.isalpha() and len(n) <= 11]
 
 
 def _ward_boundary(corner_ids: np.ndarray, vertices: np.ndarray) -> dict[str, Any]:
@@ -250,7 +252,9 @@ def build_town(rng: np.random.Generator, n_dwellings: int, n_communal: int, n_oa
     n_streets = int(n_streets_oa.sum())
     roots = np.array(words, dtype=object)
     combos = len(roots) * len(_STREET_SUFFIXES)
-    pick = rng.choice(combos, n_streets, replace=False)
+    # roots come in order of preference, so draw from as few of them as the town needs
+    usable = min(combos, max(2 * n_streets, 550 * len(_STREET_SUFFIXES)))
+    pick = rng.choice(usable, n_streets, replace=False)
     street_name = np.array(
         [f"{roots[p // len(_STREET_SUFFIXES)]} {_STREET_SUFFIXES[p % len(_STREET_SUFFIXES)]}"
          for p in pick],
