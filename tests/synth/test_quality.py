@@ -218,3 +218,25 @@ def test_deprivation_drives_risk(town: tuple[Path, SynthSummary]) -> None:
     ).fetchall()
     by = dict(rows)
     assert by[True] > by[False] + 0.2
+
+
+def test_ethnicity_is_coded_in_each_agencys_scheme(town: tuple[Path, SynthSummary]) -> None:
+    from nominal.synth.names import NHS_ETHNIC_CATEGORY
+
+    out, _ = town
+    contract = next(c for c in load_contracts(out / "contracts") if c.feed == "kht-ae")
+    assert contract.is_personal("ethnicity")
+    source = contract.fields["ethnicity"].source
+    people = pq.read_table(out / "truth" / "people.parquet").to_pandas().set_index("person_id")
+    records = pq.read_table(out / "truth" / "records.parquet").to_pandas()
+    truth = records[records.feed == "kht-ae"].set_index("source_record_id").person_id
+    agree = stated = 0
+    for path in sorted((out / "feeds").glob("kht_ae_attendances_*.csv")):
+        for row in read_delivery(path, contract):
+            code = row[source]
+            assert code in contract.fields["ethnicity"].values
+            if code != "Z":
+                stated += 1
+                person = truth[row[contract.fields["record_id"].source]]
+                agree += NHS_ETHNIC_CATEGORY[people.ethnicity_code[person]] == code
+    assert stated > 0 and agree == stated

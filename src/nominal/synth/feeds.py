@@ -30,6 +30,7 @@ class Col:
     personal: bool | None = None
     mapping: dict[str, str] | None = None
     description: str | None = None
+    scheme: str | None = None  # how the partner codes ethnicity (ons, nhs, dfe)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,22 @@ def _cat(source: str, values: tuple[str, ...], **kw: Any) -> Col:
     return Col(source, type="category", values=values, **kw)
 
 
+def _ethnicity(source: str, scheme: str) -> Col:
+    from nominal.synth.names import ETHNICITY_SCHEMES
+
+    codes, not_stated = ETHNICITY_SCHEMES[scheme]
+    described = {"ons": "ONS 2021 ethnic group code", "nhs": "NHS ethnic category code",
+                 "dfe": "DfE ethnicity code"}[scheme]  # fmt: skip
+    return Col(
+        source,
+        type="category",
+        values=(*sorted(set(codes.values())), not_stated),
+        personal=True,
+        description=f"{described} (special category data); {not_stated} = not stated",
+        scheme=scheme,
+    )
+
+
 def _date(source: str, required: bool = False) -> Col:
     return Col(source, type="date", required=required)
 
@@ -139,6 +156,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                      town="Town", postcode="PostCode", police_id="NominalID", phone="ContactNo"),
          "event_id": Col("IncidentNo"), "event_date": _date("IncidentDate", True),
          "oa_code": Col("OutputArea"),
+         "ethnicity": _ethnicity("SelfDefinedEthnicity", "ons"),
          "incident_type": _cat("IncidentType", ("concern for welfare", "suspicious behaviour",
                                "disturbance", "road traffic", "mental health", "alcohol related",
                                "neighbour dispute", "concern for child")),
@@ -208,6 +226,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                      town="TownCity", postcode="Postcode", uprn="UPRN",
                      nhs_number="NHSNumber", household_ref="FamilyID",
                      relationship="RelationshipToChild"),
+         "ethnicity": _ethnicity("Ethnicity", "dfe"),
          "event_id": Col("ReferralID"), "event_date": _date("ReferralDate", True),
          "referral_reason": _cat("PrimaryReason", ("neglect", "domestic abuse", "physical abuse",
                                  "emotional abuse", "parental substance misuse",
@@ -243,6 +262,7 @@ FEEDS: tuple[FeedSpec, ...] = (
          "contact_name": Col("parent_contact_name", personal=True,
                              description="name of the pupil's first parental contact"),
          "contact_phone": Col("parent_contact_phone", personal=True),
+         "ethnicity": _ethnicity("ethnicity", "dfe"),
          "event_date": _date("academic_year_start", True),
          "event_end_date": _date("academic_year_end"),
          "school_name": Col("school"),
@@ -289,6 +309,7 @@ FEEDS: tuple[FeedSpec, ...] = (
                      date_of_birth="PatientDOB", sex="PatientSex", address_line_1="Addr1",
                      address_line_2="Addr2", town="Addr3", postcode="PatientPostcode",
                      nhs_number="NHSNo", phone="PatientPhone"),
+         "ethnicity": _ethnicity("EthnicCategory", "nhs"),
          "event_date": _date("ArrivalDate", True),
          "presenting_complaint": _cat("ChiefComplaint", ("illness", "injury", "self-harm",
                                       "alcohol", "overdose", "assault", "fall")),
@@ -316,6 +337,7 @@ FEEDS: tuple[FeedSpec, ...] = (
         {**_identity(record_id="episode_id", given_name="forename", family_name="surname",
                      date_of_birth="date_of_birth", sex="sex", address_line_1="address_line1",
                      postcode="postcode", nhs_number="nhs_number"),
+         "ethnicity": _ethnicity("ethnic_category", "nhs"),
          "event_date": _date("referral_date", True), "event_end_date": _date("discharge_date"),
          "event_status": _cat("episode_status", OPEN_CLOSED),
          "team": _cat("team", ("CAMHS", "Adult Community", "Crisis Resolution", "Older Adults")),

@@ -38,6 +38,26 @@ ETHNIC_GROUPS: tuple[tuple[str, str, float, str], ...] = (
     ("O2", "Other ethnic group: Any other ethnic group", 1.6, "arab"),
 )
 
+# How agencies code ethnicity: the ONS 2021 codes above, the NHS Data Dictionary ethnic
+# category letters and the DfE codes of children's services and schools.
+NHS_ETHNIC_CATEGORY: dict[str, str] = {
+    "W1": "A", "W2": "B", "W3": "C", "W4": "C", "W5": "C", "M1": "D", "M2": "E", "M3": "F",
+    "M4": "G", "A1": "H", "A2": "J", "A3": "K", "A4": "R", "A5": "L", "B1": "M", "B2": "N",
+    "B3": "P", "O1": "S", "O2": "S",
+}  # fmt: skip
+DFE_ETHNICITY: dict[str, str] = {
+    "W1": "WBRI", "W2": "WIRI", "W3": "WIRT", "W4": "WROM", "W5": "WOTH", "M1": "MWBC",
+    "M2": "MWBA", "M3": "MWAS", "M4": "MOTH", "A1": "AIND", "A2": "APKN", "A3": "ABAN",
+    "A4": "CHNE", "A5": "AOTH", "B1": "BCRB", "B2": "BAFR", "B3": "BOTH", "O1": "OOTH",
+    "O2": "OOTH",
+}  # fmt: skip
+ETHNICITY_SCHEMES: dict[str, tuple[dict[str, str], str]] = {
+    # scheme -> (ONS code -> code, the code for "not stated")
+    "ons": ({c: c for c, _, _, _ in ETHNIC_GROUPS}, "NS"),
+    "nhs": (NHS_ETHNIC_CATEGORY, "Z"),
+    "dfe": (DFE_ETHNICITY, "NOBT"),
+}
+
 # name group -> [(locale, weight)], first names and family names
 _SOURCES: dict[str, list[tuple[str, float]]] = {
     "british": [("en_GB", 0.9), ("en_IE", 0.1)],

@@ -386,6 +386,14 @@ class Renderer:
         for k, v in table.attrs.items():
             values[k] = blank_as_null(v) if v.dtype == object else v
 
+        if "ethnicity" in cols:
+            from nominal.synth.names import ETHNICITY_SCHEMES
+
+            codes, not_stated = ETHNICITY_SCHEMES[cols["ethnicity"].scheme or "ons"]
+            lookup = np.vectorize(codes.__getitem__, otypes=[object])
+            eth = lookup(pop.ethnicity[person])
+            eth[rng.random(n) < 0.08] = not_stated
+            values["ethnicity"] = eth
         if spec.extra.get("upper_case"):
             for k in ("given_name", "middle_names", "family_name", "address_line_1",
                       "address_line_2", "town"):  # fmt: skip
