@@ -137,3 +137,15 @@ def test_cli_rejects_bad_options_with_a_message(tmp_path: Path, args: list[str])
     result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "t"), "--json", *args])
     assert result.exit_code != 0
     assert json.loads(result.stdout.strip().splitlines()[-1])["ok"] is False
+
+
+def test_period_follows_as_of_and_years(tmp_path: Path) -> None:
+    from datetime import date
+
+    summary = generate(tmp_path / "t", 400, seed=5, as_of=date(2024, 2, 29), years=3)
+    outcomes = pq.read_table(tmp_path / "t" / "truth" / "outcomes.parquet").to_pandas()
+    starts = sorted(set(outcomes.window_start))
+    assert [str(s) for s in starts] == ["2021-02-28", "2022-02-28", "2023-02-28"]
+    records = pq.read_table(tmp_path / "t" / "truth" / "records.parquet").to_pandas()
+    assert str(records.event_date.max()) < "2024-02-29"
+    assert summary.years == 3 and summary.as_of == "2024-02-29"

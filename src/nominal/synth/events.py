@@ -21,7 +21,7 @@ from datetime import date
 import numpy as np
 
 from nominal.synth.params import SynthParams
-from nominal.synth.population import OPEN, Population, to_days
+from nominal.synth.population import OPEN, Population, to_days, years_before
 from nominal.synth.town import Town
 
 YEAR = 365.25
@@ -102,7 +102,7 @@ class World:
         self.as_of = as_of
         self.years = years
         self.end = to_days(as_of)
-        self.start = to_days(as_of.replace(year=as_of.year - years))
+        self.start = to_days(years_before(as_of, years))
         m = pop.membership
         self._m_key = m["person"] * 200_000 + (m["from"] + 100_000)
         self._m_order = np.argsort(self._m_key, kind="stable")

@@ -147,7 +147,7 @@ def generate(
         # one stream per component, so changing one part leaves the others as they were
         return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
-    start_d = popmod.to_days(as_of.replace(year=as_of.year - years))
+    start_d = popmod.to_days(popmod.years_before(as_of, years))
     as_of_d = popmod.to_days(as_of)
 
     steps.start("Town and people", 4)

@@ -14,7 +14,7 @@ from itertools import pairwise
 import numpy as np
 
 from nominal.synth.events import EventTable, World, pick, sigmoid
-from nominal.synth.population import COMMUNAL, OPEN, T, to_days
+from nominal.synth.population import COMMUNAL, OPEN, T, to_days, years_before
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Outcomes:
 
 def windows(world: World) -> list[tuple[int, int]]:
     a = world.as_of
-    edges = [to_days(a.replace(year=a.year - world.years + w)) for w in range(world.years + 1)]
+    edges = [to_days(years_before(a, world.years - w)) for w in range(world.years + 1)]
     return list(pairwise(edges))
 
 

@@ -25,6 +25,14 @@ def to_days(d: date) -> int:
     return (d - DAY0).days
 
 
+def years_before(d: date, years: int) -> date:
+    """The same day ``years`` earlier (29 February becomes the 28th)."""
+    try:
+        return d.replace(year=d.year - years)
+    except ValueError:
+        return d.replace(year=d.year - years, day=28)
+
+
 # household types: name, share of households
 HOUSEHOLD_TYPES: tuple[tuple[str, float], ...] = (
     ("single", 0.27),
@@ -151,7 +159,7 @@ def build_people(
     pools: NamePools,
     params: SynthParams,
 ) -> Population:
-    start_d = to_days(as_of.replace(year=as_of.year - years))
+    start_d = to_days(years_before(as_of, years))
     as_of_d = to_days(as_of)
     shares = np.array([s for _, s in HOUSEHOLD_TYPES])
     n_hh = int(n_people / 2.2) + 50
