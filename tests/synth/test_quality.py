@@ -240,3 +240,34 @@ def test_ethnicity_is_coded_in_each_agencys_scheme(town: tuple[Path, SynthSummar
                 person = truth[row[contract.fields["record_id"].source]]
                 agree += NHS_ETHNIC_CATEGORY[people.ethnicity_code[person]] == code
     assert stated > 0 and agree == stated
+
+
+def test_conditional_error_rates(town: tuple[Path, SynthSummary]) -> None:
+    """Errors that need something to get wrong, measured among the rows that have it."""
+    from nominal.synth.names import NICKNAMES, has_diacritics
+
+    out, _ = town
+    params = json.loads((out / "truth" / "parameters.json").read_text())
+    rates = RecordingErrors()
+    records = pq.read_table(out / "truth" / "records.parquet").to_pandas()
+    records = records[records.version == 1]
+    people = pq.read_table(out / "truth" / "people.parquet").to_pandas().set_index("person_id")
+    given = people.given_name.reindex(records.person_id).to_numpy()
+    family = people.family_name.reindex(records.person_id).to_numpy()
+    scale = records.dataset.map(lambda d: params["feeds"][d]["error_scale"]).to_numpy()
+    has_nick = np.isin(given, list(NICKNAMES))
+    nick = (records.errors.to_numpy() & BIT["nickname"]) > 0
+    expected = (rates.nickname * scale[has_nick]).sum()
+    sd = math.sqrt(expected)
+    assert not nick[~has_nick].any()
+    assert abs(nick[has_nick].sum() - expected) <= 5 * sd + 1
+    before = people.family_name_at_start.reindex(records.person_id).to_numpy()
+    accents = np.array(
+        [any(has_diacritics(x) for x in names) for names in zip(given, family, before)]
+    )
+    dropped = (records.errors.to_numpy() & BIT["diacritics_dropped"]) > 0
+    assert not dropped[~accents].any()
+    # the family name may differ from today's after a change, so allow a little slack
+    assert _within(int(dropped[accents].sum()), int(accents.sum()), rates.diacritics_dropped) or (
+        abs(dropped[accents].mean() - rates.diacritics_dropped) < 0.1
+    )
