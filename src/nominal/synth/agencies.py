@@ -164,6 +164,10 @@ def domestic_abuse(w: World, rng: np.random.Generator) -> EventTable:
     first2 = np.r_[True, row[o2][1:] != row[o2][:-1]]
     cand = member[o2][first2]
     suspect[row[o2][first2]] = np.where(p.sex[cand] == "M", cand, -1)
+    # after a separation the suspect is often the ex-partner, who now lives elsewhere
+    ex = w.ex_partner(hh, day)
+    use_ex = (suspect < 0) & (ex >= 0) & (rng.random(len(hh)) < 0.7)
+    suspect[use_ex] = ex[use_ex]
     ok = victim >= 0
     keep = w.thin(rng, "domestic_abuse", np.maximum(victim, 0), day) & ok
     hh, day, victim, suspect = hh[keep], day[keep], victim[keep], suspect[keep]

@@ -137,6 +137,18 @@ class World:
     def deprivation_at(self, person: np.ndarray, day: np.ndarray) -> np.ndarray:
         return self.town.deprivation[self.town.address_oa[self.address_at(person, day)]]
 
+    def ex_partner(self, household: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """The partner who left each household before ``day`` (-1 if none)."""
+        life = self.pop.changes["life_events"]
+        sep = life[life[:, 0] == 1]
+        order = np.argsort(sep[:, 2], kind="stable")
+        hh, who, when = sep[order, 2], sep[order, 1], sep[order, 3]
+        i = np.minimum(np.searchsorted(hh, household), max(len(hh) - 1, 0))
+        if len(hh) == 0:
+            return np.full(len(household), -1, dtype=np.int64)
+        found = (hh[i] == household) & (when[i] <= day)
+        return np.where(found, who[i], -1)
+
     def members_at(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         m = self.pop.membership
         live = (m["from"] <= day) & (m["to"] > day)

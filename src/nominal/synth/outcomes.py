@@ -191,6 +191,8 @@ def draw_outcomes(world: World, rng: np.random.Generator) -> Outcomes:
         victim = np.where(victim < 0, _pick_member(rng, h, mhh, members, adult), victim)
         suspect = _pick_member(rng, h, mhh, members, adult & (pop.sex[members] == "M"))
         day = lo + rng.integers(0, span, len(h))
+        ex = world.ex_partner(h, day)
+        suspect = np.where((suspect < 0) & (ex >= 0), ex, suspect)
         ev = world.new_event_numbers(len(h))
         has_s = (suspect >= 0) & (suspect != victim)
         out.event(

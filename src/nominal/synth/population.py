@@ -540,6 +540,19 @@ def evolve(
     # the man leaves (the head in a man-and-woman couple); the children stay with the mother
     leaver = np.where(pop.sex[head_p[sep_hh]] == "M", head_p[sep_hh], partner_p[sep_hh])
     sep_day = start_d + rng.integers(0, span, len(sep_hh))
+    # young adults leave home for an address of their own (kind 4, handled like a separation)
+    young = np.flatnonzero(
+        np.isin(pop.role, [R["child"], R["stepchild"], R["adult_child"]])
+        & (pop.dob + int(18 * 365.25) < as_of_d)
+    )
+    age_end = (as_of_d - pop.dob[young]) / 365.25
+    goes = young[rng.random(len(young)) < np.clip(0.1 * (age_end - 18), 0, 0.75)]
+    earliest = np.maximum(start_d, pop.dob[goes] + int(18 * 365.25))
+    home_day = earliest + (rng.random(len(goes)) * (as_of_d - earliest)).astype(np.int64)
+    sep_hh = np.concatenate([sep_hh, hh[goes]])
+    leaver = np.concatenate([leaver, goes])
+    sep_day = np.concatenate([sep_day, home_day])
+    sep_kind = np.concatenate([np.ones(len(sep_hh) - len(goes)), np.full(len(goes), 4)])
     # cohabiting couples marry; the woman takes the man's name in most cases
     couple_types = [*fam_types, T["couple"], T["couple_with_adult_child"]]
     cohab = np.flatnonzero(
@@ -636,7 +649,7 @@ def evolve(
             if h2 is None:
                 continue
             leave(person, h2, day)
-            change_rows.append((1, person, h, day, h2))
+            change_rows.append((int(sep_kind[ref]), person, h, day, h2))
         elif kind == 2:
             h = int(mar_hh[ref])
             wife = int(partner_p[h])
