@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from nominal.synth.events import EventTable, World, pick, sigmoid
+from nominal.synth.events import EventTable, World, household_members, pick, sigmoid
 from nominal.synth.population import COMMUNAL, OPEN, T, to_days, years_before
 
 
@@ -108,16 +108,9 @@ def enrol_programme(world: World, rng: np.random.Generator) -> EventTable:
     day = rng.integers(world.start + 365, world.end - 180, len(enrolled))
     world.enrol_day[enrolled] = day
     # one row per family member on the day of enrolment
-    rows_p: list[np.ndarray] = []
-    rows_h: list[np.ndarray] = []
-    for d in np.unique(day):
-        members, hh = world.members_at(int(d))
-        on = np.isin(hh, enrolled[day == d])
-        rows_p.append(members[on])
-        rows_h.append(hh[on])
-    person = np.concatenate(rows_p) if rows_p else np.zeros(0, dtype=np.int64)
-    hh = np.concatenate(rows_h) if rows_h else np.zeros(0, dtype=np.int64)
-    start = world.enrol_day[hh]
+    row, person = household_members(world, enrolled, day)
+    hh = enrolled[row]
+    start = day[row]
     order = np.lexsort((person, start))
     person, hh, start = person[order], hh[order], start[order]
     n = len(person)
