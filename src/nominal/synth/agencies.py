@@ -144,7 +144,6 @@ def anti_social_behaviour(w: World, rng: np.random.Generator) -> EventTable:
 def domestic_abuse(w: World, rng: np.random.Generator) -> EventTable:
     """Standard and medium risk incidents (high-risk ones are outcome 1)."""
     p = w.pop
-    n_hh = len(p.hh_type)
     live = ~np.isin(p.hh_type, COMMUNAL)
     h = np.flatnonzero(live)
     rate = 0.05 * np.exp(1.0 * p.hh_da[h] + 0.3 * p.hh_adversity[h])
@@ -177,7 +176,6 @@ def domestic_abuse(w: World, rng: np.random.Generator) -> EventTable:
     ev = w.new_event_numbers(len(hh))
     has_s = (suspect >= 0) & (suspect != victim)
     n = len(hh) + int(has_s.sum())
-    del n_hh
     return EventTable(
         "domestic_abuse",
         np.concatenate([victim, suspect[has_s]]),
@@ -635,7 +633,6 @@ def with_family_members(
 ) -> EventTable:
     """Add a row per adult of the child's household (children's social care records the
     parents and carers of the child on the same referral)."""
-    p = w.pop
     hh = w.household_at(table.person, table.day)
     row, member = household_members(w, hh, table.day)
     adult = (w.age(member, table.day[row]) >= 18) & (member != table.person[row])
@@ -651,7 +648,6 @@ def with_family_members(
     table.relationship = base_rel
     table.household_ref = hh
     extra.household_ref = hh[row]
-    del p
     return concat([table, extra])
 
 

@@ -178,7 +178,7 @@ def generate(
     steps.advance("Life events and outcomes")
 
     steps.start("Partner feeds", len(FEEDS))
-    renderer = Renderer(world, rng_for("render"))
+    renderer = Renderer(world)
     records: dict[str, int] = {}
     truth_writer: pq.ParquetWriter | None = None
     for spec in FEEDS:

@@ -472,7 +472,6 @@ def set_latent(pop: Population, rng: np.random.Generator, hh_deprivation: np.nda
     mh = 0.35 * pop.adversity + 0.3 * sub + 0.88 * z_mh
     off = 0.4 * pop.adversity + 0.35 * sub + 0.45 * male + 0.8 * z_off - 0.2
     # a child's vulnerability follows the household and the adults' difficulties
-    n = pop.n
     max_sub = np.full(n_hh, -9.0)
     np.maximum.at(max_sub, hh[adult], sub[adult])
     max_sub[max_sub == -9.0] = 0.0
@@ -482,7 +481,6 @@ def set_latent(pop: Population, rng: np.random.Generator, hh_deprivation: np.nda
     pop.offending = off
     pop.vulnerability = np.where(adult, 0.0, vul)
     pop.changes["max_adult_substance"] = max_sub
-    del n
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

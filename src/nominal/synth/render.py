@@ -13,7 +13,7 @@ import codecs
 import io
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ def for_delivery(spec: FeedSpec, rendered: Rendered, delivery: Delivery) -> Rend
 
 
 class Renderer:
-    def __init__(self, world: World, seed_rng: np.random.Generator):
+    def __init__(self, world: World):
         self.w = world
         pools = world.pop.pools
         assert pools is not None
@@ -609,4 +609,3 @@ __all__ = [
     "to_dates",
     "write_delivery",
 ]
-_ = date
