@@ -45,7 +45,7 @@ def _person_process(
     rate: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     who, lo, hi = w.exposure(age_lo, age_hi)
-    person, day = w.poisson(rng, who, rate(who), lo, hi)
+    person, day = w.poisson(rng, who, rate(who), lo, hi, dataset)
     keep = w.thin(rng, dataset, person, day)
     return person[keep], day[keep]
 
@@ -147,7 +147,9 @@ def domestic_abuse(w: World, rng: np.random.Generator) -> EventTable:
     live = ~np.isin(p.hh_type, COMMUNAL)
     h = np.flatnonzero(live)
     rate = 0.05 * np.exp(1.0 * p.hh_da[h] + 0.3 * p.hh_adversity[h])
-    hh, day = w.poisson(rng, h, rate, np.full(len(h), w.start), np.full(len(h), w.end))
+    hh, day = w.poisson(
+        rng, h, rate, np.full(len(h), w.start), np.full(len(h), w.end), "domestic_abuse"
+    )
     # the victim and suspect are adults of the household that day
     row, member = household_members(w, hh, day)
     adult = w.age(member, day[row]) >= 18
@@ -421,9 +423,8 @@ def _household_events(
     adults_only: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Household-level Poisson events, one row per member present (or per adult)."""
-    hh, day = w.poisson(
-        rng, households, rate, np.full(len(households), w.start), np.full(len(households), w.end)
-    )
+    start, end = np.full(len(households), w.start), np.full(len(households), w.end)
+    hh, day = w.poisson(rng, households, rate, start, end, dataset)
     row, member = household_members(w, hh, day)
     if adults_only:
         adult = w.age(member, day[row]) >= 18

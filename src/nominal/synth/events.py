@@ -178,13 +178,32 @@ class World:
         rate: np.ndarray,
         lo: np.ndarray,
         hi: np.ndarray,
+        dataset: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Event times of independent Poisson processes (rate per year) on [lo, hi)."""
-        count = rng.poisson(rate * (hi - lo) / YEAR)
+        """Event times of independent Poisson processes (rate per year) on [lo, hi),
+        following the dataset's yearly cycle and trend (drawn at the highest rate, then
+        thinned, which keeps them Poisson)."""
+        amplitude, peak = self.params.time.seasonality.get(dataset or "", (0.0, 0))
+        trend = self.params.time.trend.get(dataset or "", 0.0)
+        top = (1 + amplitude) * max(1.0, (1 + trend) ** self.years)
+        count = rng.poisson(rate * top * (hi - lo) / YEAR)
         who = np.repeat(np.arange(len(person)), count)
         day = lo[who] + (rng.random(len(who)) * (hi[who] - lo[who])).astype(np.int64)
+        if top != 1.0:
+            doy = (day - self.year_start(day)).astype(float)
+            factor = (1 + amplitude * np.cos(2 * np.pi * (doy - peak) / YEAR)) * (1 + trend) ** (
+                (day - self.start) / YEAR
+            )
+            keep = rng.random(len(day)) * top < factor
+            who, day = who[keep], day[keep]
         order = np.argsort(day, kind="stable")
         return person[who][order], day[order]
+
+    @staticmethod
+    def year_start(day: np.ndarray) -> np.ndarray:
+        """1 January of each day's year, in days."""
+        d = day.astype("datetime64[D]")
+        return d.astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
 
     def thin(
         self, rng: np.random.Generator, dataset: str, person: np.ndarray, day: np.ndarray

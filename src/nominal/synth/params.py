@@ -118,10 +118,43 @@ class Programme:
 
 
 @dataclass(frozen=True)
+class TimeProfile:
+    """Demand over the calendar: a yearly cycle and a trend per dataset.
+
+    The rate on a day is ``base × (1 + amplitude × cos(2π (day of year − peak) / 365.25))
+    × (1 + trend) ^ years since the start``.
+    """
+
+    seasonality: dict[str, tuple[float, int]] = field(
+        default_factory=lambda: {
+            # dataset: (amplitude, day of the year of the peak)
+            "anti_social_behaviour": (0.3, 200),
+            "domestic_abuse": (0.15, 185),
+            "police_incidents": (0.1, 200),
+            "missing_persons": (0.15, 200),
+            "ae_attendances": (0.1, 15),
+            "ambulance_callouts": (0.2, 10),
+            "fire_incidents": (0.2, 350),
+            "csc_referrals": (0.1, 300),
+        }
+    )
+    trend: dict[str, float] = field(
+        default_factory=lambda: {
+            "mental_health": 0.06,
+            "homelessness": 0.08,
+            "home_fire_safety_visits": 0.05,
+            "substance_misuse": -0.02,
+            "anti_social_behaviour": -0.03,
+        }
+    )
+
+
+@dataclass(frozen=True)
 class SynthParams:
     errors: RecordingErrors = field(default_factory=RecordingErrors)
     outcomes: OutcomeModel = field(default_factory=OutcomeModel)
     programme: Programme = field(default_factory=Programme)
+    time: TimeProfile = field(default_factory=TimeProfile)
     persons_per_output_area: float = 290.0  # about 125 households
     vacancy_rate: float = 0.07
     household_move_rate: float = 0.07  # per household per year, before adversity
