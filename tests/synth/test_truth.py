@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from test_generate import read_delivery  # type: ignore[import-not-found]
+from synth_reading import read_delivery
 
 from nominal.contracts import load_contracts
 from nominal.synth import SynthSummary
