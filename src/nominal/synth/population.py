@@ -35,16 +35,16 @@ def years_before(d: date, years: int) -> date:
 
 # household types: name, share of households
 HOUSEHOLD_TYPES: tuple[tuple[str, float], ...] = (
-    ("single", 0.27),
-    ("couple", 0.21),
-    ("couple_with_children", 0.22),
-    ("lone_parent", 0.10),
-    ("blended_family", 0.04),
-    ("three_generation", 0.03),
+    ("single", 0.30),
+    ("couple", 0.25),
+    ("couple_with_children", 0.18),
+    ("lone_parent", 0.09),
+    ("blended_family", 0.03),
+    ("three_generation", 0.025),
     ("sharers", 0.05),
-    ("couple_with_adult_child", 0.04),
-    ("care_home_resident", 0.025),
-    ("hostel_resident", 0.015),
+    ("couple_with_adult_child", 0.045),
+    ("care_home_resident", 0.02),
+    ("hostel_resident", 0.01),
 )
 T = {name: i for i, (name, _) in enumerate(HOUSEHOLD_TYPES)}
 COMMUNAL = (T["care_home_resident"], T["hostel_resident"])
@@ -230,9 +230,13 @@ def build_people(
             p_type == T["couple_with_adult_child"],
         ],
         [
-            np.where(u < 0.3, rng.uniform(min_adult, 40, len(u)), rng.uniform(35, 96, len(u))),
-            rng.uniform(min_adult + 2, 90, len(u)),
-            rng.uniform(min_adult, 45, len(u)),
+            np.select(
+                [u < 0.25, u < 0.6],
+                [rng.uniform(min_adult, 40, len(u)), rng.uniform(40, 66, len(u))],
+                rng.uniform(65, 97, len(u)),
+            ),
+            np.where(u < 0.25, rng.uniform(min_adult + 2, 42, len(u)), rng.uniform(45, 90, len(u))),
+            rng.uniform(min_adult, 38, len(u)),
             rng.uniform(72, 103, len(u)),
             rng.uniform(min_adult, 62, len(u)),
             rng.uniform(48, 72, len(u)),
