@@ -1,8 +1,10 @@
 """Time and peak memory of ``nominal synth`` at given population sizes.
 
 Each run is a fresh child process (so its peak resident memory is its own, read with
-``resource.getrusage(RUSAGE_CHILDREN)`` after it exits). Prints one line per run and a
-median per size, plus the records written per second::
+``resource.getrusage(RUSAGE_CHILDREN)`` after it exits). The machine is shared, so each
+run is paired with a peer measured straight after it: DuckDB writing the same number of
+rows (15 columns of names, dates and codes) to CSV, the plain cost of writing that many
+records. Prints one line per run and a median per size::
 
     .venv/bin/python benchmarks/synth_bench.py                 # 100k and 1M people
     .venv/bin/python benchmarks/synth_bench.py --people 20000 --runs 3
@@ -58,6 +60,30 @@ def measured(people: int, seed: int) -> dict[str, float]:
     return json.loads(data)  # type: ignore[no-any-return]
 
 
+def peer_seconds(rows: int) -> float:
+    """DuckDB writing ``rows`` rows of person-like records to a CSV file."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="synth-peer-") as tmp:
+        con = duckdb.connect()
+        started = time.perf_counter()
+        con.execute(
+            f"""COPY (SELECT 'REC' || i AS record_id, 'Forename' || (i % 997) AS given_name,
+                       'Surname' || (i % 4999) AS family_name,
+                       DATE '1950-01-01' + (i % 25000)::INTEGER AS date_of_birth,
+                       CASE WHEN i % 2 = 0 THEN 'M' ELSE 'F' END AS sex,
+                       (i % 300) || ' Some Road' AS address_line_1, 'Kettleby' AS town,
+                       'NX' || (i % 60) || ' ' || (i % 10) || 'AB' AS postcode,
+                       lpad((i * 7919 % 1000000000)::VARCHAR, 10, '9') AS nhs_number,
+                       'EV' || (i // 2) AS event_id,
+                       DATE '2021-01-01' + (i % 2000)::INTEGER AS event_date,
+                       'category ' || (i % 7) AS category, i % 380 AS sessions,
+                       (i % 1000) / 10.0 AS pct, 'E00' || (900000 + i % 3000) AS oa_code
+                FROM range({rows}) t(i)) TO '{tmp}/peer.csv' (HEADER)"""
+        )
+        return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -74,18 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for i in range(runs):
             r = measured(people, args.seed + i)
+            r["peer"] = peer_seconds(int(r["records"]))
+            r["ratio"] = r["seconds"] / r["peer"]
             results.append(r)
             print(
                 f"{people:>10,} {i + 1:>4} {r['seconds']:>9.1f} {r['peak_rss_mib']:>9.0f} "
-                f"{int(r['records']):>11,} {r['records'] / r['seconds']:>10,.0f}",
+                f"{int(r['records']):>11,} {r['records'] / r['seconds']:>10,.0f} "
+                f"{r['peer']:>7.2f} {r['ratio']:>6.1f}",
                 flush=True,
             )
         med = statistics.median(r["seconds"] for r in results)
         mem = statistics.median(r["peak_rss_mib"] for r in results)
+        peer = statistics.median(r["peer"] for r in results)
+        ratio = statistics.median(r["ratio"] for r in results)
         print(
             f"{people:>10,} {'med':>4} {med:>9.1f} {mem:>9.0f} "
-            f"{int(results[0]['records']):>11,} {results[0]['records'] / med:>10,.0f}"
-            f"   (per 100k people: {med / people * 100_000:.1f}s)",
+            f"{int(results[0]['records']):>11,} {results[0]['records'] / med:>10,.0f} "
+            f"{peer:>7.2f} {ratio:>6.1f}   (per 100k people: {med / people * 100_000:.1f}s)",
             flush=True,
         )
     return 0
