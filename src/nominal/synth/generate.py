@@ -22,7 +22,7 @@ from nominal.synth import population as popmod
 from nominal.synth.agencies import all_events
 from nominal.synth.documents import write_documents
 from nominal.synth.events import World, blank_as_null, null_unless
-from nominal.synth.feeds import FEEDS, FEEDS_BY_DATASET
+from nominal.synth.feeds import FEEDS, FEEDS_BY_DATASET, FeedSpec
 from nominal.synth.names import ETHNIC_GROUPS, build_pools
 from nominal.synth.outcomes import draw_outcomes, enrol_programme, outcome_columns
 from nominal.synth.params import SynthParams
@@ -44,6 +44,8 @@ SUBFOLDERS = ("feeds", "contracts", "documents", "truth", "geography")
 
 @dataclass
 class SynthSummary:
+    """What one run wrote: the town's size, records per dataset, files and time taken."""
+
     people: int
     households: int
     addresses: int
@@ -92,7 +94,8 @@ class _Steps:
             self.progress(step, self.done[step], self.totals[step])
 
 
-def _truth_rows(spec: Any, part: Rendered, delivery: str, version: np.ndarray) -> pa.Table:
+def _truth_rows(spec: FeedSpec, part: Rendered, delivery: str, version: np.ndarray) -> pa.Table:
+    """Rows of truth/records.parquet for one delivery: who each row really is."""
     t = part.truth
     n = len(version)
     return pa.table(
@@ -181,8 +184,9 @@ def generate(
     renderer = Renderer(world)
     records: dict[str, int] = {}
     truth_writer: pq.ParquetWriter | None = None
+    plans = events["cin_cp_plans"]  # the case notes are written about these families
     for spec in FEEDS:
-        table = events[spec.dataset]
+        table = events.pop(spec.dataset)  # each dataset's events are freed once written
         rendered = renderer.render(spec, table, rng_for(f"render:{spec.dataset}"))
         parts: list[pa.Table] = []
         for plan in plan_deliveries(spec, rendered, table.end_day):
@@ -205,7 +209,7 @@ def generate(
     steps.start("Documents and truth", 2)
     n_docs = int(np.clip(people // 2000, 4, 30))
     doc_paths, mentions = write_documents(
-        world, events["cin_cp_plans"], out / "documents", n_docs, rng_for("documents")
+        world, plans, out / "documents", n_docs, rng_for("documents")
     )
     pq.write_table(
         pa.table(
