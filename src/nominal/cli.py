@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # One line per area; each module defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("nominal.engines.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("nominal.engines.commands", "nominal.synth.commands")
 
 
 def _version(value: bool) -> None:
