@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 from synth_reading import read_delivery
 
