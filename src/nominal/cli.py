@@ -8,6 +8,8 @@ heavy dependencies inside the command function, which keeps ``nominal --help`` f
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 
 import typer
 
@@ -21,8 +23,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# One line per area; each module defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("nominal.engines.commands", "nominal.synth.commands")
+
+def _area_modules(leaf: str) -> tuple[str, ...]:
+    """``nominal.<area>.<leaf>`` for every area package that has such a module.
+
+    Discovery (rather than a hand-kept list) lets each area add its commands without
+    touching this file; sorted so the help text has a stable order.
+    """
+    import nominal
+
+    found = []
+    for area in pkgutil.iter_modules(nominal.__path__):
+        if area.ispkg and importlib.util.find_spec(f"nominal.{area.name}.{leaf}") is not None:
+            found.append(f"nominal.{area.name}.{leaf}")
+    return tuple(sorted(found))
+
+
+# Each module defines ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = _area_modules("commands")
 
 
 def _version(value: bool) -> None:

@@ -27,8 +27,22 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-# Modules that define control-plane models (add yours here).
-MODEL_MODULES: tuple[str, ...] = ()
+
+def _model_modules() -> tuple[str, ...]:
+    """``nominal.<area>.models`` for every area that defines control-plane models."""
+    import importlib.util
+    import pkgutil
+
+    import nominal
+
+    return tuple(
+        sorted(
+            f"nominal.{area.name}.models"
+            for area in pkgutil.iter_modules(nominal.__path__)
+            if area.ispkg and importlib.util.find_spec(f"nominal.{area.name}.models") is not None
+        )
+    )
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,7 +62,7 @@ def utcnow() -> datetime:
 
 
 def import_models() -> sa.MetaData:
-    for module in MODEL_MODULES:
+    for module in _model_modules():
         importlib.import_module(module)
     return Base.metadata
 
