@@ -1,0 +1,208 @@
+"""Readers: turn one delivery file into a DuckDB relation of its source columns.
+
+A reader is ``fn(con, path, contract, work_dir) -> str``: it returns SQL for a
+relation (``read_csv(...)``, a registered Arrow table, ...) whose columns are the
+file's own column names, rows in file order. Readers do not validate values (the
+standardisation SQL does that for every format alike); they only refuse files that
+cannot be read at all, with a :class:`ReadError` naming the file and, where known, the
+row and field. New formats plug in with :func:`register_reader` (FHIR bundles, say)
+without touching the pipeline.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from nominal.contracts.model import Contract
+from nominal.engines.duck import sql_literal
+
+Reader = Callable[[duckdb.DuckDBPyConnection, Path, Contract, Path], str]
+
+# Encodings DuckDB's CSV reader decodes itself; anything else is transcoded first.
+_DUCKDB_ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "latin-1": "latin-1",
+    "utf-16": "utf-16",
+}
+
+
+class ReadError(ValueError):
+    """A delivery cannot be read; the message names the file (and row/field if known)."""
+
+
+_READERS: dict[str, Reader] = {}
+
+
+def register_reader(format_type: str, fn: Reader) -> None:
+    """Use ``fn`` for deliveries whose contract says ``format: {type: format_type}``."""
+    _READERS[format_type] = fn
+
+
+def reader_for(format_type: str) -> Reader:
+    try:
+        return _READERS[format_type]
+    except KeyError:
+        raise ReadError(f"no reader for format {format_type!r}") from None
+
+
+def _canonical_encoding(name: str) -> str:
+    return codecs.lookup(name).name
+
+
+def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
+    """Re-encode a text file as UTF-8 in the work folder, streaming, naming the bad line."""
+    out = work_dir / f"{uuid.uuid4().hex}.utf8"
+    with (
+        open(path, encoding=encoding, newline="") as src,
+        open(out, "w", encoding="utf-8", newline="") as dst,
+    ):
+        line_no = 0
+        try:
+            for line_no, line in enumerate(src, start=1):  # noqa: B007
+                dst.write(line)
+        except UnicodeDecodeError as exc:
+            raise ReadError(
+                f"{path.name}: line {line_no + 1}: not valid {encoding} text ({exc.reason})"
+            ) from None
+    return out
+
+
+_LINE = re.compile(r"[Ll]ine:? ?(\d+)")
+
+
+def _duck_error(path: Path, exc: Exception) -> ReadError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found = _LINE.search(str(exc))
+    where = f"line {found.group(1)}: " if found else ""
+    return ReadError(f"{path.name}: {where}{text}")
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise ReadError(f"{path.name}: the file is empty")
+
+
+def read_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path) -> str:
+    _check_not_empty(path)
+    fmt = contract.format
+    enc = _canonical_encoding(fmt.encoding)
+    duck_enc = {_canonical_encoding(k): v for k, v in _DUCKDB_ENCODINGS.items()}.get(enc)
+    source = path
+    if duck_enc is None:
+        source, duck_enc = _transcode(path, fmt.encoding, work_dir), "utf-8"
+    with open(source, "rb") as handle:
+        head = handle.read(4096)
+    if b"\x00" in head and duck_enc != "utf-16":
+        raise ReadError(f"{path.name}: line 1: binary data, not {fmt.encoding} text")
+    sql = (
+        f"read_csv({sql_literal(str(source))}, delim = {sql_literal(fmt.delimiter)}, "
+        f"quote = {sql_literal(fmt.quote)}, escape = {sql_literal(fmt.quote)}, "
+        f"header = {str(fmt.header).lower()}, all_varchar = true, "
+        f"encoding = {sql_literal(duck_enc)}, strict_mode = true, null_padding = false, "
+        "auto_detect = true, sample_size = 20480)"
+    )
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+    except duckdb.Error as exc:
+        raise _duck_error(path, exc) from None
+    return sql
+
+
+def read_ndjson(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
+) -> str:
+    _check_not_empty(path)
+    source = path
+    if _canonical_encoding(contract.format.encoding) not in ("utf-8",):
+        source = _transcode(path, contract.format.encoding, work_dir)
+    sql = (
+        f"read_json({sql_literal(str(source))}, format = 'newline_delimited', "
+        "records = true, sample_size = -1, union_by_name = true)"
+    )
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+    except duckdb.Error as exc:
+        raise _duck_error(path, exc) from None
+    return sql
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d") if value.time() == time(0) else value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_xlsx(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
+) -> str:
+    """XLSX via openpyxl (read-only, streaming); cells become text, dates ISO."""
+    _check_not_empty(path)
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ReadError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    try:
+        sheet_name = contract.format.sheet
+        if sheet_name is not None and sheet_name not in book.sheetnames:
+            raise ReadError(f"{path.name}: no sheet named {sheet_name!r} (has {book.sheetnames})")
+        sheet = book[sheet_name] if sheet_name else book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise ReadError(f"{path.name}: the sheet is empty")
+        names = [
+            str(h).strip() if h is not None else f"column{i + 1}" for i, h in enumerate(header)
+        ]
+        columns: list[list[str | None]] = [[] for _ in names]
+        for row_no, row in enumerate(rows, start=1):
+            if row is None or all(v is None for v in row):
+                continue
+            if len(row) > len(names) and any(v is not None for v in row[len(names) :]):
+                raise ReadError(f"{path.name}: row {row_no}: more cells than header columns")
+            for i in range(len(names)):
+                columns[i].append(_cell_text(row[i]) if i < len(row) else None)
+    finally:
+        book.close()
+    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, columns, strict=True)})
+    view = f"xlsx_{uuid.uuid4().hex}"
+    con.register(view, table)
+    return view
+
+
+def read_parquet(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
+) -> str:
+    _check_not_empty(path)
+    sql = f"read_parquet({sql_literal(str(path))})"
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+    except duckdb.Error as exc:
+        raise _duck_error(path, exc) from None
+    return sql
+
+
+register_reader("csv", read_csv)
+register_reader("ndjson", read_ndjson)
+register_reader("xlsx", read_xlsx)
+register_reader("parquet", read_parquet)
