@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -53,9 +54,11 @@ def tamper(control: ControlPlane, *statements: str, params: dict | None = None) 
 
 def test_database_refuses_update_and_delete(log: AuditLog, control: ControlPlane) -> None:
     for statement in ("UPDATE audit_log SET outcome = 'denied'", "DELETE FROM audit_log"):
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-            with control.engine.begin() as con:
-                con.execute(sa.text(statement))
+        with (
+            pytest.raises(sa.exc.DatabaseError, match="append-only"),
+            control.engine.begin() as con,
+        ):
+            con.execute(sa.text(statement))
     assert log.verify().ok
 
 
@@ -176,4 +179,4 @@ def test_search_and_export(log: AuditLog) -> None:
     assert log.export(out) == 25
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0]["prev_hash"] == "0" * 64
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(lines))
