@@ -79,7 +79,7 @@ def unit_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec, as_of: date) -> p
     feature_cols = [c for c in frame.columns if c[:2] in ("p_", "h_", "a_")]
     frame[feature_cols] = frame[feature_cols].fillna(0).astype(float)
     # a unit with no household at the as-of date has no household or area features
-    return frame
+    return frame.copy()
 
 
 def rows_for_dates(

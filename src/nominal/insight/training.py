@@ -302,15 +302,21 @@ class Calibrated:
         return np.column_stack([1 - p, p])
 
 
-def oracle_metrics(model: TrainedModel, truth_outcomes: Path) -> dict[str, Any] | None:
+def oracle_metrics(
+    model: TrainedModel, truth_outcomes: Path, mapping: pd.DataFrame | None = None
+) -> dict[str, Any] | None:
     """AUC of the generator's true probabilities on the same validation units.
 
-    Only for a synthetic population linked by the oracle (ids ``p<person>``/``h<household>``).
+    Only for a synthetic population. Without ``mapping`` the unit ids are the oracle's
+    (``p<person>``/``h<household>``); otherwise ``mapping`` maps unit_id to truth_id.
     """
     import duckdb
 
     val = model.validation[["unit_id", "as_of", "label"]].copy()
-    val["truth_id"] = pd.to_numeric(val["unit_id"].str[1:], errors="coerce")
+    if mapping is None:
+        val["truth_id"] = pd.to_numeric(val["unit_id"].str[1:], errors="coerce")
+    else:
+        val = val.merge(mapping, on="unit_id", how="inner")
     val["as_of"] = pd.to_datetime(val["as_of"]).dt.date
     con = duckdb.connect()
     con.register("val", val)
