@@ -231,8 +231,10 @@ FROM (
 
 def _json_object(names: list[str]) -> str:
     if not names:
-        return "'{}'"
-    return "to_json(struct_pack(" + ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names) + "))"
+        return "CAST('{}' AS VARCHAR)"
+    pairs = ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names)
+    # VARCHAR, not DuckDB's JSON type, so every file of a table has the same schema.
+    return f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)"
 
 
 def _const(ctx: RunContext, contract: Contract, delivery_id: str) -> dict[str, str]:
