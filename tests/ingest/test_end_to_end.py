@@ -165,7 +165,6 @@ def test_documents_have_their_text(town: dict[str, Any]) -> None:
 
 
 def test_dq_report_per_delivery(town: dict[str, Any]) -> None:
-    home: Home = town["home"]
     summary: IngestSummary = town["summary"]
     for d in summary.deliveries:
         if d.feed == "kcc-case-notes":
