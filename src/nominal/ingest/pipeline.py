@@ -29,7 +29,7 @@ from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.pseudonym import hmac_sql
-from nominal.ingest.readers import ReadError, reader_for
+from nominal.ingest.readers import ReadError, duck_error, reader_for
 from nominal.ingest.standardise import (
     MACROS,
     FieldSQL,
@@ -356,7 +356,7 @@ def ingest_table_delivery(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
     except duckdb.Error as exc:
-        raise ReadError(f"{path.name}: {str(exc).splitlines()[0]}") from None
+        raise duck_error(path, exc) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     superseded = _mark_duplicates_in_delivery(con)
     identity, events, quarantine = _write_outputs(ctx, contract, delivery_id, path.name)
