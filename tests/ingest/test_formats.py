@@ -67,7 +67,7 @@ def test_real_parquet_with_typed_columns(hub_home: Home, tmp_path: Path) -> None
             "DOB": pa.array([date(1990, 2, 1), None, date(2001, 12, 31)], pa.date32()),
             "EventDate": pa.array(
                 [datetime(2024, 3, 15, 10, 30), datetime(2024, 3, 16), None], pa.timestamp("us")
-            ),  # fmt: skip
+            ),
             "Score": pa.array([1, 2, 3], pa.int64()),
         }
     )
@@ -115,8 +115,8 @@ def test_ndjson_and_cp1252(hub_home: Home, tmp_path: Path) -> None:
     [
         (b"", "test_1.csv: the file is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "test_1.csv: line 1: binary data"),
-        ("Ref,EventDate\nR1,01/01/2024\n".encode(), "required column"),
-        ("Ref,EventDate\nR1,01/01/2024,extra,more\n".encode(), "line 2: expected 2 columns"),
+        (b"Ref,EventDate\nR1,01/01/2024\n", "required column"),
+        (b"Ref,EventDate\nR1,01/01/2024,extra,more\n", "line 2: expected 2 columns"),
         ("Ref,EventDate,Forename\nR1,01/01/2024,Zo\xeb\n".encode("latin-1"), "test_1.csv: line 2"),
     ],
     ids=["empty", "binary", "missing-column", "ragged", "wrong-encoding"],
