@@ -26,7 +26,9 @@ def contracts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, hub_home: Home, monkeypatch: pytest.MonkeyPatch) -> str:
+def database_url(
+    request: pytest.FixtureRequest, hub_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{hub_home.control_db_path}"
     else:
@@ -67,7 +69,10 @@ def sign_in(client: TestClient, account: DemoAccount, database_url: str) -> str:
     """
     engine = sa.create_engine(database_url)
     with engine.begin() as con:
-        con.execute(sa.text("UPDATE users SET last_totp_step = NULL WHERE username = :u"), {"u": account.username})
+        con.execute(
+            sa.text("UPDATE users SET last_totp_step = NULL WHERE username = :u"),
+            {"u": account.username},
+        )
     engine.dispose()
     page = client.get("/sign-in")
     response = client.post(

@@ -14,7 +14,9 @@ def test_pages_need_sign_in(client: TestClient) -> None:
     assert response.status_code == 303
     assert response.headers["location"].startswith("/sign-in")
     assert client.get("/api/me").status_code == 401
-    assert client.get("/api/datasets/crimes/records?purpose=safeguarding_children").status_code == 401
+    assert (
+        client.get("/api/datasets/crimes/records?purpose=safeguarding_children").status_code == 401
+    )
 
 
 def test_security_headers(client: TestClient) -> None:
@@ -40,7 +42,9 @@ def test_session_cookie_flags(client: TestClient) -> None:
     assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
 
 
-def test_sign_in_and_session_fixation(client: TestClient, demo: DemoAccounts, database_url: str) -> None:
+def test_sign_in_and_session_fixation(
+    client: TestClient, demo: DemoAccounts, database_url: str
+) -> None:
     page = client.get("/sign-in")
     planted = client.cookies.get("nominal_session")
     assert planted
@@ -66,10 +70,17 @@ def test_generic_error_no_enumeration(client: TestClient, demo: DemoAccounts) ->
         page = client.get("/sign-in")
         r = client.post(
             "/sign-in",
-            data={"username": username, "password": password, "code": code, "csrf_token": csrf_of(page.text)},
+            data={
+                "username": username,
+                "password": password,
+                "code": code,
+                "csrf_token": csrf_of(page.text),
+            },
             follow_redirects=False,
         )
-        answers.append((r.status_code, "Enter a correct username, password and security code" in r.text))
+        answers.append(
+            (r.status_code, "Enter a correct username, password and security code" in r.text)
+        )
     assert answers == [(401, True)] * 3
 
 
@@ -79,29 +90,50 @@ def test_csrf_required(client: TestClient, demo: DemoAccounts, database_url: str
     account = demo.by_role("ig_lead")
     r = client.post(
         "/sign-in",
-        data={"username": account.username, "password": account.password, "code": totp_now(account.totp_secret)},
+        data={
+            "username": account.username,
+            "password": account.password,
+            "code": totp_now(account.totp_secret),
+        },
         follow_redirects=False,
     )
     assert r.status_code == 403
     token = sign_in(client, account, database_url)
-    no_token = client.post("/partners", data={"code": "EVIL", "name": "Evil"}, follow_redirects=False)
+    no_token = client.post(
+        "/partners", data={"code": "EVIL", "name": "Evil"}, follow_redirects=False
+    )
     assert no_token.status_code == 403
-    wrong = client.post("/partners", data={"code": "EVIL", "name": "Evil", "csrf_token": "0" * 64}, follow_redirects=False)
+    wrong = client.post(
+        "/partners",
+        data={"code": "EVIL", "name": "Evil", "csrf_token": "0" * 64},
+        follow_redirects=False,
+    )
     assert wrong.status_code == 403
-    ok = client.post("/partners", data={"code": "GOOD", "name": "Good", "csrf_token": token}, follow_redirects=False)
+    ok = client.post(
+        "/partners",
+        data={"code": "GOOD", "name": "Good", "csrf_token": token},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303
     assert "GOOD" in client.get("/partners").text
     assert "EVIL" not in client.get("/partners").text
 
 
-def test_sign_in_rate_limit_and_lockout(client: TestClient, demo: DemoAccounts, database_url: str) -> None:
+def test_sign_in_rate_limit_and_lockout(
+    client: TestClient, demo: DemoAccounts, database_url: str
+) -> None:
     account = demo.by_role("practitioner")
     codes = []
     for _ in range(7):
         page = client.get("/sign-in")
         r = client.post(
             "/sign-in",
-            data={"username": account.username, "password": "not-the-password", "code": "111111", "csrf_token": csrf_of(page.text)},
+            data={
+                "username": account.username,
+                "password": "not-the-password",
+                "code": "111111",
+                "csrf_token": csrf_of(page.text),
+            },
             follow_redirects=False,
         )
         codes.append(r.status_code)
@@ -113,7 +145,12 @@ def test_sign_in_rate_limit_and_lockout(client: TestClient, demo: DemoAccounts, 
     page = client.get("/sign-in")
     r = client.post(
         "/sign-in",
-        data={"username": account.username, "password": account.password, "code": totp_now(account.totp_secret), "csrf_token": csrf_of(page.text)},
+        data={
+            "username": account.username,
+            "password": account.password,
+            "code": totp_now(account.totp_secret),
+            "csrf_token": csrf_of(page.text),
+        },
         follow_redirects=False,
     )
     assert r.status_code == 401
@@ -125,9 +162,17 @@ def test_roles_and_idor(client: TestClient, demo: DemoAccounts, database_url: st
     assert client.get("/api/audit?record_key=x").status_code == 403
     assert client.get("/agreements/1").status_code == 403
     # Another partner's dataset (fire_incidents belongs to NFRS) cannot be suspended.
-    r = client.post("/suspensions", data={"dataset": "fire_incidents", "reason": "x", "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        "/suspensions",
+        data={"dataset": "fire_incidents", "reason": "x", "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 403
-    r = client.post("/suspensions", data={"dataset": "crimes", "reason": "quality incident", "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        "/suspensions",
+        data={"dataset": "crimes", "reason": "quality incident", "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     page = client.get("/suspensions").text
     assert "crimes" in page and "fire_incidents" not in page

@@ -24,7 +24,7 @@ from nominal.contracts.model import load_contracts
 from nominal.db import ControlPlane
 from nominal.govern import admin
 from nominal.govern.auth import hash_password, new_totp_secret
-from nominal.govern.models import Agreement, User
+from nominal.govern.models import Agreement, AgreementRecipient, OnboardingChecklist, User
 
 DEMO_PASSWORD = "demo-password-1234"  # noqa: S105 - the published demo password
 
@@ -102,7 +102,12 @@ class DemoAccounts:
             "agreements": self.agreements,
             "purposes": self.purposes,
             "accounts": [
-                {"username": a.username, "role": a.role, "partner": a.partner, "password": a.password}
+                {
+                    "username": a.username,
+                    "role": a.role,
+                    "partner": a.partner,
+                    "password": a.password,
+                }
                 for a in self.accounts
             ],
         }
@@ -126,6 +131,7 @@ def seed_demo(
                 admin.add_purpose(s, code, name, description, pseudonymised_only=pseudo)
             datasets = [admin.register_contract(s, c) for c in contracts]
             partner_codes = sorted({c.partner.code for c in contracts})
+            partners = [admin.get_partner(s, code) for code in partner_codes]
             tier1 = s.scalar(sa.select(Agreement).where(Agreement.reference == "ISA-T1-HUB"))
             if tier1 is None:
                 tier1 = admin.add_agreement(
@@ -161,29 +167,42 @@ def seed_demo(
                     )
                 for code in codes:
                     admin.share_dataset(s, agreement, code, ["*"])
-                for partner in partner_codes:
+                have = {(r.partner_id, r.role) for r in agreement.recipients}
+                for partner in partners:
                     for role in RECIPIENT_ROLES:
-                        admin.add_recipient(s, agreement, partner, role)
+                        if (partner.id, role) not in have:
+                            agreement.recipients.append(
+                                AgreementRecipient(partner=partner, role=role)
+                            )
                 admin.set_agreement_status(s, agreement, "live")
-                for partner in partner_codes:
-                    admin.set_checklist(
-                        s,
-                        agreement,
-                        partner,
-                        tier1_signed=True,
-                        tier2_signed=True,
-                        dpia_recorded=True,
-                        feed_validated=True,
-                        users_trained=True,
+                existing = {
+                    c.partner_id: c
+                    for c in s.scalars(
+                        sa.select(OnboardingChecklist).where(
+                            OnboardingChecklist.agreement_id == agreement.id
+                        )
                     )
-            for username, full_name, partner, role in USERS:
+                }
+                providers = {d.partner_id for d in datasets if d.code in codes}
+                for partner in partners:
+                    checklist = existing.get(partner.id) or OnboardingChecklist(
+                        agreement_id=agreement.id, partner_id=partner.id
+                    )
+                    for item, _label in OnboardingChecklist.ITEMS:
+                        setattr(checklist, item, True)
+                    checklist.provides_data = partner.id in providers
+                    checklist.receives_data = True
+                    s.add(checklist)
+                s.flush()
+            # One argon2id hash for the one published demo password (hashing is slow on purpose).
+            demo_hash = hash_password(DEMO_PASSWORD)
+            for username, full_name, partner_code, role in USERS:
                 user = s.scalar(sa.select(User).where(User.username == username))
                 if user is None:
-                    user = admin.add_user(
-                        s, username, full_name, partner, role, password=DEMO_PASSWORD
-                    )
+                    user = admin.add_user(s, username, full_name, partner_code, role)
+                    user.password_hash = demo_hash
                 else:
-                    user.password_hash = hash_password(DEMO_PASSWORD)
+                    user.password_hash = demo_hash
                     user.totp_secret = user.totp_secret or new_totp_secret()
                     user.failed_attempts = 0
                     user.locked_until = None
@@ -193,7 +212,9 @@ def seed_demo(
                 )
                 assert user.totp_secret is not None
                 result.accounts.append(
-                    DemoAccount(username, full_name, partner, role, DEMO_PASSWORD, user.totp_secret)
+                    DemoAccount(
+                        username, full_name, partner_code, role, DEMO_PASSWORD, user.totp_secret
+                    )
                 )
             result.partners = len(partner_codes)
             result.datasets = len(datasets)

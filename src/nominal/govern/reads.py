@@ -65,6 +65,21 @@ class LakeReader:
     _con: duckdb.DuckDBPyConnection | None = None
     _snapshot_id: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _columns: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def columns(self, table: str) -> frozenset[str]:
+        """Column names of a table of the current snapshot (empty if it is absent)."""
+        cur, snapshot = self.cursor()
+        try:
+            key = f"{snapshot.id}:{table}"
+            if key not in self._columns:
+                names: frozenset[str] = frozenset()
+                if snapshot.has(table):
+                    names = frozenset(r[0] for r in cur.execute(f"DESCRIBE {table}").fetchall())
+                self._columns[key] = names
+            return self._columns[key]
+        finally:
+            cur.close()
 
     def cursor(self) -> tuple[duckdb.DuckDBPyConnection, Snapshot]:
         """A cursor over the current snapshot (re-opened when a run has switched it)."""
@@ -94,17 +109,19 @@ def read_records(
 ) -> list[dict[str, Any]]:
     """The dataset's records as the decision allows: one row per event."""
     decision.require()
-    cur, snapshot = reader.cursor()
+    identity_columns = reader.columns("silver.identity")
+    event_columns = reader.columns("silver.events")
+    cur, _snapshot = reader.cursor()
     try:
         columns = ["e.record_key AS record_key", "e.event_key AS event_key", "e.dataset AS dataset"]
         need_identity = False
         for name in decision.visible_fields:
             column = FIELD_COLUMNS.get(name, name)
             if column in EVENT_COLUMNS or name == "event_id":
-                if column in EVENT_COLUMNS:
+                if column in event_columns:
                     columns.append(f"e.{_quote(column)} AS {_quote(column)}")
             elif column in IDENTITY_COLUMNS:
-                if snapshot.has("silver.identity"):
+                if column in identity_columns:
                     need_identity = True
                     columns.append(f"i.{_quote(column)} AS {_quote(column)}")
             else:
@@ -112,7 +129,9 @@ def read_records(
                 columns.append(
                     f"json_extract_string(e.attributes, {duck.sql_literal(path)}) AS {_quote(name)}"
                 )
-        join = " LEFT JOIN silver.identity i ON i.record_key = e.record_key" if need_identity else ""
+        join = (
+            " LEFT JOIN silver.identity i ON i.record_key = e.record_key" if need_identity else ""
+        )
         where = "e.dataset = ?"
         params: list[Any] = [decision.dataset]
         if restricted:
@@ -141,7 +160,9 @@ def identity_of(reader: LakeReader, record_key: str) -> dict[str, Any] | None:
     try:
         if not snapshot.has("silver.identity"):
             return None
-        result = cur.execute("SELECT * FROM silver.identity WHERE record_key = ? LIMIT 1", [record_key])
+        result = cur.execute(
+            "SELECT * FROM silver.identity WHERE record_key = ? LIMIT 1", [record_key]
+        )
         names = [d[0] for d in result.description]
         row = result.fetchone()
     finally:

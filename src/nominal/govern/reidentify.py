@@ -48,7 +48,9 @@ def reidentify(
     """The visible identity fields of one record, or :class:`ReidentificationRefused`."""
     text = (justification or "").strip()
 
-    def refuse(message: str, reasons: list[str], dataset: str | None = None) -> ReidentificationRefused:
+    def refuse(
+        message: str, reasons: list[str], dataset: str | None = None
+    ) -> ReidentificationRefused:
         audit.record(
             "reidentify",
             "denied",

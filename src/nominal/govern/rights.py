@@ -78,7 +78,9 @@ def _close(request: RightsRequest | None, outcome: str) -> None:
 
 
 # -- restriction --------------------------------------------------------------------------
-def restrict(session: Session, record_keys: Iterable[str], request: RightsRequest | None = None) -> int:
+def restrict(
+    session: Session, record_keys: Iterable[str], request: RightsRequest | None = None
+) -> int:
     count = 0
     for key in sorted(set(record_keys)):
         found = session.get(RestrictedRecord, key)
@@ -111,7 +113,9 @@ def lift_restriction(session: Session, record_keys: Iterable[str]) -> int:
 
 def restricted_record_keys(session: Session) -> frozenset[str]:
     return frozenset(
-        session.scalars(sa.select(RestrictedRecord.record_key).where(RestrictedRecord.lifted_at.is_(None)))
+        session.scalars(
+            sa.select(RestrictedRecord.record_key).where(RestrictedRecord.lifted_at.is_(None))
+        )
     )
 
 
@@ -148,7 +152,10 @@ def _plain(rows: list[tuple[Any, ...]], names: list[str]) -> list[dict[str, Any]
     out = []
     for row in rows:
         out.append(
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(names, row, strict=True)}
+            {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in zip(names, row, strict=True)
+            }
         )
     return out
 
@@ -186,12 +193,16 @@ def subject_access(
             if nominal_id:
                 keys |= set(_record_keys_of_nominal(con, snapshot, nominal_id))
                 if snapshot.has("gold.nominals"):
-                    found = _select(con, "SELECT * FROM gold.nominals WHERE nominal_id = ?", [nominal_id])
+                    found = _select(
+                        con, "SELECT * FROM gold.nominals WHERE nominal_id = ?", [nominal_id]
+                    )
                     report["nominal"] = found[0] if found else None
             listed = sorted(keys)
             if listed and snapshot.has("silver.identity"):
                 report["records"] = _select(
-                    con, "SELECT * FROM silver.identity WHERE list_contains(?, record_key)", [listed]
+                    con,
+                    "SELECT * FROM silver.identity WHERE list_contains(?, record_key)",
+                    [listed],
                 )
             if listed and snapshot.has("silver.events"):
                 report["events"] = _select(
@@ -268,7 +279,9 @@ def erase(
                     if not conditions:
                         continue
                     condition = " OR ".join(conditions)
-                    hit = con.execute(f"SELECT count(*) FROM {table} WHERE {condition}", params).fetchone()
+                    hit = con.execute(
+                        f"SELECT count(*) FROM {table} WHERE {condition}", params
+                    ).fetchone()
                     if not hit or not hit[0]:
                         continue
                     path = tx.new_file(table)
@@ -312,12 +325,16 @@ def erased_record_keys(home: Home) -> set[str]:
 
 
 # -- retention ----------------------------------------------------------------------------
-def retention_sweep(home: Home, session: Session, today: date | None = None) -> list[dict[str, Any]]:
+def retention_sweep(
+    home: Home, session: Session, today: date | None = None
+) -> list[dict[str, Any]]:
     """Remove events older than each dataset's retention, and identities left without events."""
     today = today or datetime.now(UTC).date()
     lake = Lake(home.lake)
     report: list[dict[str, Any]] = []
-    datasets = [d for d in session.scalars(sa.select(Dataset).order_by(Dataset.code)) if d.retention_years]
+    datasets = [
+        d for d in session.scalars(sa.select(Dataset).order_by(Dataset.code)) if d.retention_years
+    ]
     with lake.transaction("retention") as tx:
         base = tx.base
         if base is None or not base.has("silver.events") or not datasets:
@@ -328,7 +345,11 @@ def retention_sweep(home: Home, session: Session, today: date | None = None) -> 
             for ds in datasets:
                 assert ds.retention_years is not None
                 cutoff = today - timedelta(days=round(ds.retention_years * 365.25))
-                column = "CAST(received_at AS DATE)" if ds.retention_basis == "received" else "event_date"
+                column = (
+                    "CAST(received_at AS DATE)"
+                    if ds.retention_basis == "received"
+                    else "event_date"
+                )
                 rules.append((ds.code, cutoff, column))
             expired_sql = " OR ".join(
                 f"(dataset = {duck.sql_literal(code)} AND {column} < DATE {duck.sql_literal(cutoff.isoformat())})"
@@ -341,15 +362,17 @@ def retention_sweep(home: Home, session: Session, today: date | None = None) -> 
             )
             orphan_counts: dict[str, int] = {}
             if counts:
-                con.execute(f"CREATE TEMP TABLE kept AS SELECT * FROM silver.events WHERE NOT ({expired_sql})")
+                con.execute(
+                    f"CREATE TEMP TABLE kept AS SELECT * FROM silver.events WHERE NOT ({expired_sql})"
+                )
                 events_path = tx.new_file("silver.events")
-                con.execute(f"COPY kept TO {duck.sql_literal(str(events_path))} (FORMAT parquet, COMPRESSION zstd)")
+                con.execute(
+                    f"COPY kept TO {duck.sql_literal(str(events_path))} (FORMAT parquet, COMPRESSION zstd)"
+                )
                 tx.replace("silver.events", [events_path])
                 if base.has("silver.identity"):
                     expired_datasets = [code for code in counts]
-                    orphan_sql = (
-                        "list_contains(?, dataset) AND record_key NOT IN (SELECT DISTINCT record_key FROM kept)"
-                    )
+                    orphan_sql = "list_contains(?, dataset) AND record_key NOT IN (SELECT DISTINCT record_key FROM kept)"
                     orphan_counts = dict(
                         con.execute(
                             f"SELECT dataset, count(*) FROM silver.identity WHERE {orphan_sql} GROUP BY dataset",

@@ -76,7 +76,13 @@ def _reader(request: Request) -> LakeReader:
         from nominal.engines.lake import Lake
 
         reader = hub.cache["lake_reader"] = LakeReader(Lake(hub.home.lake))
-    return reader  # type: ignore[no-any-return]
+    return reader
+
+
+def _partners(session: Session, ids: set[int]) -> list[Partner]:
+    return list(
+        session.scalars(sa.select(Partner).where(Partner.id.in_(ids)).order_by(Partner.code))
+    )
 
 
 def _admin_audit(
@@ -110,14 +116,21 @@ def _fail(exc: GovernError) -> HTTPException:
 
 # -- partners and feeds -----------------------------------------------------------------
 @router.get("/partners", include_in_schema=False)
-def partners_page(request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)) -> Response:
+def partners_page(
+    request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
+) -> Response:
     partners = list(session.scalars(sa.select(Partner).order_by(Partner.code)))
     datasets = list(session.scalars(sa.select(Dataset).order_by(Dataset.code)))
     suspended = {d.id for d in datasets if active_suspension(session, d.id, _now()) is not None}
     return render(
         request,
         "govern/partners.html",
-        {"partners": partners, "datasets": datasets, "suspended": suspended, "title": "Partners and feeds"},
+        {
+            "partners": partners,
+            "datasets": datasets,
+            "suspended": suspended,
+            "title": "Partners and feeds",
+        },
     )
 
 
@@ -137,8 +150,12 @@ def partners_add(
 
 # -- agreements -------------------------------------------------------------------------
 @router.get("/agreements", include_in_schema=False)
-def agreements_page(request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)) -> Response:
-    agreements = list(session.scalars(sa.select(Agreement).order_by(Agreement.tier, Agreement.reference)))
+def agreements_page(
+    request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
+) -> Response:
+    agreements = list(
+        session.scalars(sa.select(Agreement).order_by(Agreement.tier, Agreement.reference))
+    )
     return render(
         request,
         "govern/agreements.html",
@@ -204,8 +221,10 @@ def agreement_page(
     request: Request, agreement_id: int, _u: User = Depends(ig_only), session: Session = Depends(db)
 ) -> Response:
     agreement = _agreement(session, agreement_id)
-    involved = {s.dataset.partner_id for s in agreement.datasets} | {r.partner_id for r in agreement.recipients}
-    checklists = [admin.checklist(session, agreement, session.get(Partner, pid)) for pid in sorted(involved)]  # type: ignore[arg-type]
+    involved = {s.dataset.partner_id for s in agreement.datasets} | {
+        r.partner_id for r in agreement.recipients
+    }
+    checklists = [admin.checklist(session, agreement, p) for p in _partners(session, involved)]
     return render(
         request,
         "govern/agreement.html",
@@ -267,7 +286,13 @@ def agreement_dataset(
         admin.share_dataset(session, agreement, dataset, names)
     except GovernError as exc:
         raise _fail(exc) from exc
-    _admin_audit(request, session, user, "agreement.dataset", {"reference": agreement.reference, "dataset": dataset, "fields": names})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "agreement.dataset",
+        {"reference": agreement.reference, "dataset": dataset, "fields": names},
+    )
     return _back(f"/agreements/{agreement.id}", "dataset shared")
 
 
@@ -285,7 +310,13 @@ def agreement_recipient(
         admin.add_recipient(session, agreement, partner, role)
     except GovernError as exc:
         raise _fail(exc) from exc
-    _admin_audit(request, session, user, "agreement.recipient", {"reference": agreement.reference, "partner": partner, "role": role})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "agreement.recipient",
+        {"reference": agreement.reference, "partner": partner, "role": role},
+    )
     return _back(f"/agreements/{agreement.id}", "recipient added")
 
 
@@ -302,16 +333,28 @@ def agreement_status(
         admin.set_agreement_status(session, agreement, status)
     except GovernError as exc:
         raise _fail(exc) from exc
-    _admin_audit(request, session, user, "agreement.status", {"reference": agreement.reference, "status": status})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "agreement.status",
+        {"reference": agreement.reference, "status": status},
+    )
     return _back(f"/agreements/{agreement.id}", f"status {status}")
 
 
 # -- onboarding -------------------------------------------------------------------------
 @router.get("/onboarding", include_in_schema=False)
-def onboarding_page(request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)) -> Response:
+def onboarding_page(
+    request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
+) -> Response:
     checklists = []
-    for agreement in session.scalars(sa.select(Agreement).where(Agreement.tier == 2).order_by(Agreement.reference)):
-        involved = {s.dataset.partner_id for s in agreement.datasets} | {r.partner_id for r in agreement.recipients}
+    for agreement in session.scalars(
+        sa.select(Agreement).where(Agreement.tier == 2).order_by(Agreement.reference)
+    ):
+        involved = {s.dataset.partner_id for s in agreement.datasets} | {
+            r.partner_id for r in agreement.recipients
+        }
         for pid in sorted(involved):
             partner = session.get(Partner, pid)
             assert partner is not None
@@ -325,7 +368,10 @@ def onboarding_page(request: Request, _u: User = Depends(ig_only), session: Sess
 
 @router.post("/onboarding/{checklist_id}", include_in_schema=False)
 async def onboarding_update(
-    request: Request, checklist_id: int, user: User = Depends(ig_only), session: Session = Depends(db)
+    request: Request,
+    checklist_id: int,
+    user: User = Depends(ig_only),
+    session: Session = Depends(db),
 ) -> Response:
     found = session.get(OnboardingChecklist, checklist_id)
     if found is None:
@@ -334,14 +380,29 @@ async def onboarding_update(
     ticked = {str(v) for v in form.getlist("items")}
     for name, _label in OnboardingChecklist.ITEMS:
         setattr(found, name, name in ticked)
-    _admin_audit(request, session, user, "onboarding", {"agreement": found.agreement.reference, "partner": found.partner.code, "items": sorted(ticked)})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "onboarding",
+        {
+            "agreement": found.agreement.reference,
+            "partner": found.partner.code,
+            "items": sorted(ticked),
+        },
+    )
     back = str(form.get("back") or "/onboarding")
-    return _back(back if back.startswith("/") and not back.startswith("//") else "/onboarding", "checklist saved")
+    return _back(
+        back if back.startswith("/") and not back.startswith("//") else "/onboarding",
+        "checklist saved",
+    )
 
 
 # -- users ------------------------------------------------------------------------------
 @router.get("/users", include_in_schema=False)
-def users_page(request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)) -> Response:
+def users_page(
+    request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
+) -> Response:
     users = list(session.scalars(sa.select(User).order_by(User.username)))
     return render(
         request,
@@ -372,11 +433,23 @@ def users_add(
 ) -> Response:
     try:
         created = admin.add_user(
-            session, username.strip(), full_name.strip(), partner, role, password=password, email=email or None
+            session,
+            username.strip(),
+            full_name.strip(),
+            partner,
+            role,
+            password=password,
+            email=email or None,
         )
     except (GovernError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from exc
-    _admin_audit(request, session, user, "user.create", {"username": created.username, "role": role, "partner": partner})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "user.create",
+        {"username": created.username, "role": role, "partner": partner},
+    )
     return _back("/users", f"user {created.username} created")
 
 
@@ -397,7 +470,13 @@ def users_nominate(
 ) -> Response:
     target = _user(session, user_id)
     admin.nominate(session, target, by=user.username, nominated=nominated == "yes")
-    _admin_audit(request, session, user, "user.nominate", {"username": target.username, "nominated": target.nominated})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "user.nominate",
+        {"username": target.username, "nominated": target.nominated},
+    )
     return _back("/users", "nomination saved")
 
 
@@ -418,7 +497,13 @@ def users_training(
         admin.record_training(session, target, done, _parse_date(expires))
     except GovernError as exc:
         raise _fail(exc) from exc
-    _admin_audit(request, session, user, "user.training", {"username": target.username, "completed": str(done)})
+    _admin_audit(
+        request,
+        session,
+        user,
+        "user.training",
+        {"username": target.username, "completed": str(done)},
+    )
     return _back("/users", "training recorded")
 
 
@@ -447,7 +532,12 @@ def audit_page(
         "govern/audit.html",
         {
             "entries": [entry_json(e) for e in entries],
-            "q": {"username": username, "dataset": dataset, "record_key": record_key, "nominal_id": nominal_id},
+            "q": {
+                "username": username,
+                "dataset": dataset,
+                "record_key": record_key,
+                "nominal_id": nominal_id,
+            },
             "verification": verification,
             "title": "Audit",
         },
@@ -456,7 +546,9 @@ def audit_page(
 
 # -- rights -----------------------------------------------------------------------------
 @router.get("/rights", include_in_schema=False)
-def rights_page(request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)) -> Response:
+def rights_page(
+    request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
+) -> Response:
     requests = list(session.scalars(sa.select(RightsRequest).order_by(RightsRequest.id.desc())))
     return render(request, "govern/rights.html", {"requests": requests, "title": "Rights requests"})
 
@@ -473,10 +565,19 @@ def rights_add(
 ) -> Response:
     keys = [k.strip() for k in record_keys.replace("\n", ",").split(",") if k.strip()]
     try:
-        created = rights.open_request(session, kind, subject, keys, by=user.username, detail={"note": detail} if detail else None)
+        created = rights.open_request(
+            session,
+            kind,
+            subject,
+            keys,
+            by=user.username,
+            detail={"note": detail} if detail else None,
+        )
     except GovernError as exc:
         raise _fail(exc) from exc
-    _admin_audit(request, session, user, f"rights.{kind}", {"request": created.id, "subject": subject})
+    _admin_audit(
+        request, session, user, f"rights.{kind}", {"request": created.id, "subject": subject}
+    )
     return _back("/rights", f"request {created.id} recorded")
 
 
@@ -488,8 +589,20 @@ def rights_export(
     if found is None or found.kind != "access":
         raise HTTPException(404, "no such subject access request")
     hub = state(request)
-    report = rights.subject_access(hub.home, session, hub.audit, nominal_id=found.subject, record_keys=json.loads(found.record_keys))
-    _admin_audit(request, session, user, "rights.access.export", {"request": found.id, "records": len(report["records"])})
+    report = rights.subject_access(
+        hub.home,
+        session,
+        hub.audit,
+        nominal_id=found.subject,
+        record_keys=json.loads(found.record_keys),
+    )
+    _admin_audit(
+        request,
+        session,
+        user,
+        "rights.access.export",
+        {"request": found.id, "records": len(report["records"])},
+    )
     hub.audit.record(
         "subject_access",
         "allowed",
@@ -507,14 +620,20 @@ def rights_export(
 
 # -- suspensions ------------------------------------------------------------------------
 @router.get("/suspensions", include_in_schema=False)
-def suspensions_page(request: Request, user: User = Depends(owners_only), session: Session = Depends(db)) -> Response:
+def suspensions_page(
+    request: Request, user: User = Depends(owners_only), session: Session = Depends(db)
+) -> Response:
     query = sa.select(Dataset).order_by(Dataset.code)
     if user.role == "data_owner":
         query = query.where(Dataset.partner_id == user.partner_id)
     datasets = list(session.scalars(query))
     now = _now()
     current = {d.id: active_suspension(session, d.id, now) for d in datasets}
-    history = list(session.scalars(sa.select(DatasetSuspension).order_by(DatasetSuspension.id.desc()).limit(50)))
+    history = list(
+        session.scalars(
+            sa.select(DatasetSuspension).order_by(DatasetSuspension.id.desc()).limit(50)
+        )
+    )
     if user.role == "data_owner":
         history = [h for h in history if h.dataset.partner_id == user.partner_id]
     return render(
@@ -542,7 +661,10 @@ def suspensions_add(
 
 @router.post("/suspensions/{dataset}/lift", include_in_schema=False)
 def suspensions_lift(
-    request: Request, dataset: str, user: User = Depends(owners_only), session: Session = Depends(db)
+    request: Request,
+    dataset: str,
+    user: User = Depends(owners_only),
+    session: Session = Depends(db),
 ) -> Response:
     try:
         admin.lift_suspension(session, dataset, user)
@@ -601,12 +723,23 @@ def api_records(
     decision = enforcer.allow(dataset, wanted)
     restricted = rights.restricted_record_keys(enforcer.session)
     try:
-        rows = read_records(_reader(request), decision, limit=limit, offset=offset, restricted=restricted)
+        rows = read_records(
+            _reader(request), decision, limit=limit, offset=offset, restricted=restricted
+        )
     except NoData as exc:
         raise HTTPException(404, str(exc)) from exc
-    enforcer.audit("read", decision, record_keys=[r["record_key"] for r in rows], detail={"rows": len(rows), "offset": offset})
+    enforcer.audit(
+        "read",
+        decision,
+        record_keys=[r["record_key"] for r in rows],
+        detail={"rows": len(rows), "offset": offset},
+    )
     return RecordsPage(
-        dataset=dataset, purpose=enforcer.purpose.code, decision=decision.to_json(), count=len(rows), records=rows
+        dataset=dataset,
+        purpose=enforcer.purpose.code,
+        decision=decision.to_json(),
+        count=len(rows),
+        records=rows,
     )
 
 
@@ -634,14 +767,24 @@ def api_reidentify(
     purpose = require_purpose(request, body.purpose, user, session)
     try:
         found = reidentify(
-            session, user, purpose, body.record_key, body.justification, _reader(request), state(request).audit, client_address(request)
+            session,
+            user,
+            purpose,
+            body.record_key,
+            body.justification,
+            _reader(request),
+            state(request).audit,
+            client_address(request),
         )
     except ReidentificationRefused as exc:
         raise HTTPException(403, {"message": str(exc), "reasons": exc.reasons}) from exc
     except NoData as exc:
         raise HTTPException(404, str(exc)) from exc
     return ReidentifyAnswer(
-        record_key=found.record_key, dataset=found.dataset, identity=found.identity, agreements=list(found.decision.agreement_refs)
+        record_key=found.record_key,
+        dataset=found.dataset,
+        identity=found.identity,
+        agreements=list(found.decision.agreement_refs),
     )
 
 
@@ -656,7 +799,9 @@ def api_audit(
 ) -> dict[str, Any]:
     """Who has looked at this person (record or nominal), when and why."""
     hub = state(request)
-    entries = hub.audit.search(record_key=record_key, nominal_id=nominal_id, username=username, limit=limit)
+    entries = hub.audit.search(
+        record_key=record_key, nominal_id=nominal_id, username=username, limit=limit
+    )
     hub.audit.record(
         "audit.search",
         "ok",

@@ -15,9 +15,9 @@ import importlib
 import importlib.util
 import logging
 import os
+import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ def create_app(
         templates=environment(),
         audit_reads=audit_reads,
     )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -144,7 +145,9 @@ def _error_handlers(app: FastAPI) -> None:
             return RedirectResponse(f"/sign-in?next={request.url.path}", status_code=303)
         if _wants_html(request):
             detail = exc.detail if isinstance(exc.detail, str) else exc.detail.get("message", "")
-            reasons = exc.detail.get("reasons", []) if isinstance(exc.detail, dict) else []
+            reasons: list[str] = (
+                exc.detail.get("reasons", []) if isinstance(exc.detail, dict) else []
+            )
             return render(
                 request,
                 "error.html",
@@ -162,7 +165,11 @@ def _error_handlers(app: FastAPI) -> None:
             return render(
                 request,
                 "error.html",
-                {"status": 422, "message": "The request was not valid", "reasons": [f"{e['field']}: {e['message']}" for e in errors]},
+                {
+                    "status": 422,
+                    "message": "The request was not valid",
+                    "reasons": [f"{e['field']}: {e['message']}" for e in errors],
+                },
                 status_code=422,
             )
         return JSONResponse({"detail": errors}, status_code=422)

@@ -71,7 +71,7 @@ async def csrf_protect(request: Request) -> None:
 def current_user_optional(request: Request, session: Session = Depends(db)) -> User | None:
     """The user of a bearer token or of the session cookie, or None."""
     if hasattr(request.state, "user"):
-        return request.state.user  # type: ignore[no-any-return]
+        return request.state.user
     user: User | None = None
     request.state.token_purpose = None
     presented = _bearer(request)
@@ -111,7 +111,11 @@ class Viewer:
     @classmethod
     def of(cls, user: User) -> Viewer:
         return cls(
-            user.id, user.username, user.full_name, user.role, ViewerPartner(user.partner.code, user.partner.name)
+            user.id,
+            user.username,
+            user.full_name,
+            user.role,
+            ViewerPartner(user.partner.code, user.partner.name),
         )
 
 
@@ -177,7 +181,9 @@ class Enforcer:
         decision = self.decide(dataset, fields, reidentify=reidentify)
         if not decision.allowed:
             self.audit(action, decision, outcome="denied", justification=justification)
-            raise HTTPException(403, {"message": "access denied", "reasons": list(decision.reasons)})
+            raise HTTPException(
+                403, {"message": "access denied", "reasons": list(decision.reasons)}
+            )
         return decision
 
     def audit(

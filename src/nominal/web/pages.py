@@ -33,7 +33,9 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _sign_in_page(request: Request, error: str | None = None, status_code: int = 200, **extra: Any) -> Response:
+def _sign_in_page(
+    request: Request, error: str | None = None, status_code: int = 200, **extra: Any
+) -> Response:
     hub = state(request)
     secret = hub.cookies.read(request)
     fresh = secret is None
