@@ -225,6 +225,54 @@ def subject_access(
 
 
 # -- erasure ------------------------------------------------------------------------------
+def _remove_records(
+    con: Any, tx: Any, base: Snapshot, keys: set[str], layers: tuple[str, ...]
+) -> dict[str, int]:
+    """Rewrite every table of ``layers`` without rows of ``keys`` (and without nominals
+    left with no record); returns rows removed per table."""
+    removed: dict[str, int] = {}
+    listed = sorted(keys)
+    if not listed:
+        return removed
+    gone_nominals: list[str] = []
+    if base.has("gold.nominal_records"):
+        gone_nominals = [
+            r[0]
+            for r in con.execute(
+                "SELECT nominal_id FROM gold.nominal_records GROUP BY nominal_id "
+                "HAVING bool_and(list_contains(?, record_key))",
+                [listed],
+            ).fetchall()
+        ]
+    for table in sorted(base.tables):
+        if not table.startswith(layers):
+            continue
+        cols = _columns(con, table)
+        conditions = []
+        params: list[Any] = []
+        if "record_key" in cols:
+            conditions.append("list_contains(?, record_key)")
+            params.append(listed)
+        if "nominal_id" in cols and gone_nominals:
+            conditions.append("list_contains(?, nominal_id)")
+            params.append(gone_nominals)
+        if not conditions:
+            continue
+        condition = " OR ".join(conditions)
+        hit = con.execute(f"SELECT count(*) FROM {table} WHERE {condition}", params).fetchone()
+        if not hit or not hit[0]:
+            continue
+        path = tx.new_file(table)
+        con.execute(
+            f"COPY (SELECT * FROM {table} WHERE NOT ({condition})) TO "
+            f"{duck.sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)",
+            params,
+        )
+        tx.replace(table, [path])
+        removed[table] = int(hit[0])
+    return removed
+
+
 @dataclass(frozen=True)
 class Erasure:
     record_keys: list[str]
@@ -252,46 +300,7 @@ def erase(
             try:
                 if nominal_id:
                     keys |= set(_record_keys_of_nominal(con, base, nominal_id))
-                listed = sorted(keys)
-                gone_nominals: list[str] = []
-                if listed and base.has("gold.nominal_records"):
-                    # Nominals left with no record once these are gone disappear too.
-                    gone_nominals = [
-                        r[0]
-                        for r in con.execute(
-                            "SELECT nominal_id FROM gold.nominal_records GROUP BY nominal_id "
-                            "HAVING bool_and(list_contains(?, record_key))",
-                            [listed],
-                        ).fetchall()
-                    ]
-                for table in sorted(base.tables):
-                    if not table.startswith(("silver.", "gold.")):
-                        continue
-                    cols = _columns(con, table)
-                    conditions = []
-                    params: list[Any] = []
-                    if "record_key" in cols and listed:
-                        conditions.append("list_contains(?, record_key)")
-                        params.append(listed)
-                    if "nominal_id" in cols and gone_nominals:
-                        conditions.append("list_contains(?, nominal_id)")
-                        params.append(gone_nominals)
-                    if not conditions:
-                        continue
-                    condition = " OR ".join(conditions)
-                    hit = con.execute(
-                        f"SELECT count(*) FROM {table} WHERE {condition}", params
-                    ).fetchone()
-                    if not hit or not hit[0]:
-                        continue
-                    path = tx.new_file(table)
-                    con.execute(
-                        f"COPY (SELECT * FROM {table} WHERE NOT ({condition})) TO "
-                        f"{duck.sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)",
-                        params,
-                    )
-                    tx.replace(table, [path])
-                    removed[table] = int(hit[0])
+                removed = _remove_records(con, tx, base, keys, ("silver.", "gold."))
             finally:
                 con.close()
         if removed:
@@ -386,6 +395,15 @@ def retention_sweep(
                         [expired_datasets],
                     )
                     tx.replace("silver.identity", [identity_path])
+                    orphans = {
+                        r[0]
+                        for r in con.execute(
+                            f"SELECT record_key FROM silver.identity WHERE {orphan_sql}",
+                            [expired_datasets],
+                        ).fetchall()
+                    }
+                    # Golden nominals built from those records go with them.
+                    _remove_records(con, tx, base, orphans, ("gold.",))
         finally:
             con.close()
         snapshot_id = None
