@@ -80,18 +80,34 @@ def register_tf(linker: Linker, model: LinkModel) -> None:
 
 
 def train(
-    con: duckdb.DuckDBPyConnection, table: str, *, seed: int = 42, max_u_pairs: float = 2e6
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    seed: int = 42,
+    max_u_pairs: float = 2e6,
+    link_with: str | None = None,
 ) -> tuple[dict[str, Any], pa.Table, dict[str, Any]]:
     """Train the model on the standardised records in ``table`` (DuckDB).
 
-    Returns the Splink settings with trained parameters, the term frequencies and a
-    summary of the training (record count, EM sessions).
+    With ``link_with`` (a second standardised table) the model links the two tables
+    (``link_only``) instead of deduplicating one. Returns the Splink settings with
+    trained parameters, the term frequencies and a summary of the training.
     """
     n = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    tf = term_frequencies(con, table)
     db_api = DuckDBAPI(con)
-    sdf = db_api.register(table)
-    linker = Linker(sdf, link_settings.settings(), log_level=logging.WARNING)
+    if link_with is None:
+        tf = term_frequencies(con, table)
+        inputs: Any = db_api.register(table)
+        creator = link_settings.settings()
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE tf_union AS "
+            f"SELECT * FROM {table} UNION ALL BY NAME SELECT * FROM {link_with}"
+        ).fetchall()
+        tf = term_frequencies(con, "tf_union")
+        inputs = [db_api.register(table), db_api.register(link_with)]
+        creator = link_settings.settings(link_type="link_only")
+    linker = Linker(inputs, creator, log_level=logging.ERROR)
     register_tf(linker, LinkModel("training", {}, tf, {}))
     linker.training.estimate_probability_two_random_records_match(
         link_settings.deterministic_rules(), recall=0.7
@@ -156,7 +172,7 @@ def load(home: Home, version: str | None = None) -> LinkModel:
 def linker_for(db_api: Any, table: Any, model: LinkModel) -> Linker:
     """A Splink linker over ``table`` (registered on ``db_api``) with ``model`` loaded."""
     sdf = db_api.register(table)
-    linker = Linker(sdf, dict(model.settings), log_level=logging.WARNING)
+    linker = Linker(sdf, dict(model.settings), log_level=logging.ERROR)
     register_tf(linker, model)
     return linker
 

@@ -68,12 +68,27 @@ GOLD_TABLES = (
     "gold.events",
 )
 IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
-# A pair is vetoed (never a match on the model's word alone) when the given name or
-# the date of birth clearly disagrees and no trusted identifier agrees.
+# A pair is vetoed (never a match on the model's word alone) when it looks like two
+# members of one family rather than one person, and no trusted identifier agrees:
+# twins (same date of birth, given names clearly different), or two people whose
+# dates of birth clearly disagree (a parent and child, or siblings, of the same name;
+# the date-of-birth levels already absorb typos, swapped day and month and one day or
+# one year out). Family members agree on family name, address and postcode, so the
+# model's independence assumption over-counts exactly that evidence.
+ID_AGREES = "(p.mw_nhs_number > 0 OR p.mw_ni_number > 0 OR p.mw_pupil_number > 0)"
 VETO_SQL = (
-    "((mw_given_name < -3 OR mw_date_of_birth < -3) "
-    "AND NOT (mw_nhs_number > 0 OR mw_ni_number > 0 OR mw_pupil_number > 0))"
+    "(((p.mw_given_name < -3 AND p.mw_date_of_birth > 5) "
+    "OR p.mw_date_of_birth < -3 OR abs(l.dob_year - r.dob_year) >= 12) "
+    "AND NOT " + ID_AGREES + ")"
 )
+
+
+def veto_join(std: str) -> str:
+    """The joins :data:`VETO_SQL` needs (``l``/``r``: the pair's standardised records)."""
+    return (
+        f"LEFT JOIN {std} l ON l.unique_id = p.unique_id_l "
+        f"LEFT JOIN {std} r ON r.unique_id = p.unique_id_r"
+    )
 
 
 class LinkError(RuntimeError):
@@ -248,20 +263,20 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
 # --------------------------------------------------------------------------------------
 def _pairs_select(source: str, run_id: str, version: str) -> str:
     """Normalise Splink's prediction rows to gold.pairs columns (keys ordered l < r)."""
-    mw = ", ".join(f"mw_{c}" for c in link_settings.COMPARISON_NAMES)
+    mw = ", ".join(f"p.mw_{c}" for c in link_settings.COMPARISON_NAMES)
     return f"""
-        SELECT least(unique_id_l, unique_id_r) AS record_key_l,
-               greatest(unique_id_l, unique_id_r) AS record_key_r,
-               CAST(match_weight AS DOUBLE) AS match_weight,
-               CAST(match_probability AS DOUBLE) AS match_probability,
+        SELECT least(p.unique_id_l, p.unique_id_r) AS record_key_l,
+               greatest(p.unique_id_l, p.unique_id_r) AS record_key_r,
+               CAST(p.match_weight AS DOUBLE) AS match_weight,
+               CAST(p.match_probability AS DOUBLE) AS match_probability,
                {mw},
-               CASE WHEN {VETO_SQL} THEN 'veto'
-                    WHEN match_probability >= {link_settings.MATCH_PROBABILITY} THEN 'match'
-                    WHEN match_probability >= {link_settings.REVIEW_PROBABILITY} THEN 'review'
+               CASE WHEN coalesce({VETO_SQL}, false) THEN 'veto'
+                    WHEN p.match_probability >= {link_settings.MATCH_PROBABILITY} THEN 'match'
+                    WHEN p.match_probability >= {link_settings.REVIEW_PROBABILITY} THEN 'review'
                     ELSE 'non_match' END AS model_decision,
                '{version}' AS model_version,
                '{run_id}' AS linked_run
-        FROM {source}"""
+        FROM {source} p {veto_join("std_all")}"""
 
 
 def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
@@ -863,12 +878,13 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     """
     con = ctx.con
     register_nicknames(con)
+    present = {r[0] for r in _q(con, "DESCRIBE ident")}
     if not incremental:
         _q(
             con,
             f"""CREATE OR REPLACE TABLE std_all AS
             SELECT s.*, i.received_at AS std_received_at
-            FROM ({standardise_sql("ident")}) s JOIN ident i ON i.record_key = s.unique_id""",
+            FROM ({standardise_sql("ident", present)}) s JOIN ident i ON i.record_key = s.unique_id""",
         )
         return None
     # Earlier standardised records whose source row is unchanged are reused.
@@ -887,7 +903,7 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         con,
         f"""CREATE OR REPLACE TABLE std_new AS
         SELECT s.*, i.received_at AS std_received_at
-        FROM ({standardise_sql("ident_new")}) s JOIN ident_new i ON i.record_key = s.unique_id""",
+        FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
     )
     _q(con, "CREATE OR REPLACE TABLE std_old AS SELECT * FROM std_prev")
     _q(

@@ -23,14 +23,19 @@ from __future__ import annotations
 from typing import Any
 
 import splink.comparison_level_library as cll
+import splink.blocking_rule_library as brl
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 # A pair at or above MATCH_PROBABILITY is the same person; pairs between
 # REVIEW_PROBABILITY and MATCH_PROBABILITY go to clerical review.
-MATCH_PROBABILITY = 0.95
+MATCH_PROBABILITY = 0.99
 REVIEW_PROBABILITY = 0.5
+# ``nominal link-file`` on an arbitrary file: a match is a pair more likely than not
+# the same person. The hub itself is stricter (MATCH_PROBABILITY) because a wrong
+# merge shows one person's record to a practitioner looking at another.
+FILE_MATCH_PROBABILITY = 0.5
 # Pairs kept as evidence (gold.pairs) and considered for clustering and review.
 KEEP_PROBABILITY = 0.2
 
@@ -186,12 +191,21 @@ def prediction_blocking_rules() -> list[BlockingRuleCreator | dict[str, Any]]:
         block_on("pupil_number"),
         block_on("police_id"),
         block_on("dob", "given_initial"),
+        block_on("dob", "given_std"),
+        block_on("dob", "family_std"),
+        block_on("dob_year", "postcode_std"),
         block_on("dob", "substr(family_std, 1, 1)"),
         block_on("given_canon", "family_std"),
         block_on("family_std", "postcode_sector"),
+        block_on("family_std", "postcode_std"),
+        block_on("dob", "house_number"),
         block_on("given_canon", "postcode_std"),
         block_on("given_canon", "address_std"),
         block_on("dob_swapped", "family_std"),
+        # given and family names swapped
+        brl.CustomRule("l.given_std = r.family_std AND l.family_std = r.given_std"),
+        brl.CustomRule("l.given_std = r.family_std AND l.postcode_district = r.postcode_district"),
+        block_on("address_std", "given_initial"),
         block_on("family_std", "given_initial", "dob_year"),
     ]
 
@@ -217,10 +231,13 @@ def deterministic_rules() -> list[str | BlockingRuleCreator]:
     ]
 
 
-def settings(retain_intermediate: bool = True) -> SettingsCreator:
-    """The Splink settings of the person model (dedupe across all partners' records)."""
+def settings(retain_intermediate: bool = True, link_type: str = "dedupe_only") -> SettingsCreator:
+    """The Splink settings of the person model (dedupe across all partners' records).
+
+    ``link_type="link_only"`` links two files (``nominal link-file A.csv B.csv``).
+    """
     return SettingsCreator(
-        link_type="dedupe_only",
+        link_type=link_type,
         unique_id_column_name="unique_id",
         comparisons=comparisons(),
         blocking_rules_to_generate_predictions=prediction_blocking_rules(),

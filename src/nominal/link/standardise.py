@@ -59,6 +59,7 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "other_names",
     "date_of_birth",
     "sex",
+    "street_number",
     "address_line_1",
     "address_line_2",
     "town",
@@ -151,7 +152,8 @@ def standardise_sql(source: str, present: set[str] | None = None) -> str:
     given_raw = _clean(col("given_name"))
     family_raw = _clean(col("family_name"))
     address_raw = (
-        f"lower(strip_accents(concat_ws(' ', {col('address_line_1')}, {col('address_line_2')})))"
+        "lower(strip_accents(concat_ws(' ', "
+        f"{col('street_number')}, {col('address_line_1')}, {col('address_line_2')})))"
     )
     abbreviations = _map_literal()
     return f"""
@@ -208,9 +210,13 @@ def standardise_sql(source: str, present: set[str] | None = None) -> str:
             THEN make_date(year(b.dob), day(b.dob), month(b.dob)) END AS dob_swapped,
         year(b.dob) AS dob_year,
         b.sex,
-        CASE WHEN length(b.pc) >= 5 THEN b.pc END AS postcode_std,
-        CASE WHEN length(b.pc) >= 5 THEN left(b.pc, length(b.pc) - 2) END AS postcode_sector,
-        CASE WHEN length(b.pc) >= 5 THEN left(b.pc, length(b.pc) - 3)
+        -- UK postcodes; an all-digit postcode (other countries) is kept whole
+        CASE WHEN length(b.pc) >= 5 OR regexp_matches(b.pc, '^[0-9]+$') THEN b.pc END
+            AS postcode_std,
+        CASE WHEN length(b.pc) >= 5 AND NOT regexp_matches(b.pc, '^[0-9]+$')
+             THEN left(b.pc, length(b.pc) - 2) END AS postcode_sector,
+        CASE WHEN regexp_matches(b.pc, '^[0-9]+$') THEN b.pc
+             WHEN length(b.pc) >= 5 THEN left(b.pc, length(b.pc) - 3)
              WHEN length(b.pc) BETWEEN 2 AND 4 THEN b.pc END AS postcode_district,
         list_filter(b.address_tokens, lambda t: regexp_matches(t, '^[0-9]+[a-z]?$'))[1]
             AS house_number,
