@@ -58,7 +58,7 @@ def list_items(home: Home, status: str = "open", limit: int = 50) -> list[dict[s
             ]
     finally:
         cp.dispose()
-    rows.sort(key=lambda r: (abs(r["match_probability"] - 0.5), r["id"]))
+    rows.sort(key=lambda r: (abs(float(r["match_probability"] or 0) - 0.5), int(r["id"] or 0)))
     return rows[:limit]
 
 

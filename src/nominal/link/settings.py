@@ -20,10 +20,10 @@ prints the figure) while scoring a few dozen pairs per record.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import splink.comparison_level_library as cll
 import splink.blocking_rule_library as brl
+import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
@@ -231,7 +231,10 @@ def deterministic_rules() -> list[str | BlockingRuleCreator]:
     ]
 
 
-def settings(retain_intermediate: bool = True, link_type: str = "dedupe_only") -> SettingsCreator:
+def settings(
+    retain_intermediate: bool = True,
+    link_type: Literal["dedupe_only", "link_only"] = "dedupe_only",
+) -> SettingsCreator:
     """The Splink settings of the person model (dedupe across all partners' records).
 
     ``link_type="link_only"`` links two files (``nominal link-file A.csv B.csv``).
