@@ -77,6 +77,7 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
     ``inbox/processed``; the failed ones stay in the inbox, so resuming the run after
     the partner re-sends (or someone removes the bad file) picks up only what is left.
     """
+    import nominal.feeds  # noqa: F401  (registers the built-in FHIR format)
     from nominal.ingest.api import ingest_paths
 
     summary = ingest_paths(ctx.home, None, ctx.rich_progress)
