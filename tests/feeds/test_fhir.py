@@ -161,7 +161,7 @@ def test_malformed_bundle(tmp_path: Path, data: Any, message: str) -> None:
     with pytest.raises(ReadError, match=message):
         bundle_rows(write(tmp_path, "x.json", data))
     (tmp_path / "y.json").write_text('{"resourceType": "Bundle", "entry": [')
-    with pytest.raises(ReadError, match="y.json: line 1: not valid JSON"):
+    with pytest.raises(ReadError, match=r"y\.json: line 1: not valid JSON"):
         bundle_rows(tmp_path / "y.json")
 
 
