@@ -24,7 +24,14 @@ from web.conftest import sign_in
 
 ROLES = ("practitioner", "analyst", "data_owner", "ig_lead", "admin")
 PURPOSES = ("safeguarding_children", "domestic_abuse", "fire_prevention", "research", "curiosity")
-STATES = ("live", "expired", "agreement_suspended", "dataset_suspended", "no_agreement", "onboarding_incomplete")
+STATES = (
+    "live",
+    "expired",
+    "agreement_suspended",
+    "dataset_suspended",
+    "no_agreement",
+    "onboarding_incomplete",
+)
 ENDPOINTS = ("records", "reidentify")
 RECIPIENTS = {"practitioner", "analyst", "data_owner"}
 WHY = "Multi-agency safeguarding hub referral on this person today"
@@ -101,7 +108,9 @@ def test_endpoint_matrix(client: TestClient, demo: DemoAccounts, database_url: s
                 want = expect(endpoint, role, purpose, state)
                 cases += 1
                 if got != want:
-                    mismatches.append(f"{endpoint} {role} {purpose} {state}: got {got}, want {want}")
+                    mismatches.append(
+                        f"{endpoint} {role} {purpose} {state}: got {got}, want {want}"
+                    )
     finally:
         control.dispose()
     print(f"\nendpoint access matrix on {database_url.split(':')[0]}: {cases} cases")
