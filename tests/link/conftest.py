@@ -11,14 +11,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from nominal.config import Home
 from nominal.config import home as make_home
 from nominal.synth import generate
 
-from .silver_from_synth import load_synth_into_home, silver_tables, write_silver
+from .silver_from_synth import load_synth_into_home
 
 PEOPLE = 600
 SEED = 11
@@ -72,4 +71,4 @@ def partition(home: Home) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
-__all__ = ["new_home", "partition", "pa", "silver_tables", "write_silver"]
+__all__ = ["new_home", "partition"]
