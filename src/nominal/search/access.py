@@ -82,7 +82,11 @@ class SearchAccess:
             for reason in decision.reasons:
                 if reason not in reasons:
                     reasons.append(reason)
-        return reasons or ["no dataset is shared with you for this purpose"]
+        if not reasons:
+            return ["no dataset is shared with you for this purpose"]
+        if len(reasons) > 3:
+            return [*reasons[:3], f"and {len(reasons) - 3} more"]
+        return reasons
 
     def visible_fields(self, datasets: Iterable[str]) -> set[str]:
         """Fields visible through any allowed dataset among ``datasets``."""
