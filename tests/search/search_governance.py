@@ -13,14 +13,20 @@ from pathlib import Path
 
 from nominal.db import ControlPlane
 from nominal.govern import admin
+from nominal.govern.auth import new_totp_secret
 
 PURPOSE = "safeguarding"
 PARTIAL_DATASET = "school_attendance"
 PARTIAL_FIELDS = ("record_id", "given_name", "family_name", "date_of_birth")
+PASSWORD = "correct horse 1"
+TOTP: dict[str, str] = {}
 
 
 def setup_governance(control: ControlPlane, contracts: Path) -> dict[str, str]:
-    """Register the contracts and the agreement; returns username by kind."""
+    """Register the contracts and the agreement; returns username by kind.
+
+    Each user's TOTP secret is kept in :data:`TOTP` so tests can sign in.
+    """
     today = date.today()
     with control.session() as s:
         datasets = admin.load_contract_folder(s, contracts)
@@ -53,7 +59,10 @@ def setup_governance(control: ControlPlane, contracts: Path) -> dict[str, str]:
                  "council": ("sw.khan", "KCC", "practitioner"),
                  "analyst": ("an.lee", "NPOL", "analyst")}  # fmt: skip
         for username, partner, role in users.values():
-            user = admin.add_user(s, username, username, partner, role, password="correct horse 1")
+            TOTP[username] = new_totp_secret()
+            user = admin.add_user(
+                s, username, username, partner, role, password=PASSWORD, totp_secret=TOTP[username]
+            )
             admin.nominate(s, user, by="dpo")
             admin.record_training(s, user, today - timedelta(days=10))
     return {kind: spec[0] for kind, spec in users.items()}
