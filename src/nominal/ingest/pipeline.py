@@ -29,7 +29,7 @@ from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.pseudonym import hmac_sql
-from nominal.ingest.readers import ReadError, reader_for
+from nominal.ingest.readers import ReadError, duck_error, reader_for
 from nominal.ingest.standardise import (
     MACROS,
     FieldSQL,
@@ -206,22 +206,23 @@ def _staging_sql(
         cutoff = ctx.as_of - timedelta(days=round(contract.retention.years * 365.25))
         expired = f"coalesce(v_event_date < DATE '{cutoff.isoformat()}', false)"
     sql = f"""
-WITH t AS (
-  SELECT {", ".join(texts)}, struct_pack({raw_struct}) AS __src FROM {source_sql}
-), v AS (
-  SELECT {values},
-  {errors},
-  __src FROM t
-), r AS (
-  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons,
-         {expired} AS __expired FROM v
-)
 SELECT * EXCLUDE (__src),
   CASE {first} WHEN __expired THEN 'event_date' END AS __field,
   CASE WHEN __reasons IS NOT NULL AND NOT __expired THEN to_json(__src) END AS __raw,
   (__reasons IS NULL AND NOT __expired) AS __ok,
   CASE WHEN __reasons IS NULL AND NOT __expired THEN {record_key} END AS __record_key
-FROM r
+FROM (
+  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons,
+         {expired} AS __expired
+  FROM (
+    SELECT {values},
+    {errors},
+    __src
+    FROM (
+      SELECT {", ".join(texts)}, struct_pack({raw_struct}) AS __src FROM {source_sql}
+    ) AS t
+  ) AS v
+) AS r
 """
     # The event key refers to the record key, so it is added in a wrapping SELECT.
     sql = f"SELECT *, CASE WHEN __ok THEN {event_key} END AS __event_key FROM ({sql})"
@@ -230,8 +231,10 @@ FROM r
 
 def _json_object(names: list[str]) -> str:
     if not names:
-        return "'{}'"
-    return "to_json(struct_pack(" + ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names) + "))"
+        return "CAST('{}' AS VARCHAR)"
+    pairs = ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names)
+    # VARCHAR, not DuckDB's JSON type, so every file of a table has the same schema.
+    return f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)"
 
 
 def _const(ctx: RunContext, contract: Contract, delivery_id: str) -> dict[str, str]:
@@ -289,13 +292,13 @@ SELECT {c["delivery_id"]} AS delivery_id, {c["feed"]} AS feed, {c["dataset"]} AS
   __field AS field,
   coalesce(__reasons, 'retention_expired: older than the contract''s retention of '
            || {sql_literal(f"{contract.retention.years:g} years")}) AS reason,
-  __raw AS raw, {c["received_at"]} AS quarantined_at
+  CAST(__raw AS VARCHAR) AS raw, {c["received_at"]} AS quarantined_at
 FROM staged WHERE NOT __ok"""
     outputs: list[Path | None] = []
     for table, sql, always in (
         ("silver.identity", identity_sql, True),
         ("silver.events", events_sql, True),
-        ("silver.quarantine", quarantine_sql, False),
+        ("silver.quarantine", quarantine_sql, ctx.tx.rows("silver.quarantine") == 0),
     ):
         if not always and _count(con, "SELECT count(*) FROM staged WHERE NOT __ok") == 0:
             outputs.append(None)
@@ -353,7 +356,7 @@ def ingest_table_delivery(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
     except duckdb.Error as exc:
-        raise ReadError(f"{path.name}: {str(exc).splitlines()[0]}") from None
+        raise duck_error(path, exc) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     superseded = _mark_duplicates_in_delivery(con)
     identity, events, quarantine = _write_outputs(ctx, contract, delivery_id, path.name)
@@ -391,6 +394,9 @@ def _connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     # File order matters: a quarantined row is named by its row number (rowid + 1).
     con.execute("SET preserve_insertion_order = true")
+    # The IN-clause optimiser plans value lists as a hash join, which does not keep
+    # file order; the staging SELECT is a pure projection only without it.
+    con.execute("SET disabled_optimizers = 'in_clause'")
     con.execute(f"SET temp_directory = {sql_literal(str(work_dir / 'spill'))}")
     for macro in MACROS:
         con.execute(macro)

@@ -57,8 +57,14 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _in_list(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(sql_literal(v) for v in values) + ")"
+def _one_of(expr: str, values: tuple[str, ...]) -> str:
+    """``expr IN (...)`` written as ``list_contains``.
+
+    DuckDB may plan a long ``IN`` list as a join, and a join does not keep the rows in
+    file order, which the row numbers of quarantined rows depend on.
+    """
+    listed = ", ".join(sql_literal(v) for v in values)
+    return f"list_contains([{listed}], {expr})"
 
 
 def _mapped(text: str, spec: FieldSpec) -> str:
@@ -120,7 +126,8 @@ def field_sql(contract: Contract, name: str, text: str) -> FieldSQL:
                      "'not 10 digits with a valid check digit'")  # fmt: skip
     elif name == "ni_number":
         u = f"upper(regexp_replace({m}, '\\s', '', 'g'))"
-        ok = f"(regexp_full_match({u}, '{NI_NUMBER}') AND left({u}, 2) NOT IN {_in_list(NI_NEVER_ISSUED)})"
+        never = _one_of(f"left({u}, 2)", NI_NEVER_ISSUED)
+        ok = f"(regexp_full_match({u}, '{NI_NUMBER}') AND NOT {never})"
         value = f"CASE WHEN {ok} THEN {u} END"
         error = _err(f"{m} IS NOT NULL AND NOT {ok}", "ni_number_invalid",
                      "'not in the form AB123456C'")  # fmt: skip
@@ -141,11 +148,12 @@ def field_sql(contract: Contract, name: str, text: str) -> FieldSQL:
     elif name == "sex":
         u = f"upper({m})"
         value = (
-            f"CASE WHEN {u} IN ('M', 'MALE') THEN 'M' WHEN {u} IN ('F', 'FEMALE') THEN 'F' "
-            f"WHEN {u} IN ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY') THEN 'X' END"
+            f"CASE WHEN {_one_of(u, ('M', 'MALE'))} THEN 'M' "
+            f"WHEN {_one_of(u, ('F', 'FEMALE'))} THEN 'F' "
+            f"WHEN {_one_of(u, ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY'))} THEN 'X' END"
         )
-        unknown = "('U', 'UNKNOWN', 'NOT KNOWN', 'NOT STATED', '0', '9')"
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL AND {u} NOT IN {unknown}",
+        unknown = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "0", "9")
+        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL AND NOT {_one_of(u, unknown)}",
                      "sex_invalid", f"'''' || {m} || ''' is not M, F or X'")  # fmt: skip
     elif name == "uprn":
         d = f"regexp_replace({m}, '\\s|\\.0$', '', 'g')"
@@ -177,8 +185,8 @@ def field_sql(contract: Contract, name: str, text: str) -> FieldSQL:
     elif kind == "boolean":
         lo = f"lower({m})"
         value = (
-            f"CASE WHEN {lo} IN ('true', 't', 'yes', 'y', '1') THEN true "
-            f"WHEN {lo} IN ('false', 'f', 'no', 'n', '0') THEN false END"
+            f"CASE WHEN {_one_of(lo, ('true', 't', 'yes', 'y', '1'))} THEN true "
+            f"WHEN {_one_of(lo, ('false', 'f', 'no', 'n', '0'))} THEN false END"
         )
         error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "boolean_invalid",
                      f"'''' || {m} || ''' is not yes/no'")  # fmt: skip
@@ -204,7 +212,7 @@ def field_sql(contract: Contract, name: str, text: str) -> FieldSQL:
 def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     """The raw column as trimmed text, with the contract's null markers as NULL."""
     t = f"trim(CAST({column_sql} AS VARCHAR))"
-    return f"CASE WHEN {t} IN {_in_list(tuple(null_values) or ('',))} THEN NULL ELSE {t} END"
+    return f"CASE WHEN {_one_of(t, tuple(null_values) or ('',))} THEN NULL ELSE {t} END"
 
 
 def constant_sql(spec: FieldSpec) -> str:

@@ -64,7 +64,7 @@ SPECIFIC: dict[str, tuple[str, str]] = {
 FIXED: dict[str, str] = {
     "p_age": "aged {v}",
     "p_male": "{male}",
-    "p_age_days": "aged {years} (in days: {v})",
+    "p_age_days": "aged {years} years and {months} months",
     "p_month_in_school_year": "born in month {v1} of the school year (1 = September, 12 = August)",
     "p_attendance_pct_last": "latest school attendance {v}%",
     "p_agencies_3y": "known to {v} agencies in the last 3 years",
@@ -104,6 +104,7 @@ def describe(feature: str, value: float) -> str:
             v=_num(v),
             v1=_num(v + 1),
             years=_num(v // 365.25),
+            months=_num((v % 365.25) // 30.44),
             male="a boy or man" if v else "a girl or woman",
             lone="a lone adult caring for children" if v else "not a lone-adult household",
         )
