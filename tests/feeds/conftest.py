@@ -87,9 +87,9 @@ def feed_hub(
 
 @pytest.fixture
 def server(feed_hub: Home) -> Iterator[str]:
-    from nominal.ops.web import bare_app
+    from nominal.web.app import create_app
 
-    with serve(bare_app(feed_hub)) as url:
+    with serve(create_app(feed_hub, secure_cookies=False)) as url:
         yield url
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from nominal.config import Home
@@ -18,7 +18,8 @@ from nominal.db import ControlPlane
 from nominal.ops.web import get_control, get_home
 
 router = APIRouter(tags=["operations"])
-NAV = [("Operations", "/operations")]
+ADMIN = ("admin",)
+NAV = [("Operations", "/operations", ADMIN)]
 
 HomeDep = Annotated[Home, Depends(get_home)]
 ControlDep = Annotated[ControlPlane, Depends(get_control)]
@@ -50,7 +51,13 @@ def metrics(home: HomeDep, control: ControlDep) -> Response:
     return Response(render(home, control), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/ops/runs")
+def _admin() -> Any:
+    from nominal.web.deps import require_roles
+
+    return Depends(require_roles(*ADMIN))
+
+
+@router.get("/api/ops/runs", dependencies=[_admin()])
 def runs_json(control: ControlDep, limit: int = 50) -> dict[str, Any]:
     """Recent pipeline runs with their stages (the operations page's data)."""
     from nominal.pipeline.runner import run_history
@@ -58,10 +65,10 @@ def runs_json(control: ControlDep, limit: int = 50) -> dict[str, Any]:
     return {"runs": run_history(control, min(limit, 500))}
 
 
-@router.get("/operations", response_class=HTMLResponse)
-def operations_page(control: ControlDep) -> HTMLResponse:
-    """Pipeline runs, their stages, row counts and errors."""
-    from nominal.ops.pages import operations_html
+@router.get("/operations", response_class=HTMLResponse, dependencies=[_admin()])
+def operations_page(request: Request, control: ControlDep) -> HTMLResponse:
+    """Pipeline runs, their stages, row counts and errors (administrators)."""
     from nominal.pipeline.runner import run_history
+    from nominal.web.templating import render
 
-    return HTMLResponse(operations_html(run_history(control, 50)))
+    return render(request, "operations.html", {"runs": run_history(control, 50)})

@@ -3,14 +3,14 @@
 The app (``nominal.web.app.create_app``) keeps the hub's home and control plane on
 ``app.state``; these dependencies read them from there, and fall back to the
 configured home (``NOMINAL_HOME``) and one control plane per database URL, so the
-routers also work mounted on a bare FastAPI app (as the tests and benchmarks do).
+routers also work mounted on a bare FastAPI app.
 """
 
 from __future__ import annotations
 
 import threading
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 
 from nominal.config import Home
 from nominal.config import home as configured_home
@@ -29,26 +29,14 @@ def control_for(url: str) -> ControlPlane:
 
 
 def get_home(request: Request) -> Home:
-    found = getattr(request.app.state, "home", None)
+    hub = getattr(request.app.state, "hub", None)
+    found = getattr(hub, "home", None) or getattr(request.app.state, "home", None)
     return found if isinstance(found, Home) else configured_home()
 
 
 def get_control(request: Request) -> ControlPlane:
-    for name in ("control", "control_plane"):
-        found = getattr(request.app.state, name, None)
+    hub = getattr(request.app.state, "hub", None)
+    for found in (getattr(hub, "control", None), getattr(request.app.state, "control", None)):
         if isinstance(found, ControlPlane):
             return found
     return control_for(get_home(request).database_url)
-
-
-def bare_app(home: Home) -> FastAPI:
-    """A FastAPI app with only the ops, pipeline and feed routers (tests, benchmarks)."""
-    from nominal.feeds.routes import router as feeds_router
-    from nominal.ops.routes import router as ops_router
-
-    app = FastAPI(title="nominal (operations)")
-    app.state.home = home
-    app.state.control = control_for(home.database_url)
-    app.include_router(ops_router)
-    app.include_router(feeds_router)
-    return app
