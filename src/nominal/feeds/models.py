@@ -114,6 +114,19 @@ class Alert(Base):
         return dict(json.loads(self.payload_json))
 
 
+class RiskState(Base):
+    """Nominals currently above a subscription's risk threshold (so only a crossing alerts)."""
+
+    __tablename__ = "alert_risk_state"
+
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("alert_subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    nominal_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    score: Mapped[float] = mapped_column(sa.Float)
+    since: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
 class WebhookDelivery(Base):
     """The outbox: an alert to POST to a subscriber's webhook, retried with back-off."""
 

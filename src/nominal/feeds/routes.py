@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect
 
 from nominal.config import Home
@@ -35,10 +35,12 @@ from nominal.db import ControlPlane
 from nominal.feeds import uploads
 from nominal.feeds.models import FeedUpload
 from nominal.feeds.tokens import check_feed_token
+from nominal.govern.models import User
 from nominal.ops.web import get_control, get_home
+from nominal.web.deps import current_user
 
 log = logging.getLogger("nominal.feeds")
-router = APIRouter(prefix="/api/feeds", tags=["feed API"])
+api = APIRouter(prefix="/api/feeds", tags=["feed API"])
 # Persist the offset this often while bytes stream in, so a crashed server loses little.
 CHECKPOINT_BYTES = 64 << 20
 
@@ -105,7 +107,7 @@ def _offset_headers(upload: FeedUpload) -> dict[str, str]:
     }
 
 
-@router.post("/{feed}/deliveries", status_code=201)
+@api.post("/{feed}/deliveries", status_code=201)
 def declare_delivery(
     feed: str,
     who: CallerDep,
@@ -152,7 +154,7 @@ def declare_delivery(
     return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
 
-@router.head("/uploads/{upload_id}")
+@api.head("/uploads/{upload_id}")
 def upload_offset(upload_id: str, who: CallerDep, control: ControlDep) -> Response:
     """How many bytes of the upload the hub holds."""
     with control.session() as session:
@@ -160,7 +162,7 @@ def upload_offset(upload_id: str, who: CallerDep, control: ControlDep) -> Respon
         return Response(status_code=200, headers=_offset_headers(upload))
 
 
-@router.get("/uploads/{upload_id}")
+@api.get("/uploads/{upload_id}")
 def upload_state(upload_id: str, who: CallerDep, control: ControlDep) -> JSONResponse:
     with control.session() as session:
         upload = _owned(session, who, upload_id)
@@ -181,7 +183,7 @@ def _exclusive(path: str) -> Iterator[Any]:
         handle.close()
 
 
-@router.patch("/uploads/{upload_id}", status_code=204)
+@api.patch("/uploads/{upload_id}", status_code=204)
 async def append_bytes(
     upload_id: str,
     request: Request,
@@ -270,7 +272,7 @@ def _record_offset(control: ControlPlane, upload_id: str, offset: int) -> None:
             upload.offset = offset
 
 
-@router.get("/deliveries/{delivery_id}")
+@api.get("/deliveries/{delivery_id}")
 def delivery_state(
     delivery_id: str, who: CallerDep, home: HomeDep, control: ControlDep
 ) -> dict[str, Any]:
@@ -291,7 +293,7 @@ def delivery_state(
     return body
 
 
-@router.get("/pull/nominals")
+@api.get("/pull/nominals")
 def pull_nominals(
     who: CallerDep, home: HomeDep, control: ControlDep, dataset: str | None = None
 ) -> dict[str, Any]:
@@ -365,7 +367,7 @@ def _audit(
     )
 
 
-@router.get("/pull/alerts")
+@api.get("/pull/alerts")
 def pull_alerts(
     who: CallerDep, home: HomeDep, control: ControlDep, after: int = 0, limit: int = 500
 ) -> dict[str, Any]:
@@ -377,3 +379,71 @@ def pull_alerts(
     found = alerts_for(control, who.partner_code, after=after, limit=min(limit, 5000))
     _audit(home, control, who, "feeds.pull.alerts", "allowed", {"alerts": len(found)})
     return {"partner": who.partner_code, "alerts": found}
+
+
+# -- in-app notifications (signed-in users) ---------------------------------------------
+pages = APIRouter(tags=["notifications"])
+NAV = [("Notifications", "/notifications")]
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+@pages.get("/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, control: ControlDep, user: UserDep) -> HTMLResponse:
+    """Alerts for the signed-in user's partner, newest first (the read is audited)."""
+    from nominal.feeds.alerts import alerts_for
+    from nominal.web.templating import render
+
+    partner = user.partner.code
+    found = list(reversed(alerts_for(control, partner, limit=5000)))[:200]
+    dead = _dead_webhooks(control, partner)
+    request.app.state.hub.audit.record(
+        "alerts.read",
+        "allowed",
+        user=user,
+        nominal_ids=[a["nominal_id"] for a in found],
+        detail={"alerts": len(found)},
+    )
+    return render(request, "notifications.html", {"alerts": found, "dead": dead})
+
+
+@pages.post("/notifications/read")
+def mark_read(control: ControlDep, user: UserDep) -> RedirectResponse:
+    """Mark every alert of the user's partner as read."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from nominal.feeds.models import Alert
+
+    with control.session() as session:
+        session.execute(
+            sa.update(Alert)
+            .where(Alert.partner_code == user.partner.code, Alert.read_at.is_(None))
+            .values(read_at=datetime.now(UTC))
+        )
+    return RedirectResponse("/notifications", status_code=303)
+
+
+def _dead_webhooks(control: ControlPlane, partner: str) -> int:
+    import sqlalchemy as sa
+
+    from nominal.feeds.models import Alert, WebhookDelivery
+
+    with control.session() as session:
+        return int(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(WebhookDelivery)
+                .join(Alert, Alert.id == WebhookDelivery.alert_id)
+                .where(Alert.partner_code == partner, WebhookDelivery.status == "dead")
+            )
+            or 0
+        )
+
+
+# What the web app mounts: the feed API and the notifications pages.
+router = APIRouter()
+router.include_router(api)
+router.include_router(pages)

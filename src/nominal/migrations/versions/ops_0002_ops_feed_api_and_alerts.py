@@ -2,7 +2,7 @@
 
 Revision ID: ops_0002
 Revises: ops_0001
-Create Date: 2026-12-01 07:31:46.340702
+Create Date: 2026-12-01 07:41:07.778616
 """
 
 from __future__ import annotations
@@ -79,6 +79,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("partner_code", "delivery_id", name="delivery"),
     )
     op.create_table(
+        "alert_risk_state",
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("nominal_id", sa.String(length=64), nullable=False),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["alert_subscriptions.id"],
+            name=op.f("fk_alert_risk_state_subscription_id_alert_subscriptions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("subscription_id", "nominal_id", name=op.f("pk_alert_risk_state")),
+    )
+    op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("subscription_id", sa.Integer(), nullable=False),
@@ -136,6 +150,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_alerts_partner_code"))
 
     op.drop_table("alerts")
+    op.drop_table("alert_risk_state")
     op.drop_table("feed_uploads")
     with op.batch_alter_table("feed_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feed_tokens_partner_code"))
