@@ -143,14 +143,6 @@ class IngestSummary:
         }
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def copy_and_hash(src: Path, dest: Path) -> str:
     """Copy ``src`` to ``dest`` (fsynced) and return the SHA-256 of the bytes copied."""
     digest = hashlib.sha256()
