@@ -73,7 +73,7 @@ CANONICAL_CONTENT_FIELDS: tuple[str, ...] = (
 )
 
 FieldType = Literal["string", "integer", "number", "date", "datetime", "boolean", "category"]
-FormatType = Literal["csv", "ndjson", "xlsx", "parquet", "fhir"]
+FormatType = Literal["csv", "ndjson", "xlsx", "parquet", "fhir", "document"]
 
 # The field types the ingest validators apply by canonical name, whatever the
 # contract says the type is.
@@ -182,7 +182,7 @@ class Contract(_Strict):
     )
     deliveries: Deliveries
     format: FormatSpec
-    fields: dict[str, FieldSpec]
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
     retention: Retention
     path: Path | None = Field(default=None, exclude=True, description="where it was loaded from")
 
@@ -199,10 +199,18 @@ class Contract(_Strict):
         for name in value:
             if not _NAME.match(name):
                 raise ValueError(f"canonical field name {name!r} must be lower_snake_case")
-        for needed in ("record_id", "event_date"):
-            if needed not in value:
-                raise ValueError(f"the contract must map {needed!r}")
         return value
+
+    @model_validator(mode="after")
+    def _needed_fields(self) -> Contract:
+        # Documents (case notes, letters) are stored whole with their extracted text;
+        # only tabular feeds have records, so only they must say which column is which.
+        if self.format.type == "document":
+            return self
+        for needed in ("record_id", "event_date"):
+            if needed not in self.fields:
+                raise ValueError(f"the contract must map {needed!r}")
+        return self
 
     # -- helpers used by ingest and governance --------------------------------------------
     def field_type(self, name: str) -> FieldType:

@@ -33,6 +33,25 @@ class Mention:
     kind: str  # name, date_of_birth, address, nhs_number
 
 
+# The contract the case notes are delivered under (``format: document``): the hub
+# stores each file whole with its extracted text rather than splitting it into records.
+DOCUMENT_CONTRACT: dict[str, object] = {
+    "contract_version": 1,
+    "feed": "kcc-case-notes",
+    "title": "Case notes and meeting minutes",
+    "partner": {"code": "KCC", "name": "Kettleby City Council"},
+    "agency": "children's social care",
+    "dataset": "case_notes",
+    "agreement": "ISA-T2-CSC-01",
+    "description": "Case notes, minutes and letters about children known to children's "
+    "social care (synthetic documents made by nominal synth)",
+    "deliveries": {"pattern": "case_note_*"},
+    "format": {"type": "document"},
+    "fields": {},
+    "retention": {"years": 7, "from": "received"},
+}
+
+
 def _day(d: int) -> date:
     return date(1970, 1, 1).fromordinal(date(1970, 1, 1).toordinal() + int(d))
 

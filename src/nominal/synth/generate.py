@@ -20,7 +20,7 @@ from rich.progress import Progress, TaskID
 
 from nominal.synth import population as popmod
 from nominal.synth.agencies import all_events
-from nominal.synth.documents import write_documents
+from nominal.synth.documents import DOCUMENT_CONTRACT, write_documents
 from nominal.synth.events import World, blank_as_null, null_unless
 from nominal.synth.feeds import FEEDS, FEEDS_BY_DATASET, FeedSpec
 from nominal.synth.names import ETHNIC_GROUPS, build_pools
@@ -210,6 +210,9 @@ def generate(
     n_docs = int(np.clip(people // 2000, 4, 30))
     doc_paths, mentions = write_documents(
         world, plans, out / "documents", n_docs, rng_for("documents")
+    )
+    (out / "contracts" / f"{DOCUMENT_CONTRACT['feed']}.yaml").write_text(
+        yaml.safe_dump(DOCUMENT_CONTRACT, sort_keys=False, allow_unicode=True)
     )
     pq.write_table(
         pa.table(

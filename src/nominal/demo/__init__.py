@@ -1,0 +1,1 @@
+"""``nominal demo``: one command that brings up the whole hub on synthetic data."""

@@ -1,0 +1,1 @@
+"""Governance: agreements, purposes, users, the policy decision point, audit and rights."""

@@ -1,0 +1,333 @@
+"""Point-in-time features of people, households and output areas, in DuckDB SQL.
+
+A feature "as of T" may use only what the hub could have known at T: events that
+happened before T (``event_date < T``) **and** had reached the hub by then
+(``received_at <= T``). Household membership is taken as it stood at T, and the area
+of a household is the output area of its latest event before T. Whether a case was
+still open at T uses its end date only to say "not yet ended at T", never the date
+itself. Leakage is the classic failure of risk models, so tests/insight check that
+adding future events to the lake changes no feature as of T.
+
+Features are plain numbers named ``p_*`` (person), ``h_*`` (household) and ``a_*``
+(area); :mod:`nominal.insight.describe` turns each into words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+
+from nominal.engines.lake import Lake, Snapshot
+
+# Involvements with a start and an end (a plan, an episode, a claim, an order).
+CASE_DATASETS = (
+    "cin_cp_plans",
+    "mental_health",
+    "substance_misuse",
+    "probation",
+    "benefits",
+    "early_help",
+)
+
+# The datasets the hub's standard feeds deliver; every one gets its own counts so
+# that a model's columns do not depend on which datasets a given lake happens to hold.
+STANDARD_DATASETS = (
+    "police_incidents",
+    "crimes",
+    "domestic_abuse",
+    "missing_persons",
+    "anti_social_behaviour",
+    "csc_referrals",
+    "cin_cp_plans",
+    "school_attendance",
+    "school_exclusions",
+    "early_years",
+    "ae_attendances",
+    "ambulance_callouts",
+    "mental_health",
+    "substance_misuse",
+    "homelessness",
+    "fire_incidents",
+    "home_fire_safety_visits",
+    "probation",
+    "benefits",
+    "early_help",
+)
+
+# Area event rates per 1,000 residents over the last 12 months.
+AREA_DATASETS = (
+    "police_incidents",
+    "anti_social_behaviour",
+    "domestic_abuse",
+    "crimes",
+    "csc_referrals",
+    "missing_persons",
+)
+
+NO_EVENT_DAYS = 3 * 365 + 1  # "days since" when nothing was recorded in three years
+
+EXPLOITATION = "('child sexual exploitation', 'child criminal exploitation')"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of every unit as of one date."""
+
+    as_of: date
+    person: pa.Table
+    household: pa.Table
+    area: pa.Table
+
+
+def _d(value: date) -> str:
+    return f"DATE '{value.isoformat()}'"
+
+
+def age_sql(dob: str, t: str) -> str:
+    """Age in completed years at ``t`` (DuckDB's year difference counts boundaries)."""
+    return (
+        f"(date_diff('year', {dob}, {t}) - CASE WHEN month({t}) * 100 + day({t}) "
+        f"< month({dob}) * 100 + day({dob}) THEN 1 ELSE 0 END)"
+    )
+
+
+def _known_events(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """The events the hub knew of at ``as_of`` (temp table ``known``)."""
+    t = _d(as_of)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE known AS
+        SELECT nominal_id, dataset, agency, event_type, event_date, event_end_date, oa_code,
+               attributes, date_diff('day', event_date, {t}) AS days_ago,
+               event_date < {t} AND (event_end_date IS NULL OR event_end_date >= {t})
+                 AS open_at
+        FROM gold.events
+        WHERE event_date < {t} AND received_at <= CAST({t} AS TIMESTAMP)
+          AND nominal_id IS NOT NULL
+        """
+    )
+
+
+def _members(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Who lived in which household at ``as_of`` (temp table ``members``)."""
+    t = _d(as_of)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE members AS
+        SELECT m.household_id, m.nominal_id,
+               {age_sql("n.date_of_birth", t)} AS age
+        FROM gold.household_members m JOIN gold.nominals n USING (nominal_id)
+        WHERE m.from_date <= {t} AND (m.to_date IS NULL OR m.to_date > {t})
+          AND n.date_of_birth < {t}
+        QUALIFY row_number() OVER (PARTITION BY m.nominal_id ORDER BY m.from_date DESC) = 1
+        """
+    )
+
+
+def _count_columns(prefix: str, datasets: tuple[str, ...]) -> str:
+    cols = []
+    for ds in datasets:
+        cols += [
+            f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 365) AS {prefix}_{ds}_12m",
+            f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1095) AS {prefix}_{ds}_3y",
+            # latent traits (propensities) show best in long histories of rare events
+            f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1826) AS {prefix}_{ds}_5y",
+            f"coalesce(min(days_ago) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1095), "
+            f"{NO_EVENT_DAYS}) AS {prefix}_{ds}_days_since",
+        ]
+    return ",\n".join(cols)
+
+
+def _specific_columns(prefix: str) -> str:
+    """Signals within datasets: DASH grades, exploitation referrals, open cases, prior outcomes."""
+    a = "json_extract_string(attributes, '$.{}')"
+    cases = ", ".join(f"'{c}'" for c in CASE_DATASETS)
+    return f""",
+        count(DISTINCT agency) FILTER (WHERE days_ago <= 1095) AS {prefix}_agencies_3y,
+        count(DISTINCT agency) FILTER (WHERE days_ago <= 365) AS {prefix}_agencies_12m,
+        count(*) FILTER (WHERE days_ago <= 1095) AS {prefix}_events_3y,
+        count(*) FILTER (WHERE dataset IN ({cases}) AND open_at) AS {prefix}_open_cases,
+        count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("dash_risk")} = 'high'
+                         AND days_ago <= 1826) AS {prefix}_da_high_5y,
+        count(*) FILTER (WHERE dataset = 'domestic_abuse'
+                         AND {a.format("dash_risk")} = 'medium' AND days_ago <= 1826)
+            AS {prefix}_da_medium_5y,
+        count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("role")} = 'victim'
+                         AND days_ago <= 1826) AS {prefix}_da_victim_5y,
+        count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("role")} = 'suspect'
+                         AND days_ago <= 1826) AS {prefix}_da_suspect_5y,
+        count(*) FILTER (WHERE dataset = 'crimes' AND {a.format("role")} = 'suspect'
+                         AND days_ago <= 1826) AS {prefix}_crime_suspect_5y,
+        count(*) FILTER (WHERE dataset = 'csc_referrals'
+                         AND {a.format("referral_reason")} IN {EXPLOITATION})
+            AS {prefix}_exploitation_referrals,
+        count(*) FILTER (WHERE dataset = 'csc_referrals'
+                         AND {a.format("referral_reason")} = 'domestic abuse'
+                         AND days_ago <= 1826) AS {prefix}_referrals_for_da_5y,
+        count(*) FILTER (WHERE dataset = 'homelessness'
+                         AND {a.format("homelessness_reason")} = 'domestic abuse'
+                         AND days_ago <= 1826) AS {prefix}_homeless_for_da_5y,
+        count(*) FILTER (WHERE dataset IN ('ae_attendances', 'ambulance_callouts')
+                         AND ({a.format("presenting_complaint")} = 'assault'
+                              OR {a.format("nature_of_call")} = 'assault')
+                         AND days_ago <= 1826) AS {prefix}_assault_injuries_5y,
+        count(*) FILTER (WHERE dataset = 'cin_cp_plans') AS {prefix}_cin_cp_plans_ever,
+        count(*) FILTER (WHERE dataset = 'cin_cp_plans' AND open_at) AS {prefix}_on_plan,
+        count(*) FILTER (WHERE dataset = 'cin_cp_plans'
+                         AND {a.format("plan_type")} = 'child protection') AS {prefix}_cp_plans_ever,
+        count(*) FILTER (WHERE dataset = 'early_years'
+                         AND {a.format("good_level_of_development")} = 'false')
+            AS {prefix}_not_school_ready_before,
+        count(*) FILTER (WHERE dataset = 'mental_health' AND open_at) AS {prefix}_mental_health_open,
+        count(*) FILTER (WHERE dataset = 'substance_misuse' AND open_at) AS {prefix}_substance_open,
+        count(*) FILTER (WHERE dataset = 'probation' AND open_at) AS {prefix}_probation_open,
+        count(*) FILTER (WHERE dataset = 'early_help' AND open_at) AS {prefix}_early_help_open,
+        count(*) FILTER (WHERE dataset = 'early_help') AS {prefix}_early_help_ever,
+        count(*) FILTER (WHERE dataset = 'school_attendance'
+                         AND {a.format("persistent_absence")} = 'true' AND days_ago <= 1095)
+            AS {prefix}_persistent_absence_3y"""
+
+
+def build(
+    snapshot: Snapshot,
+    as_of: date,
+    datasets: tuple[str, ...] = STANDARD_DATASETS,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> FeatureSet:
+    """Compute the person, household and area features as of ``as_of``."""
+    from nominal.engines.duck import connect
+
+    con = con or connect(
+        snapshot,
+        tables=[
+            "gold.events",
+            "gold.nominals",
+            "gold.household_members",
+            "gold.households",
+            "reference.output_areas",
+        ],
+    )
+    t = _d(as_of)
+    _known_events(con, as_of)
+    _members(con, as_of)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fp AS
+        WITH p AS (
+          SELECT n.nominal_id, n.sex, n.ethnicity, n.date_of_birth, m.household_id,
+                 {age_sql("n.date_of_birth", t)} AS age
+          FROM gold.nominals n LEFT JOIN members m USING (nominal_id)
+          WHERE n.date_of_birth < {t}),
+        c AS (
+          SELECT nominal_id, {_count_columns("p", datasets)}{_specific_columns("p")}
+          FROM known GROUP BY nominal_id),
+        att AS (
+          SELECT nominal_id,
+                 CAST(arg_max(json_extract(attributes, '$.attendance_pct'), event_date)
+                      AS DOUBLE) AS p_attendance_pct_last
+          FROM known WHERE dataset = 'school_attendance' AND days_ago <= 730
+          GROUP BY nominal_id)
+        SELECT {t} AS as_of, p.nominal_id, p.household_id, p.sex, p.ethnicity, p.date_of_birth,
+               p.age AS p_age, CAST(p.sex = 'M' AS INTEGER) AS p_male,
+               date_diff('day', p.date_of_birth, {t}) AS p_age_days,
+               CAST((month(p.date_of_birth) + 3) % 12 AS INTEGER) AS p_month_in_school_year,
+               coalesce(att.p_attendance_pct_last, -1) AS p_attendance_pct_last,
+               c.* EXCLUDE (nominal_id)
+        FROM p LEFT JOIN c USING (nominal_id) LEFT JOIN att USING (nominal_id)
+        """
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE known_hh AS "
+        "SELECT k.*, m.household_id FROM known k JOIN members m USING (nominal_id)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fh AS
+        WITH comp AS (
+          SELECT household_id, count(*) AS h_members,
+                 count(*) FILTER (WHERE age >= 18) AS h_adults,
+                 count(*) FILTER (WHERE age < 18) AS h_children,
+                 count(*) FILTER (WHERE age < 5) AS h_under_fives,
+                 coalesce(max(age) FILTER (WHERE age < 18), -1) AS h_oldest_child_age,
+                 coalesce(min(age) FILTER (WHERE age >= 18), -1) AS h_youngest_adult_age
+          FROM members GROUP BY household_id),
+        c AS (
+          SELECT household_id, {_count_columns("h", datasets)}{_specific_columns("h")}
+          FROM known_hh GROUP BY household_id),
+        area AS (
+          SELECT household_id, arg_max(oa_code, event_date) AS oa_code
+          FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id)
+        SELECT {t} AS as_of, comp.household_id,
+               coalesce(area.oa_code, h.oa_code) AS oa_code,
+               comp.* EXCLUDE (household_id),
+               CAST(comp.h_adults = 1 AND comp.h_children > 0 AS INTEGER) AS h_lone_adult,
+               CAST(comp.h_members >= 15 AS INTEGER) AS h_communal,
+               c.* EXCLUDE (household_id)
+        FROM comp LEFT JOIN c USING (household_id) LEFT JOIN area USING (household_id)
+        LEFT JOIN gold.households h USING (household_id)
+        """
+    )
+    rates = ",\n".join(
+        f"1000.0 * count(*) FILTER (WHERE k.dataset = '{ds}' AND k.days_ago <= 365)"
+        f" / greatest(r.residents, 1) AS a_{ds}_rate"
+        for ds in AREA_DATASETS
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fa AS
+        WITH r AS (SELECT oa_code, sum(h_members) AS residents,
+                          sum(h_children) AS children FROM fh GROUP BY oa_code),
+        k AS (SELECT k.*, fh.oa_code AS home_oa FROM known_hh k JOIN fh USING (household_id))
+        SELECT {t} AS as_of, o.oa_code, o.ward_code,
+               coalesce(o.imd_score, 0) AS a_imd_score, coalesce(o.imd_decile, 0) AS a_imd_decile,
+               coalesce(r.residents, 0) AS a_residents, coalesce(r.children, 0) AS a_children,
+               {rates},
+               count(*) FILTER (WHERE k.dataset = 'csc_referrals'
+                  AND json_extract_string(k.attributes, '$.referral_reason') IN {EXPLOITATION}
+                  AND k.days_ago <= 730) AS a_exploitation_referrals_2y,
+               count(DISTINCT k.household_id) FILTER (WHERE k.days_ago <= 365)
+                  AS a_households_known_12m
+        FROM reference.output_areas o LEFT JOIN r USING (oa_code)
+        LEFT JOIN k ON k.home_oa = o.oa_code
+        GROUP BY o.oa_code, o.ward_code, o.imd_score, o.imd_decile, r.residents, r.children
+        """
+    )
+    return FeatureSet(
+        as_of,
+        _fill(con.sql("SELECT * FROM fp ORDER BY nominal_id").to_arrow_table(), "p_"),
+        _fill(con.sql("SELECT * FROM fh ORDER BY household_id").to_arrow_table(), "h_"),
+        _fill(con.sql("SELECT * FROM fa ORDER BY oa_code").to_arrow_table(), "a_"),
+    )
+
+
+def _fill(table: pa.Table, prefix: str) -> pa.Table:
+    """Units with no events get zero counts and the 'nothing in three years' recency."""
+    import pyarrow.compute as pc
+
+    for i, name in enumerate(table.column_names):
+        if not name.startswith(prefix):
+            continue
+        default = NO_EVENT_DAYS if name.endswith("_days_since") else 0
+        col = table.column(i)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            filled = pc.fill_null(col, pa.scalar(default, col.type))
+        elif pa.types.is_boolean(col.type):
+            filled = pc.cast(pc.fill_null(col, False), pa.int32())
+        else:
+            continue
+        table = table.set_column(i, name, filled)
+    return table
+
+
+def write(lake: Lake, features: list[FeatureSet]) -> dict[str, int]:
+    """Replace gold.features_* with these as-of dates' features (one snapshot)."""
+    tables = {
+        "gold.features_person": pa.concat_tables([f.person for f in features]),
+        "gold.features_household": pa.concat_tables([f.household for f in features]),
+        "gold.features_area": pa.concat_tables([f.area for f in features]),
+    }
+    with lake.transaction("features") as tx:
+        for name, table in tables.items():
+            tx.replace(name, [tx.write_arrow(name, table)])
+        tx.commit({"as_of": [f.as_of.isoformat() for f in features]})
+    return {name: table.num_rows for name, table in tables.items()}
