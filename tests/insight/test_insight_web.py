@@ -124,6 +124,38 @@ def test_cohort_needs_purpose_and_agreement_and_is_audited(
     assert ("export", "allowed", "domestic_abuse") in _audit(url)
 
 
+def test_feedback_on_an_entry_is_kept_and_audited(
+    site: tuple[TestClient, DemoAccounts, str],
+) -> None:
+    client, demo, url = site
+    _sign_in(client, demo.by_role("practitioner"), url)
+    page = client.get("/cohorts")
+    token = CSRF.search(page.text)
+    assert token
+    members = client.get(
+        "/api/cohorts/cin-cp-escalation", params={"purpose": "safeguarding_children"}
+    ).json()["members"]
+    pseudo = members[0]["unit_pseudo"]
+    headers = {"X-CSRF-Token": token.group(1)}
+    sent = client.post(
+        "/api/cohorts/cin-cp-escalation/feedback",
+        params={"purpose": "safeguarding_children"},
+        json={"unit_pseudo": pseudo, "feedback": "already known", "note": "open to early help"},
+        headers=headers,
+    )
+    assert sent.status_code == 200, sent.text
+    kept = client.get("/api/cohorts/cin-cp-escalation/feedback").json()["feedback"]
+    assert kept[-1]["unit_pseudo"] == pseudo and kept[-1]["feedback"] == "already known"
+    assert ("feedback", "allowed", "cin_cp_plans") in _audit(url)
+    bad = client.post(
+        "/api/cohorts/cin-cp-escalation/feedback",
+        params={"purpose": "safeguarding_children"},
+        json={"unit_pseudo": pseudo, "feedback": "whatever"},
+        headers=headers,
+    )
+    assert bad.status_code == 422
+
+
 def test_roles_outside_the_agreement_are_denied_and_audited(
     site: tuple[TestClient, DemoAccounts, str],
 ) -> None:
