@@ -132,6 +132,18 @@ def _score(ctx: StageContext) -> dict[str, Any]:
     return {**summary, "trained": trained}
 
 
+def _alerts(ctx: StageContext) -> dict[str, Any]:
+    """Detect alerts on what this run changed; the webhook outbox is sent by the scheduler."""
+    from nominal.db import ControlPlane
+    from nominal.feeds.alerts import detect_alerts
+
+    control = ControlPlane(ctx.home.database_url)
+    try:
+        return {"alerts": detect_alerts(ctx.home, control)}
+    finally:
+        control.dispose()
+
+
 _STAGES: dict[str, Stage] = {}
 
 
@@ -210,5 +222,15 @@ register_stage(
         requires=("gold.events", "gold.nominals"),
         inputs=FEATURE_TABLES,
         outputs=("gold.scores", "gold.cohorts"),
+    )
+)
+register_stage(
+    Stage(
+        "alerts",
+        "Detect alerts for partners' subscriptions",
+        _alerts,
+        depends_on=("link",),
+        requires=("gold.events", "gold.nominal_records"),
+        inputs=("gold.events", "gold.nominal_records", "gold.scores"),
     )
 )
