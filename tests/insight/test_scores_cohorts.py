@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import Trained
+from insight_fixtures import Trained
+
 from nominal.engines.duck import connect
 from nominal.engines.lake import Lake
 

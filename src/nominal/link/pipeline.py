@@ -990,7 +990,12 @@ def link_lake(
             trained, tf, summary = link_model.train(con, "std_all")
             link_model.save(home, trained, tf, summary)
         ctx.model = link_model.load(home)
-    if incremental and _count(con, "std_new") == 0 and not _decisions_since_last_run(ctx):
+    if (
+        incremental
+        and _count(con, "std_new") == 0
+        and _count(con, "std_prev") == _count(con, "gold.nominal_records")
+        and not _decisions_since_last_run(ctx)
+    ):
         return {
             "ok": True,
             "run_id": run_id,
@@ -1130,7 +1135,7 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
         _q(
             con,
             """CREATE OR REPLACE TABLE prev_pairs AS
-            SELECT * FROM gold.pairs
+            SELECT * EXCLUDE (decision) FROM gold.pairs
             WHERE record_key_l IN (SELECT unique_id FROM std_old)
               AND record_key_r IN (SELECT unique_id FROM std_old)""",
         )
