@@ -36,7 +36,9 @@ def _check(home: Home, town: Path, report_stages: list[dict]) -> None:
     truth = pd.read_parquet(town / "truth" / "document_mentions.parquet")
     records = pd.read_parquet(town / "truth" / "records.parquet")
     con = connect(snap, tables=["gold.nominal_records"])
-    linked = con.execute("SELECT dataset, source_record_id, nominal_id FROM gold.nominal_records").df()
+    linked = con.execute(
+        "SELECT dataset, source_record_id, nominal_id FROM gold.nominal_records"
+    ).df()
     joined = linked.merge(
         records[["dataset", "source_record_id", "person_id"]].drop_duplicates(),
         on=["dataset", "source_record_id"],
@@ -46,7 +48,9 @@ def _check(home: Home, town: Path, report_stages: list[dict]) -> None:
     hits = 0
     for row in named.itertuples():
         nominal = person_nominal.get(row.person_id)
-        if nominal is not None and any(m["file_name"] == row.document for m in mentions_for(home, nominal)):
+        if nominal is not None and any(
+            m["file_name"] == row.document for m in mentions_for(home, nominal)
+        ):
             hits += 1
     assert hits >= 0.8 * len(named)
 
