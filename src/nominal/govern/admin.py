@@ -207,7 +207,6 @@ def add_recipient(
             return existing
     recipient = AgreementRecipient(partner=partner, role=role)
     agreement.recipients.append(recipient)
-    session.flush()
     return recipient
 
 

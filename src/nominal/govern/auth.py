@@ -28,8 +28,14 @@ SESSION_LIFETIME = timedelta(hours=8)
 TOKEN_PREFIX = "nmt"  # noqa: S105 - a label, not a secret
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verifying against this when the username is unknown keeps the timing the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """Verifying against this when the username is unknown keeps the timing the same."""
+    if not _dummy:
+        _dummy.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy[0]
 
 
 class AuthError(Exception):
@@ -50,7 +56,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

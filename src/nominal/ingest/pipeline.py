@@ -30,7 +30,7 @@ from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.pseudonym import hmac_sql
-from nominal.ingest.readers import ReadError, reader_for
+from nominal.ingest.readers import ReadError, duck_error, reader_for
 from nominal.ingest.standardise import (
     MACROS,
     FieldSQL,
@@ -66,6 +66,10 @@ DELIVERIES_SCHEMA = pa.schema(
     ]
 )
 
+
+# Snappy, like DuckDB's own default: silver is rewritten often and read by DuckDB locally,
+# so write speed matters more than the last few per cent of size.
+COMPRESSION = "snappy"
 
 # A delivery larger than this is refused before it is copied or read (a partner's
 # mistake or an attempt to fill the disk); NOMINAL_MAX_DELIVERY_BYTES raises it.
@@ -184,16 +188,17 @@ def _staging_sql(
 ) -> tuple[str, list[FieldSQL]]:
     """The one SELECT that validates, standardises and pseudonymises a delivery."""
     fmt = contract.format
-    texts: list[str] = []
+    raws: list[str] = []
     fields: list[FieldSQL] = []
     for name, spec in contract.fields.items():
         if spec.source is not None:
-            raw = column_ref(spec.source) if spec.source in columns else "NULL"
-            texts.append(f"{text_sql(raw, fmt.null_values)} AS {_q('t_' + name)}")
+            col = column_ref(spec.source) if spec.source in columns else "NULL"
+            raws.append(f"{text_sql(col, fmt.null_values)} AS {_q('r_' + name)}")
         else:
-            texts.append(f"{constant_sql(spec)} AS {_q('t_' + name)}")
-        fields.append(field_sql(contract, name, _q("t_" + name)))
+            raws.append(f"{constant_sql(spec)} AS {_q('r_' + name)}")
+        fields.append(field_sql(contract, name, _q("r_" + name), _q("t_" + name), _q("v_" + name)))
     raw_struct = ", ".join(f"{_q(c)} := {_q(c)}" for c in sorted(columns))
+    texts = ", ".join(f"{f.text} AS {_q('t_' + f.name)}" for f in fields)
     values = ",\n  ".join(f"{f.value} AS {_q('v_' + f.name)}" for f in fields)
     errors = ",\n  ".join(f"{f.error} AS {_q('e_' + f.name)}" for f in fields)
     reasons = ", ".join(
@@ -203,6 +208,7 @@ def _staging_sql(
     first = " ".join(
         f"WHEN {_q('e_' + f.name)} IS NOT NULL THEN {sql_literal(f.name)}" for f in fields
     )
+    text_cols = ", ".join(_q("t_" + f.name) for f in fields)
     record_msg = f"{sql_literal(contract.dataset + '|')} || v_record_id"
     record_key = hmac_sql(ctx.key, record_msg)
     if "event_id" in contract.fields:
@@ -216,23 +222,27 @@ def _staging_sql(
     if contract.retention.basis == "event_date":
         cutoff = ctx.as_of - timedelta(days=round(contract.retention.years * 365.25))
         expired = f"coalesce(v_event_date < DATE '{cutoff.isoformat()}', false)"
+    # One statement, five projections: raw text -> mapped text -> values -> errors ->
+    # reasons and keys. Each level computes its expressions once per row.
     sql = f"""
-WITH t AS (
-  SELECT {", ".join(texts)}, struct_pack({raw_struct}) AS __src FROM {source_sql}
-), v AS (
-  SELECT {values},
-  {errors},
-  __src FROM t
-), r AS (
-  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons,
-         {expired} AS __expired FROM v
-)
 SELECT * EXCLUDE (__src),
   CASE {first} WHEN __expired THEN 'event_date' END AS __field,
   CASE WHEN __reasons IS NOT NULL AND NOT __expired THEN to_json(__src) END AS __raw,
   (__reasons IS NULL AND NOT __expired) AS __ok,
   CASE WHEN __reasons IS NULL AND NOT __expired THEN {record_key} END AS __record_key
-FROM r
+FROM (
+  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons, {expired} AS __expired
+  FROM (
+    SELECT * EXCLUDE ({text_cols}), {errors}
+    FROM (
+      SELECT *, {values}
+      FROM (
+        SELECT {texts}, __src
+        FROM (SELECT {", ".join(raws)}, struct_pack({raw_struct}) AS __src FROM {source_sql}) AS r
+      ) AS t
+    ) AS v
+  ) AS e
+) AS k
 """
     # The event key refers to the record key, so it is added in a wrapping SELECT.
     sql = f"SELECT *, CASE WHEN __ok THEN {event_key} END AS __event_key FROM ({sql})"
@@ -241,8 +251,10 @@ FROM r
 
 def _json_object(names: list[str]) -> str:
     if not names:
-        return "'{}'"
-    return "to_json(struct_pack(" + ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names) + "))"
+        return "CAST('{}' AS VARCHAR)"
+    pairs = ", ".join(f"{_q(n)} := {_q('v_' + n)}" for n in names)
+    # VARCHAR, not DuckDB's JSON type, so every file of a table has the same schema.
+    return f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)"
 
 
 def _const(ctx: RunContext, contract: Contract, delivery_id: str) -> dict[str, str]:
@@ -300,19 +312,21 @@ SELECT {c["delivery_id"]} AS delivery_id, {c["feed"]} AS feed, {c["dataset"]} AS
   __field AS field,
   coalesce(__reasons, 'retention_expired: older than the contract''s retention of '
            || {sql_literal(f"{contract.retention.years:g} years")}) AS reason,
-  __raw AS raw, {c["received_at"]} AS quarantined_at
+  CAST(__raw AS VARCHAR) AS raw, {c["received_at"]} AS quarantined_at
 FROM staged WHERE NOT __ok"""
     outputs: list[Path | None] = []
     for table, sql, always in (
         ("silver.identity", identity_sql, True),
         ("silver.events", events_sql, True),
-        ("silver.quarantine", quarantine_sql, False),
+        ("silver.quarantine", quarantine_sql, ctx.tx.rows("silver.quarantine") == 0),
     ):
         if not always and _count(con, "SELECT count(*) FROM staged WHERE NOT __ok") == 0:
             outputs.append(None)
             continue
         path = ctx.tx.new_file(table)
-        con.execute(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(
+            f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION {COMPRESSION})"
+        )
         outputs.append(path)
     identity, events, quarantine = outputs
     assert identity is not None and events is not None
@@ -322,6 +336,21 @@ FROM staged WHERE NOT __ok"""
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+def _write_all(
+    ctx: RunContext, contract: Contract, delivery_id: str, file_name: str
+) -> tuple[Path, Path, Path | None]:
+    """The silver files of one delivery, written in parallel and in any row order.
+
+    Row order in the files does not matter (each row carries its row number), so the
+    writers may run on every core rather than keep the staged table's order.
+    """
+    ctx.con.execute("SET preserve_insertion_order = false")
+    try:
+        return _write_outputs(ctx, contract, delivery_id, file_name)
+    finally:
+        ctx.con.execute("SET preserve_insertion_order = true")
 
 
 def _mark_duplicates_in_delivery(con: duckdb.DuckDBPyConnection) -> int:
@@ -364,10 +393,10 @@ def ingest_table_delivery(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
     except duckdb.Error as exc:
-        raise ReadError(f"{path.name}: {str(exc).splitlines()[0]}") from None
+        raise duck_error(path, exc) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     superseded = _mark_duplicates_in_delivery(con)
-    identity, events, quarantine = _write_outputs(ctx, contract, delivery_id, path.name)
+    identity, events, quarantine = _write_all(ctx, contract, delivery_id, path.name)
     stats = dq.delivery_stats(con, contract, [f.name for f in fields])
     result = DeliveryResult(
         file=str(path),
@@ -402,6 +431,9 @@ def _connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     # File order matters: a quarantined row is named by its row number (rowid + 1).
     con.execute("SET preserve_insertion_order = true")
+    # The IN-clause optimiser plans value lists as a hash join, which does not keep
+    # file order; the staging SELECT is a pure projection only without it.
+    con.execute("SET disabled_optimizers = 'in_clause'")
     con.execute(f"SET temp_directory = {sql_literal(str(work_dir / 'spill'))}")
     for macro in MACROS:
         con.execute(macro)
@@ -500,7 +532,7 @@ def _supersede(ctx: RunContext) -> int:
             con.execute(
                 f"COPY (SELECT * FROM read_parquet({src}) f ANTI JOIN losers l "
                 f"ON l.record_key = f.record_key AND l.delivery_id = f.delivery_id) "
-                f"TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+                f"TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION {COMPRESSION})"
             )
             if table == "silver.identity":
                 counts = con.execute(

@@ -116,13 +116,30 @@ def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
 
 
 _LINE = re.compile(r"[Ll]ine:? ?(\d+)")
+_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
-def _duck_error(path: Path, exc: Exception) -> ReadError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    found = _LINE.search(str(exc))
-    where = f"line {found.group(1)}: " if found else ""
-    return ReadError(f"{path.name}: {where}{text}")
+def duck_error(path: Path, exc: Exception) -> ReadError:
+    """DuckDB's reader error as one line naming the file and line, without row contents.
+
+    (DuckDB quotes the offending line; that is personal data, so it is left out.)
+    """
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    detail = re.sub(r"^[A-Za-z ]+Error: ", "", first)
+    found = _LINE.search(text)
+    columns = _COLUMNS.search(text)
+    if columns:
+        detail = f"expected {columns.group(1)} columns, found {columns.group(2)}"
+    elif "unicode" in text.lower():
+        detail = "not valid text in the contract's encoding"
+    if found:
+        detail = re.sub(r"CSV Error on Line: \d+:? ?", "", detail) or detail
+        return ReadError(f"{path.name}: line {found.group(1)}: {detail}")
+    return ReadError(f"{path.name}: {detail}")
+
+
+_duck_error = duck_error
 
 
 def _check_not_empty(path: Path) -> None:
@@ -142,18 +159,51 @@ def read_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, wor
         head = handle.read(4096)
     if b"\x00" in head and duck_enc != "utf-16":
         raise ReadError(f"{path.name}: line 1: binary data, not {fmt.encoding} text")
+    header = _csv_header(path, source, duck_enc, fmt.delimiter, fmt.quote) if fmt.header else None
+    if header is not None:
+        # The header names the columns; DuckDB's sniffer is not asked, so a ragged row
+        # is an error on its own line rather than a reason to guess another layout.
+        cols = ", ".join(f"{sql_literal(name)}: 'VARCHAR'" for name in header)
+        layout = f"header = true, auto_detect = false, columns = {{{cols}}}"
+    else:
+        layout = "header = false, all_varchar = true"
     sql = (
         f"read_csv({sql_literal(str(source))}, delim = {sql_literal(fmt.delimiter)}, "
-        f"quote = {sql_literal(fmt.quote)}, escape = {sql_literal(fmt.quote)}, "
-        f"header = {str(fmt.header).lower()}, all_varchar = true, "
-        f"encoding = {sql_literal(duck_enc)}, strict_mode = true, null_padding = false, "
-        "auto_detect = true, sample_size = 20480)"
+        f"quote = {sql_literal(fmt.quote)}, escape = {sql_literal(fmt.quote)}, {layout}, "
+        f"encoding = {sql_literal(duck_enc)}, strict_mode = true, null_padding = false)"
     )
     try:
         con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
     except duckdb.Error as exc:
         raise _duck_error(path, exc) from None
     return sql
+
+
+def _csv_header(path: Path, source: Path, encoding: str, delimiter: str, quote: str) -> list[str]:
+    import csv
+
+    py_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+    try:
+        if encoding == "utf-16":
+            with open(source, encoding="utf-16", newline="") as text:
+                first = text.readline()
+        else:  # the first line's bytes only, so a bad byte further down is named there
+            with open(source, "rb") as handle:
+                first = handle.readline().decode(py_encoding)
+        header = next(csv.reader([first], delimiter=delimiter, quotechar=quote), None)
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"{path.name}: line 1: not valid {encoding} text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise ReadError(f"{path.name}: line 1 (header): {exc}") from None
+    if not header or all(not h.strip() for h in header):
+        raise ReadError(f"{path.name}: line 1 (header): no column names")
+    names = [h.strip() for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ReadError(f"{path.name}: line 1 (header): column {name!r} appears twice")
+        seen.add(name)
+    return names
 
 
 def read_ndjson(

@@ -1,0 +1,217 @@
+"""Training, saving and loading the linkage model (Splink, unsupervised).
+
+No labels are needed: the prior is estimated from near-certain deterministic rules,
+the u probabilities (how often non-matches agree by chance) by random sampling, and the
+m probabilities (how often true matches agree) by expectation maximisation over
+several blocking rules, each of which frees the comparisons the others hold fixed.
+
+A trained model is saved under ``$NOMINAL_HOME/models/linkage/`` as
+``<version>.json`` (the Splink model), ``<version>.tf.parquet`` (term frequencies
+frozen at training time) and ``<version>.meta.json``; ``CURRENT`` names the version in
+use. Freezing the term frequencies with the model makes a score depend only on the
+pair and the model version, so an incremental run scores exactly as a full run would,
+and search can reuse :func:`score_pairs` for one record against candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from splink import DuckDBAPI, Linker
+
+from nominal.config import Home
+from nominal.link import settings as link_settings
+
+MODEL_DIR = ("models", "linkage")
+logging.getLogger("splink").setLevel(logging.WARNING)
+
+
+class ModelError(RuntimeError):
+    """No usable linkage model (none trained yet, or a named version is missing)."""
+
+
+@dataclass(frozen=True)
+class LinkModel:
+    """A trained model: Splink settings with parameters, and frozen term frequencies."""
+
+    version: str
+    settings: dict[str, Any]
+    tf: pa.Table  # column, value, tf
+    meta: dict[str, Any]
+
+    def tf_table(self, column: str) -> pa.Table:
+        """The term-frequency lookup of one column, shaped as Splink expects."""
+        import pyarrow.compute as pc
+
+        rows = self.tf.filter(pc.equal(self.tf["column"], column))
+        return pa.table({column: rows["value"], f"tf_{column}": rows["tf"]})
+
+
+def model_dir(home: Home) -> Path:
+    return home.root.joinpath(*MODEL_DIR)
+
+
+def term_frequencies(con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
+    """Relative frequency of every value of the term-frequency columns in ``table``."""
+    parts = []
+    for column in link_settings.TF_COLUMNS:
+        parts.append(
+            f"SELECT '{column}' AS column, CAST({column} AS VARCHAR) AS value, "
+            f"count(*) / sum(count(*)) OVER () AS tf "
+            f"FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}"
+        )
+    return con.sql(" UNION ALL ".join(parts)).to_arrow_table()
+
+
+def register_tf(linker: Linker, model: LinkModel) -> None:
+    """Give the linker the model's frozen term frequencies (not the input's)."""
+    db_api = linker._db_api
+    for column in link_settings.TF_COLUMNS:
+        sdf = db_api.register(model.tf_table(column))
+        linker.table_management.register_term_frequency_lookup(sdf, column)
+
+
+def train(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    seed: int = 42,
+    max_u_pairs: float = 2e6,
+    link_with: str | None = None,
+) -> tuple[dict[str, Any], pa.Table, dict[str, Any]]:
+    """Train the model on the standardised records in ``table`` (DuckDB).
+
+    With ``link_with`` (a second standardised table) the model links the two tables
+    (``link_only``) instead of deduplicating one. Returns the Splink settings with
+    trained parameters, the term frequencies and a summary of the training.
+    """
+    n = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    db_api = DuckDBAPI(con)
+    if link_with is None:
+        tf = term_frequencies(con, table)
+        inputs: Any = db_api.register(table)
+        creator = link_settings.settings()
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE tf_union AS "
+            f"SELECT * FROM {table} UNION ALL BY NAME SELECT * FROM {link_with}"
+        ).fetchall()
+        tf = term_frequencies(con, "tf_union")
+        inputs = [db_api.register(table), db_api.register(link_with)]
+        creator = link_settings.settings(link_type="link_only")
+    linker = Linker(inputs, creator, log_level=logging.ERROR)
+    register_tf(linker, LinkModel("training", {}, tf, {}))
+    linker.training.estimate_probability_two_random_records_match(
+        link_settings.deterministic_rules(), recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed)
+    sample = min(1.0, 300_000 / max(n, 1))
+    sessions = []
+    for rule in link_settings.training_blocking_rules():
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, record_sample_proportion=sample
+        )
+        sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
+    trained = linker.misc.save_model_to_json()
+    summary = {"records": n, "em_blocking_rules": sessions, "em_sample_proportion": sample}
+    return trained, tf, summary
+
+
+def save(home: Home, trained: dict[str, Any], tf: pa.Table, summary: dict[str, Any]) -> str:
+    """Save a trained model as a new version and point ``CURRENT`` at it."""
+    folder = model_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    (folder / f"{version}.json").write_text(json.dumps(trained, indent=1))
+    pq.write_table(tf, folder / f"{version}.tf.parquet")
+    meta = {
+        "version": version,
+        "trained_at": datetime.now(UTC).isoformat(),
+        "match_probability": link_settings.MATCH_PROBABILITY,
+        "review_probability": link_settings.REVIEW_PROBABILITY,
+        **summary,
+    }
+    (folder / f"{version}.meta.json").write_text(json.dumps(meta, indent=1))
+    tmp = folder / ".CURRENT.tmp"
+    tmp.write_text(version + "\n")
+    tmp.replace(folder / "CURRENT")
+    return version
+
+
+def current_version(home: Home) -> str | None:
+    pointer = model_dir(home) / "CURRENT"
+    return pointer.read_text().strip() if pointer.exists() else None
+
+
+def load(home: Home, version: str | None = None) -> LinkModel:
+    """The named (default: current) model version."""
+    chosen = version or current_version(home)
+    if chosen is None:
+        raise ModelError(f"no linkage model in {model_dir(home)}: run `nominal link --retrain`")
+    folder = model_dir(home)
+    path = folder / f"{chosen}.json"
+    if not path.exists():
+        raise ModelError(f"linkage model version {chosen} not found in {folder}")
+    meta_path = folder / f"{chosen}.meta.json"
+    return LinkModel(
+        version=chosen,
+        settings=json.loads(path.read_text()),
+        tf=pq.read_table(folder / f"{chosen}.tf.parquet"),
+        meta=json.loads(meta_path.read_text()) if meta_path.exists() else {},
+    )
+
+
+def linker_for(db_api: Any, table: Any, model: LinkModel) -> Linker:
+    """A Splink linker over ``table`` (registered on ``db_api``) with ``model`` loaded."""
+    sdf = db_api.register(table)
+    linker = Linker(sdf, dict(model.settings), log_level=logging.ERROR)
+    register_tf(linker, model)
+    return linker
+
+
+def score_pairs(
+    home: Home,
+    left: list[dict[str, Any]],
+    right: list[dict[str, Any]],
+    model: LinkModel | None = None,
+) -> list[dict[str, Any]]:
+    """Score every left record against every right record with the current model.
+
+    Records carry the canonical identity columns (``record_key``, ``given_name``,
+    ``family_name``, ``date_of_birth``, ``postcode``, ...); they are standardised the
+    same way as in a link run. Returns one dict per pair with ``record_key_l``,
+    ``record_key_r``, ``match_weight`` and ``match_probability``. Search uses this to
+    rank candidates for a query that is not yet in the lake.
+    """
+    from nominal.link.standardise import INPUT_COLUMNS, standardise
+
+    chosen = model or load(home)
+    con = duckdb.connect()
+    for name, records in (("score_left", left), ("score_right", right)):
+        columns = ["record_key", *[c for c in INPUT_COLUMNS if any(c in r for r in records)]]
+        data = {c: [None if r.get(c) is None else str(r.get(c)) for r in records] for c in columns}
+        con.register(f"{name}_raw", pa.table(data))
+        standardise(con, f"{name}_raw", f"{name}_std", present=set(columns))
+    db_api = DuckDBAPI(con)
+    linker = linker_for(db_api, "score_left_std", chosen)
+    left_sdf = db_api.register("score_left_std")
+    right_sdf = db_api.register("score_right_std")
+    scored = linker.inference.score_pairs(left_sdf, right_sdf)
+    out = scored.as_pandas_dataframe()
+    return [
+        {
+            "record_key_l": row["unique_id_l"],
+            "record_key_r": row["unique_id_r"],
+            "match_weight": float(row["match_weight"]),
+            "match_probability": float(row["match_probability"]),
+        }
+        for row in out.to_dict("records")
+    ]

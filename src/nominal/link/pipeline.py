@@ -1,0 +1,1437 @@
+"""``nominal link``: from silver identity records to golden nominals and households.
+
+One run:
+
+1. reads the current lake snapshot (``silver.identity``, ``silver.events``; the latest
+   version of each record);
+2. standardises the records (:mod:`nominal.link.standardise`) and keeps them in
+   ``link.standardised`` for the next incremental run;
+3. scores candidate pairs with the trained Splink model (:mod:`nominal.link.model`):
+   every blocked pair in a full run; in an incremental run only the new or changed
+   records against the records in their blocks and each other, the earlier pairs
+   being kept in ``gold.pairs``;
+4. decides each pair: a match at or above the match threshold unless a veto applies
+   (given name or date of birth clearly disagree and no trusted identifier agrees:
+   twins, a father and son of the same name), review in the uncertainty band; a
+   reviewer's decision overrides the model;
+5. clusters the match edges (Splink's connected components): all records in a full
+   run, only the nominals the new edges touch in an incremental one;
+6. keeps nominal ids stable: a cluster takes the id of the earlier nominal it shares
+   most records with; merges, splits and forwards go to ``gold.nominal_lineage``;
+7. writes the golden nominals (survivorship with provenance), addresses, residence,
+   households, relationships and the events with nominal and household ids, and
+   queues uncertain pairs for clerical review.
+
+Gold tables are written as deltas where that is possible: new pairs and new
+nominal records are appended as new files, and of the other tables only the rows of
+changed nominals are rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from nominal.config import Home
+from nominal.engines import duck
+from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter
+from nominal.link import model as link_model
+from nominal.link import settings as link_settings
+from nominal.link.standardise import register_nicknames, standardise_sql
+
+log = logging.getLogger(__name__)
+
+STANDARDISED = "link.standardised"
+GOLD_TABLES = (
+    "gold.nominal_records",
+    "gold.nominals",
+    "gold.nominal_provenance",
+    "gold.nominal_lineage",
+    "gold.pairs",
+    "gold.addresses",
+    "gold.residence",
+    "gold.households",
+    "gold.household_members",
+    "gold.relationships",
+    "gold.events",
+)
+IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
+# A pair is vetoed (never a match on the model's word alone) when it looks like two
+# members of one family rather than one person, and no trusted identifier agrees:
+# twins (same date of birth, given names clearly different), or two people whose
+# dates of birth clearly disagree (a parent and child, or siblings, of the same name;
+# the date-of-birth levels already absorb typos, swapped day and month and one day or
+# one year out). Family members agree on family name, address and postcode, so the
+# model's independence assumption over-counts exactly that evidence.
+ID_AGREES = "(p.mw_nhs_number > 0 OR p.mw_ni_number > 0 OR p.mw_pupil_number > 0)"
+VETO_SQL = (
+    "(((p.mw_given_name < -3 AND p.mw_date_of_birth > 5) "
+    "OR p.mw_date_of_birth < -3 OR abs(l.dob_year - r.dob_year) >= 12) "
+    "AND NOT " + ID_AGREES + ")"
+)
+
+
+def veto_join(std: str) -> str:
+    """The joins :data:`VETO_SQL` needs (``l``/``r``: the pair's standardised records)."""
+    return (
+        f"LEFT JOIN {std} l ON l.unique_id = p.unique_id_l "
+        f"LEFT JOIN {std} r ON r.unique_id = p.unique_id_r"
+    )
+
+
+class LinkError(RuntimeError):
+    """The link run cannot proceed (no silver data, bad engine or mode, ...)."""
+
+
+@dataclass
+class RunContext:
+    """Everything one run shares between its steps."""
+
+    home: Home
+    con: duckdb.DuckDBPyConnection
+    snapshot: Snapshot
+    run_id: str
+    model: link_model.LinkModel
+    engine: str
+    mode: str
+    timings: dict[str, float] = field(default_factory=dict)
+    progress: Callable[[str], None] = lambda _step: None
+
+    def step(self, name: str) -> _Timer:
+        self.progress(name)
+        return _Timer(self.timings, name)
+
+
+class _Timer:
+    def __init__(self, sink: dict[str, float], name: str) -> None:
+        self.sink, self.name = sink, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.sink[self.name] = round(
+            self.sink.get(self.name, 0.0) + time.perf_counter() - self.start, 3
+        )
+
+
+def pseudo(key: bytes, kind: str, value: str) -> str:
+    """Keyed HMAC pseudonym of an id (what analysts see instead of the id)."""
+    return hmac.new(key, f"{kind}|{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _q(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    return con.execute(sql).fetchall()
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(_q(con, f"SELECT count(*) FROM {table}")[0][0])
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    schema, _, table = name.rpartition(".")
+    sql = f"SELECT count(*) FROM duckdb_views() WHERE view_name = '{table}'"
+    sql2 = f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{table}'"
+    if schema:
+        sql += f" AND schema_name = '{schema}'"
+        sql2 += f" AND schema_name = '{schema}'"
+    return bool(_q(con, sql)[0][0] or _q(con, sql2)[0][0])
+
+
+# --------------------------------------------------------------------------------------
+# Reliability of sources (contracts)
+# --------------------------------------------------------------------------------------
+def dataset_reliability(home: Home) -> dict[str, float]:
+    """Each dataset's ``reliability`` from the feed contracts kept in the home."""
+    out: dict[str, float] = {}
+    for folder in (home.root / "contracts", home.root / "lake" / "contracts"):
+        if not folder.is_dir():
+            continue
+        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(data, dict) and "dataset" in data:
+                out[str(data["dataset"])] = float(data.get("reliability", 0.5))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Review decisions (control plane)
+# --------------------------------------------------------------------------------------
+def load_decisions(home: Home) -> pa.Table:
+    """Latest reviewer decision per record pair (keys ordered l < r)."""
+    from sqlalchemy import select
+
+    from nominal.db import ControlPlane
+    from nominal.link.models import LinkDecision
+
+    cp = ControlPlane(home.database_url)
+    try:
+        with cp.session() as session:
+            rows = session.execute(
+                select(
+                    LinkDecision.record_key_l,
+                    LinkDecision.record_key_r,
+                    LinkDecision.decision,
+                    LinkDecision.decided_at,
+                    LinkDecision.id,
+                ).order_by(LinkDecision.id)
+            ).all()
+    finally:
+        cp.dispose()
+    latest: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for left, right, decision, decided_at, _id in rows:
+        a, b = sorted((left, right))
+        latest[(a, b)] = (decision, decided_at)
+    return pa.table(
+        {
+            "record_key_l": [k[0] for k in latest],
+            "record_key_r": [k[1] for k in latest],
+            "decision": [v[0] for v in latest.values()],
+            "decided_at": pa.array(
+                [v[1].replace(tzinfo=None) if v[1] else None for v in latest.values()],
+                type=pa.timestamp("us"),
+            ),
+        }
+    )
+
+
+def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Add the run's uncertain pairs without a decision to the review queue."""
+    from sqlalchemy import select
+
+    from nominal.db import ControlPlane
+    from nominal.link.models import LinkReviewItem
+
+    rows = _q(
+        con,
+        """SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
+                  p.match_probability, p.match_weight
+           FROM run_pairs p
+           JOIN assign a ON a.record_key = p.record_key_l
+           JOIN assign b ON b.record_key = p.record_key_r
+           WHERE p.decision = 'review' AND p.override IS NULL""",
+    )
+    if not rows:
+        return 0
+    cp = ControlPlane(home.database_url)
+    added = 0
+    try:
+        with cp.session() as session:
+            existing = set(
+                session.execute(
+                    select(LinkReviewItem.record_key_l, LinkReviewItem.record_key_r)
+                ).all()
+            )
+            for left, right, nl, nr, prob, weight in rows:
+                if (left, right) in existing:
+                    continue
+                session.add(
+                    LinkReviewItem(
+                        record_key_l=left,
+                        record_key_r=right,
+                        nominal_id_l=nl,
+                        nominal_id_r=nr,
+                        match_probability=float(prob),
+                        match_weight=float(weight),
+                        status="open",
+                        run_id=run_id,
+                    )
+                )
+                added += 1
+    finally:
+        cp.dispose()
+    return added
+
+
+# --------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------
+def _pairs_select(source: str, run_id: str, version: str) -> str:
+    """Normalise Splink's prediction rows to gold.pairs columns (keys ordered l < r)."""
+    mw = ", ".join(f"p.mw_{c}" for c in link_settings.COMPARISON_NAMES)
+    return f"""
+        SELECT least(p.unique_id_l, p.unique_id_r) AS record_key_l,
+               greatest(p.unique_id_l, p.unique_id_r) AS record_key_r,
+               CAST(p.match_weight AS DOUBLE) AS match_weight,
+               CAST(p.match_probability AS DOUBLE) AS match_probability,
+               {mw},
+               CASE WHEN coalesce({VETO_SQL}, false) THEN 'veto'
+                    WHEN p.match_probability >= {link_settings.MATCH_PROBABILITY} THEN 'match'
+                    WHEN p.match_probability >= {link_settings.REVIEW_PROBABILITY} THEN 'review'
+                    ELSE 'non_match' END AS model_decision,
+               '{version}' AS model_version,
+               '{run_id}' AS linked_run
+        FROM {source} p {veto_join("std_all")}"""
+
+
+def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
+    """Create ``scored`` with the pairs to score this run (DuckDB backend)."""
+    from splink import DuckDBAPI
+
+    db_api = DuckDBAPI(ctx.con)
+    linker = link_model.linker_for(db_api, "std_all", ctx.model)
+    keep = link_settings.KEEP_PROBABILITY
+    if new_table is None:
+        pred = linker.inference.predict(threshold_match_probability=keep, warning_mode="never")
+        sources = [pred.physical_name]
+    else:
+        new_sdf = db_api.register(new_table)
+        old_sdf = db_api.register("std_old")
+        within = linker.inference.predict_within(
+            new_sdf, threshold_match_probability=keep, warning_mode="never"
+        )
+        between = linker.inference.predict_between(
+            new_sdf, old_sdf, threshold_match_probability=keep, warning_mode="never"
+        )
+        sources = [within.physical_name, between.physical_name]
+    union = " UNION ALL ".join(_pairs_select(s, ctx.run_id, ctx.model.version) for s in sources)
+    _q(ctx.con, f"CREATE OR REPLACE TABLE scored AS {union}")
+
+
+def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
+    """Create ``scored`` using Splink's Spark backend (pyspark, local mode)."""
+    from splink import SparkAPI
+
+    from nominal.link.spark import spark_session
+
+    spark = spark_session()
+    std_path = workdir / "std_all.parquet"
+    _q(ctx.con, f"COPY std_all TO {duck.sql_literal(str(std_path))} (FORMAT parquet)")
+    db_api = SparkAPI(spark_session=spark)
+    frame = spark.read.parquet(str(std_path))
+    frame.createOrReplaceTempView("std_all_spark")
+    linker = link_model.linker_for(db_api, frame, ctx.model)
+    keep = link_settings.KEEP_PROBABILITY
+    if new_table is None:
+        preds = [linker.inference.predict(threshold_match_probability=keep, warning_mode="never")]
+    else:
+        new_path = workdir / "std_new.parquet"
+        old_path = workdir / "std_old.parquet"
+        _q(ctx.con, f"COPY {new_table} TO {duck.sql_literal(str(new_path))} (FORMAT parquet)")
+        _q(ctx.con, f"COPY std_old TO {duck.sql_literal(str(old_path))} (FORMAT parquet)")
+        new_sdf = db_api.register(spark.read.parquet(str(new_path)))
+        old_sdf = db_api.register(spark.read.parquet(str(old_path)))
+        preds = [
+            linker.inference.predict_within(
+                new_sdf, threshold_match_probability=keep, warning_mode="never"
+            ),
+            linker.inference.predict_between(
+                new_sdf, old_sdf, threshold_match_probability=keep, warning_mode="never"
+            ),
+        ]
+    parts = []
+    for i, pred in enumerate(preds):
+        out = workdir / f"pred_{i}"
+        pred.as_spark_dataframe().write.mode("overwrite").parquet(str(out))
+        parts.append(f"read_parquet({duck.sql_literal(str(out) + '/*.parquet')})")
+    union = " UNION ALL ".join(_pairs_select(p, ctx.run_id, ctx.model.version) for p in parts)
+    _q(ctx.con, f"CREATE OR REPLACE TABLE scored AS {union}")
+
+
+# --------------------------------------------------------------------------------------
+# Clustering and stable ids
+# --------------------------------------------------------------------------------------
+def cluster(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
+    """Connected components of ``edges`` (record_key_l, record_key_r) over ``nodes``.
+
+    Uses Splink's connected-components solver; returns a table (record_key, cluster_id).
+    """
+    from splink import DuckDBAPI
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    db_api = DuckDBAPI(con)  # a fresh API: Splink caches intermediate tables per API
+    _q(con, f"CREATE OR REPLACE TABLE cc_nodes AS SELECT record_key FROM {nodes}")
+    _q(con, f"CREATE OR REPLACE TABLE cc_edges AS SELECT record_key_l, record_key_r FROM {edges}")
+    result = cluster_pairwise_predictions_at_threshold(
+        db_api.register("cc_nodes"),
+        db_api.register("cc_edges"),
+        db_api,
+        node_id_column_name="record_key",
+    )
+    _q(
+        con,
+        f"CREATE OR REPLACE TABLE clusters AS SELECT record_key, "
+        f"CAST(cluster_id AS VARCHAR) AS cluster_id FROM {result.physical_name}",
+    )
+    return "clusters"
+
+
+def assign_ids(ctx: RunContext, clusters: str, previous: str | None) -> None:
+    """Give each cluster a nominal id, keeping earlier ids; record lineage.
+
+    Creates ``new_assign`` (record_key, nominal_id) for the clustered records and
+    ``lineage_new`` rows. ``previous`` holds the earlier (record_key, nominal_id) of
+    the same scope (None in a first run).
+    """
+    con = ctx.con
+    prev = previous or "(SELECT NULL::VARCHAR AS record_key, NULL::VARCHAR AS nominal_id LIMIT 0)"
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE id_overlap AS
+        SELECT c.cluster_id, p.nominal_id, count(*) AS n
+        FROM {clusters} c JOIN {prev} p USING (record_key)
+        GROUP BY 1, 2""",
+    )
+    # Each earlier nominal goes to the cluster holding most of its records; a cluster
+    # chosen by several earlier nominals keeps the one it shares most records with.
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE id_kept AS
+        WITH best_cluster AS (
+            SELECT nominal_id, cluster_id, n FROM id_overlap
+            QUALIFY row_number() OVER (PARTITION BY nominal_id ORDER BY n DESC, cluster_id) = 1
+        )
+        SELECT cluster_id, nominal_id FROM best_cluster
+        QUALIFY row_number() OVER (PARTITION BY cluster_id ORDER BY n DESC, nominal_id) = 1""",
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE id_new AS
+        SELECT c.cluster_id, min(c.record_key) AS min_key
+        FROM {clusters} c LEFT JOIN id_kept k USING (cluster_id)
+        WHERE k.nominal_id IS NULL GROUP BY 1""",
+    )
+    used = {r[0] for r in _q(con, "SELECT nominal_id FROM id_kept")}
+    if previous is not None:
+        used |= {r[0] for r in _q(con, f"SELECT DISTINCT nominal_id FROM {previous}")}
+    if _exists(con, "gold.nominal_lineage"):
+        used |= {
+            r[0]
+            for r in _q(
+                con,
+                "SELECT from_nominal_id FROM gold.nominal_lineage "
+                "UNION SELECT to_nominal_id FROM gold.nominal_lineage",
+            )
+            if r[0]
+        }
+    fresh: list[tuple[str, str]] = []
+    for cluster_id, min_key in _q(con, "SELECT cluster_id, min_key FROM id_new"):
+        candidate = "N" + hashlib.sha256(min_key.encode()).hexdigest()[:15]
+        if candidate in used:
+            candidate = "N" + hashlib.sha256(f"{min_key}|{ctx.run_id}".encode()).hexdigest()[:15]
+        used.add(candidate)
+        fresh.append((cluster_id, candidate))
+    con.register(
+        "id_fresh_arrow",
+        pa.table(
+            {"cluster_id": [f[0] for f in fresh], "nominal_id": [f[1] for f in fresh]},
+            schema=pa.schema([("cluster_id", pa.string()), ("nominal_id", pa.string())]),
+        ),
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE new_assign AS
+        SELECT c.record_key, coalesce(k.nominal_id, f.nominal_id) AS nominal_id
+        FROM {clusters} c LEFT JOIN id_kept k USING (cluster_id)
+        LEFT JOIN id_fresh_arrow f USING (cluster_id)""",
+    )
+    # Lineage. An earlier id that lost its cluster merged into the id its records went
+    # to (and is forwarded there); a fresh id made of records of a kept id split off it.
+    now = datetime.now(UTC).replace(tzinfo=None)
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE lineage_new AS
+        WITH moves AS (
+            SELECT p.nominal_id AS from_id, a.nominal_id AS to_id, count(*) AS n
+            FROM {prev} p JOIN new_assign a USING (record_key)
+            WHERE p.nominal_id <> a.nominal_id GROUP BY 1, 2
+        ),
+        live AS (SELECT DISTINCT nominal_id FROM new_assign),
+        vanished AS (
+            SELECT DISTINCT p.nominal_id FROM {prev} p
+            WHERE p.nominal_id NOT IN (SELECT nominal_id FROM live)
+        ),
+        merged AS (
+            SELECT from_id, to_id FROM moves WHERE from_id IN (SELECT nominal_id FROM vanished)
+            QUALIFY row_number() OVER (PARTITION BY from_id ORDER BY n DESC, to_id) = 1
+        ),
+        gone AS (
+            SELECT nominal_id AS from_id, NULL::VARCHAR AS to_id FROM vanished
+            WHERE nominal_id NOT IN (SELECT from_id FROM merged)
+        ),
+        split AS (
+            SELECT DISTINCT from_id, to_id FROM moves
+            WHERE from_id IN (SELECT nominal_id FROM live)
+              AND to_id IN (SELECT nominal_id FROM id_fresh_arrow)
+        ),
+        created AS (
+            SELECT NULL::VARCHAR AS from_id, nominal_id AS to_id FROM id_fresh_arrow
+            WHERE nominal_id NOT IN (SELECT to_id FROM split)
+        ),
+        rows AS (
+            SELECT 'created' AS kind, from_id, to_id FROM created
+            UNION ALL SELECT 'merged', from_id, to_id FROM merged
+            UNION ALL SELECT 'forwarded', from_id, to_id FROM merged
+            UNION ALL SELECT 'forwarded', from_id, to_id FROM gone
+            UNION ALL SELECT 'split', from_id, to_id FROM split
+        )
+        SELECT '{ctx.run_id}-' || row_number() OVER (ORDER BY kind, from_id, to_id) AS change_id,
+               '{ctx.run_id}' AS run_id, kind, from_id AS from_nominal_id,
+               to_id AS to_nominal_id, TIMESTAMP '{now.isoformat(sep=" ")}' AS changed_at
+        FROM rows""",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Gold tables
+# --------------------------------------------------------------------------------------
+ATTRIBUTES_PERSON = (
+    "given_name",
+    "middle_names",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "ethnicity",
+    "nhs_number",
+    "ni_number",
+    "police_id",
+    "pupil_number",
+)
+ATTRIBUTES_ADDRESS = ("address_line_1", "town", "postcode", "uprn")
+
+
+def build_record_facts(ctx: RunContext, reliability: dict[str, float]) -> None:
+    """``facts``: per record, its nominal, dataset reliability, dates and address key."""
+    con = ctx.con
+    rel = pa.table(
+        {"dataset": list(reliability), "reliability": list(reliability.values())},
+        schema=pa.schema([("dataset", pa.string()), ("reliability", pa.float64())]),
+    )
+    con.register("reliability_arrow", rel)
+    has_events = _exists(con, "silver.events")
+    events = (
+        """(SELECT record_key, min(event_date) AS first_date, max(event_date) AS last_date,
+                  max(event_end_date) AS end_date, any_value(oa_code) AS oa_code
+           FROM silver.events GROUP BY 1)"""
+        if has_events
+        else "(SELECT NULL::VARCHAR record_key, NULL::DATE first_date, NULL::DATE last_date, "
+        "NULL::DATE end_date, NULL::VARCHAR oa_code LIMIT 0)"
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE facts AS
+        SELECT i.record_key, a.nominal_id, i.dataset, i.agency, i.source_record_id,
+               coalesce(r.reliability, 0.5) AS reliability,
+               coalesce(e.first_date, CAST(i.received_at AS DATE)) AS first_date,
+               coalesce(e.last_date, e.first_date, CAST(i.received_at AS DATE)) AS last_date,
+               e.oa_code,
+               CASE WHEN s.uprn IS NOT NULL THEN 'uprn:' || s.uprn
+                    WHEN s.address_std IS NOT NULL AND s.postcode_std IS NOT NULL
+                    THEN 'addr:' || s.address_std || '|' || s.postcode_std END AS address_key,
+               i.household_ref, lower(i.relationship) AS relationship
+        FROM ident i JOIN assign a USING (record_key)
+        JOIN std_all s ON s.unique_id = i.record_key
+        LEFT JOIN reliability_arrow r ON r.dataset = i.dataset
+        LEFT JOIN {events} e ON e.record_key = i.record_key""",
+    )
+
+
+def build_nominals(ctx: RunContext, scope: str) -> None:
+    """``nominals_new`` and ``provenance_new`` for the nominals in ``scope``."""
+    con = ctx.con
+    unpivot = " UNION ALL ".join(
+        f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident"
+        for a, src in [
+            *[(a, a) for a in ATTRIBUTES_PERSON if a != "ethnicity"],
+            ("ethnicity", "json_extract_string(personal_attributes, '$.ethnicity')"),
+        ]
+    )
+    # Person attributes: the value best supported by reliable sources (sum of the
+    # reliabilities of the records giving it), then the most recent.
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE prov_person AS
+        WITH v AS (
+            SELECT f.nominal_id, u.attribute, u.value, f.record_key, f.dataset,
+                   f.reliability, f.last_date
+            FROM ({unpivot}) u JOIN facts f USING (record_key)
+            WHERE u.value IS NOT NULL AND f.nominal_id IN (SELECT nominal_id FROM {scope})
+        ),
+        g AS (
+            SELECT nominal_id, attribute, value, sum(reliability) AS support,
+                   max(last_date) AS latest, count(*) AS n,
+                   arg_max(record_key, (reliability, last_date, record_key)) AS record_key,
+                   arg_max(dataset, (reliability, last_date, record_key)) AS dataset
+            FROM v GROUP BY 1, 2, 3
+        )
+        SELECT nominal_id, attribute, value, record_key, dataset,
+               'reliability x frequency, then recency' AS rule
+        FROM g QUALIFY row_number() OVER (
+            PARTITION BY nominal_id, attribute ORDER BY support DESC, latest DESC, value) = 1""",
+    )
+    # Address: the whole address of the most recent record that has one (lines and
+    # postcode from one record, so they never mix two homes).
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE prov_address AS
+        WITH latest AS (
+            SELECT f.nominal_id, f.record_key, f.dataset, f.oa_code
+            FROM facts f JOIN ident i USING (record_key)
+            WHERE f.nominal_id IN (SELECT nominal_id FROM {scope})
+              AND i.address_line_1 IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY f.nominal_id
+                ORDER BY f.last_date DESC, f.reliability DESC, f.record_key) = 1
+        )
+        SELECT l.nominal_id, u.attribute, u.value, l.record_key, l.dataset,
+               'recency (whole address of the latest record)' AS rule
+        FROM latest l JOIN ident i USING (record_key),
+        LATERAL (VALUES ('address_line_1', i.address_line_1), ('town', i.town),
+                        ('postcode', i.postcode), ('uprn', i.uprn)) u(attribute, value)
+        WHERE u.value IS NOT NULL""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE provenance_new AS
+        SELECT * FROM prov_person UNION ALL SELECT * FROM prov_address""",
+    )
+    postcodes = (
+        "LEFT JOIN reference.postcodes rp ON rp.postcode = pv.postcode"
+        if _exists(con, "reference.postcodes")
+        else "LEFT JOIN (SELECT NULL::VARCHAR postcode, NULL::VARCHAR oa_code LIMIT 0) rp "
+        "ON rp.postcode = pv.postcode"
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE nominals_base AS
+        WITH pv AS (
+            PIVOT (SELECT nominal_id, attribute, value FROM provenance_new)
+            ON attribute IN ('given_name', 'middle_names', 'family_name', 'date_of_birth',
+                'sex', 'ethnicity', 'address_line_1', 'town', 'postcode', 'uprn',
+                'nhs_number', 'ni_number', 'police_id', 'pupil_number')
+            USING any_value(value) GROUP BY nominal_id
+        ),
+        agg AS (
+            SELECT nominal_id, count(*) AS record_count, count(DISTINCT agency) AS agency_count,
+                   string_agg(DISTINCT agency, ',' ORDER BY agency) AS agencies,
+                   min(first_date) AS first_seen, max(last_date) AS last_seen
+            FROM facts WHERE nominal_id IN (SELECT nominal_id FROM {scope}) GROUP BY 1
+        ),
+        oa AS (
+            SELECT p.nominal_id, f.oa_code FROM prov_address p JOIN facts f USING (record_key)
+            WHERE p.attribute = 'address_line_1'
+        )
+        SELECT agg.nominal_id, pv.given_name, pv.middle_names, pv.family_name,
+               TRY_CAST(pv.date_of_birth AS DATE) AS date_of_birth, pv.sex, pv.ethnicity,
+               pv.address_line_1, pv.town, pv.postcode, pv.uprn,
+               coalesce(rp.oa_code, oa.oa_code) AS oa_code,
+               pv.nhs_number, pv.ni_number, pv.police_id, pv.pupil_number,
+               agg.record_count, agg.agency_count, agg.agencies, agg.first_seen, agg.last_seen
+        FROM agg LEFT JOIN pv USING (nominal_id) LEFT JOIN oa USING (nominal_id)
+        {postcodes}""",
+    )
+
+
+def build_households(ctx: RunContext) -> None:
+    """Addresses, residence, households and members (all nominals; cheap set SQL).
+
+    A person lives at an address from the first to the last date a record puts them
+    there; the latest address of a person is open-ended. A household is the people at
+    one address whose periods overlap (an address re-let to another family later
+    makes a new household).
+    """
+    con = ctx.con
+    key = ctx.home.pseudonym_key
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE addresses_new AS
+        SELECT f.address_key,
+               arg_max(i.uprn, f.last_date) AS uprn,
+               arg_max(i.address_line_1, f.last_date) AS address_line_1,
+               arg_max(i.address_line_2, f.last_date) AS address_line_2,
+               arg_max(i.town, f.last_date) AS town,
+               arg_max(i.postcode, f.last_date) AS postcode,
+               arg_max(f.oa_code, f.last_date) AS oa_code,
+               min(f.first_date) AS first_seen, max(f.last_date) AS last_seen,
+               count(DISTINCT f.nominal_id) AS nominal_count
+        FROM facts f JOIN ident i USING (record_key)
+        WHERE f.address_key IS NOT NULL GROUP BY 1""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE residence_new AS
+        WITH stints AS (
+            SELECT nominal_id, address_key, min(first_date) AS from_date,
+                   max(last_date) AS seen_to
+            FROM facts WHERE address_key IS NOT NULL GROUP BY 1, 2
+        )
+        SELECT nominal_id, address_key, from_date,
+               CASE WHEN row_number() OVER (PARTITION BY nominal_id
+                        ORDER BY from_date DESC, seen_to DESC, address_key) = 1
+                    THEN NULL ELSE seen_to END AS to_date
+        FROM stints""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE hh_groups AS
+        WITH r AS (
+            SELECT *, coalesce(to_date, DATE '9999-12-31') AS until FROM residence_new
+        ),
+        marked AS (
+            SELECT *, CASE WHEN from_date > max(until) OVER (PARTITION BY address_key
+                        ORDER BY from_date, nominal_id
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                      THEN 1 ELSE 0 END AS starts
+            FROM r
+        )
+        SELECT *, sum(starts) OVER (PARTITION BY address_key ORDER BY from_date, nominal_id
+                                    ROWS UNBOUNDED PRECEDING) AS grp
+        FROM marked""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE hh_ids AS
+        SELECT address_key, grp, 'H' || left(sha256(address_key || '|' ||
+               CAST(min(from_date) AS VARCHAR)), 15) AS household_id,
+               min(from_date) AS first_seen,
+               CASE WHEN bool_or(to_date IS NULL) THEN NULL ELSE max(to_date) END AS to_date,
+               max(coalesce(to_date, from_date)) AS last_date,
+               count(DISTINCT nominal_id) AS member_count
+        FROM hh_groups GROUP BY 1, 2""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE household_members_new AS
+        SELECT h.household_id, g.nominal_id, g.from_date, g.to_date,
+               coalesce(arg_max(f.relationship, f.last_date), 'resident') AS role
+        FROM hh_groups g JOIN hh_ids h USING (address_key, grp)
+        LEFT JOIN facts f ON f.nominal_id = g.nominal_id AND f.address_key = g.address_key
+             AND f.relationship IS NOT NULL
+        GROUP BY 1, 2, 3, 4""",
+    )
+    hh = [r[0] for r in _q(con, "SELECT household_id FROM hh_ids")]
+    con.register(
+        "hh_pseudo_arrow",
+        pa.table(
+            {"household_id": hh, "household_pseudo": [pseudo(key, "household", h) for h in hh]}
+        ),
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE households_new AS
+        SELECT h.household_id, p.household_pseudo, h.address_key, a.uprn, a.address_line_1,
+               a.town, a.postcode, a.oa_code, h.first_seen,
+               coalesce(h.to_date, greatest(h.last_date, a.last_seen)) AS last_seen,
+               h.member_count
+        FROM hh_ids h JOIN addresses_new a USING (address_key)
+        JOIN hh_pseudo_arrow p USING (household_id)""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE current_household AS
+        SELECT nominal_id, household_id FROM household_members_new
+        QUALIFY row_number() OVER (PARTITION BY nominal_id
+            ORDER BY to_date IS NULL DESC, coalesce(to_date, from_date) DESC, household_id) = 1""",
+    )
+    # Relationships the partners state: roles within one family / case reference.
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE relationships_new AS
+        WITH m AS (
+            SELECT dataset, household_ref, nominal_id,
+                   CASE WHEN relationship IN ('child', 'son', 'daughter') THEN 'child'
+                        WHEN relationship IN ('mother', 'father', 'stepfather', 'stepmother',
+                             'parent/carer', 'parent', 'carer') THEN 'parent'
+                        WHEN relationship IN ('partner', 'spouse', 'husband', 'wife') THEN 'partner'
+                        ELSE NULL END AS role
+            FROM facts WHERE household_ref IS NOT NULL
+        ),
+        p AS (
+            SELECT DISTINCT a.nominal_id, b.nominal_id AS related_nominal_id,
+                   CASE WHEN a.role = 'parent' AND b.role = 'child' THEN 'parent'
+                        WHEN a.role = 'child' AND b.role = 'parent' THEN 'child'
+                        WHEN a.role = 'child' AND b.role = 'child' THEN 'sibling'
+                        WHEN a.role = 'parent' AND b.role IN ('parent', 'partner') THEN 'partner'
+                        WHEN a.role = 'partner' AND b.role = 'parent' THEN 'partner'
+                   END AS relationship, a.dataset
+            FROM m a JOIN m b ON a.dataset = b.dataset AND a.household_ref = b.household_ref
+                 AND a.nominal_id <> b.nominal_id
+        )
+        SELECT nominal_id, related_nominal_id, relationship,
+               string_agg(DISTINCT dataset, ',' ORDER BY dataset) AS dataset
+        FROM p WHERE relationship IS NOT NULL GROUP BY 1, 2, 3""",
+    )
+
+
+def finish_nominals(ctx: RunContext) -> None:
+    """``nominals_new`` = base attributes + pseudonym + current household."""
+    key = ctx.home.pseudonym_key
+    ids = [r[0] for r in _q(ctx.con, "SELECT nominal_id FROM nominals_base")]
+    ctx.con.register(
+        "nominal_pseudo_arrow",
+        pa.table({"nominal_id": ids, "nominal_pseudo": [pseudo(key, "nominal", i) for i in ids]}),
+    )
+    _q(
+        ctx.con,
+        """CREATE OR REPLACE TABLE nominals_new AS
+        SELECT b.nominal_id, p.nominal_pseudo, b.given_name, b.middle_names, b.family_name,
+               b.date_of_birth, b.sex, b.ethnicity, b.address_line_1, b.town, b.postcode,
+               b.uprn, b.oa_code, b.nhs_number, b.ni_number, b.police_id, b.pupil_number,
+               h.household_id, b.record_count, b.agency_count, b.agencies,
+               b.first_seen, b.last_seen
+        FROM nominals_base b JOIN nominal_pseudo_arrow p USING (nominal_id)
+        LEFT JOIN current_household h USING (nominal_id)""",
+    )
+
+
+def build_events(ctx: RunContext, scope_records: str | None) -> None:
+    """``events_new``: silver events with nominal and household ids and pseudonyms."""
+    con = ctx.con
+    if not _exists(con, "silver.events"):
+        _q(con, "CREATE OR REPLACE TABLE events_new AS SELECT NULL::VARCHAR AS record_key LIMIT 0")
+        return
+    where = (
+        f"WHERE e.record_key IN (SELECT record_key FROM {scope_records})" if scope_records else ""
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE events_new AS
+        SELECT e.*, a.nominal_id, np.nominal_pseudo,
+               coalesce(hm.household_id, ch.household_id) AS household_id,
+               coalesce(hp.household_pseudo, chp.household_pseudo) AS household_pseudo
+        FROM silver.events e
+        JOIN assign a USING (record_key)
+        LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
+        LEFT JOIN household_members_new hm ON hm.nominal_id = a.nominal_id
+             AND e.event_date >= hm.from_date
+             AND e.event_date <= coalesce(hm.to_date, DATE '9999-12-31')
+        LEFT JOIN current_household ch ON ch.nominal_id = a.nominal_id
+        LEFT JOIN households_new hp ON hp.household_id = hm.household_id
+        LEFT JOIN households_new chp ON chp.household_id = ch.household_id
+        {where}
+        QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key
+                                   ORDER BY hm.from_date DESC NULLS LAST) = 1""",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+def _copy(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter, table: str, sql: str) -> Path:
+    path = tx.new_file(table)
+    _q(con, f"COPY ({sql}) TO {duck.sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+    return path
+
+
+def _replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    tx: SnapshotWriter,
+    table: str,
+    new_rows_sql: str,
+    drop_where: str,
+    key_table: str,
+) -> None:
+    """Rewrite only the files of ``table`` holding rows to drop; append the new rows.
+
+    ``drop_where`` is a condition on a row naming rows that are replaced (it may use
+    ``key_table``); files with none of them are kept as they are.
+    """
+    keep: list[Path] = []
+    for path in tx.files(table):
+        src = f"read_parquet({duck.sql_literal(str(path))})"
+        hits = _q(con, f"SELECT count(*) FROM {src} t WHERE {drop_where}")[0][0]
+        if hits == 0:
+            keep.append(path)
+            continue
+        remaining = _q(con, f"SELECT count(*) FROM {src} t WHERE NOT ({drop_where})")[0][0]
+        if remaining:
+            keep.append(_copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})"))
+    keep.append(_copy(con, tx, table, new_rows_sql))
+    del key_table
+    tx.replace(table, keep)
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+def _load_inputs(ctx: RunContext) -> None:
+    con = ctx.con
+    if not _exists(con, "silver.identity"):
+        raise LinkError("the lake has no silver.identity table: run `nominal ingest` first")
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE ident AS SELECT * FROM silver.identity
+        QUALIFY row_number() OVER (PARTITION BY record_key
+            ORDER BY received_at DESC, delivery_id DESC, row_number DESC) = 1""",
+    )
+
+
+def _standardise(ctx: RunContext, incremental: bool) -> str | None:
+    """Create ``std_all`` (and ``std_new``/``std_old`` when incremental).
+
+    Returns the name of the table of records to score against the rest, or None for
+    a full run.
+    """
+    con = ctx.con
+    register_nicknames(con)
+    present = {r[0] for r in _q(con, "DESCRIBE ident")}
+    if not incremental:
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE std_all AS
+            SELECT s.*, i.received_at AS std_received_at
+            FROM ({standardise_sql("ident", present)}) s JOIN ident i ON i.record_key = s.unique_id""",
+        )
+        return None
+    # Earlier standardised records whose source row is unchanged are reused.
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE std_prev AS
+        SELECT p.* FROM link.standardised p JOIN ident i ON i.record_key = p.unique_id
+        WHERE i.received_at = p.std_received_at""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE ident_new AS SELECT * FROM ident
+        WHERE record_key NOT IN (SELECT unique_id FROM std_prev)""",
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE std_new AS
+        SELECT s.*, i.received_at AS std_received_at
+        FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
+    )
+    _q(con, "CREATE OR REPLACE TABLE std_old AS SELECT * FROM std_prev")
+    _q(
+        con,
+        "CREATE OR REPLACE TABLE std_all AS SELECT * FROM std_old UNION ALL SELECT * FROM std_new",
+    )
+    return "std_new"
+
+
+def _decide(ctx: RunContext, pairs: str) -> None:
+    """``run_pairs``: pairs with the reviewer's override and the final decision."""
+    con = ctx.con
+    con.register("decisions_arrow", load_decisions(ctx.home))
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE run_pairs AS
+        SELECT p.*, d.decision AS override,
+               coalesce(d.decision, CASE WHEN p.model_decision = 'veto' THEN 'non_match'
+                                         ELSE p.model_decision END) AS decision
+        FROM {pairs} p LEFT JOIN decisions_arrow d
+          ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
+    )
+    # A reviewer's match decision links a pair even when no blocking rule found it.
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE edges AS
+        SELECT record_key_l, record_key_r FROM run_pairs WHERE decision = 'match'
+        UNION
+        SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
+        WHERE d.decision = 'match'
+          AND d.record_key_l IN (SELECT unique_id FROM std_all)
+          AND d.record_key_r IN (SELECT unique_id FROM std_all)""",
+    )
+
+
+def link_lake(
+    home: Home,
+    engine: str = "duckdb",
+    mode: str = "full",
+    *,
+    retrain: bool = False,
+    progress: Callable[[str], None] | None = None,
+    reliability: dict[str, float] | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Link the lake's silver records into the gold tables; returns a run summary.
+
+    ``mode="incremental"`` scores only records new or changed since the last run and
+    re-clusters only the nominals they touch; with no earlier run it does a full run.
+    ``retrain`` trains a new model version first (also done when none exists).
+    """
+    if engine not in ("duckdb", "spark"):
+        raise LinkError(f"unknown engine {engine!r}: use duckdb or spark")
+    if mode not in ("full", "incremental"):
+        raise LinkError(f"unknown mode {mode!r}: use full or incremental")
+    started = time.perf_counter()
+    lake = Lake(home.ensure().lake)
+    snapshot = lake.require_current()
+    con = duck.connect(snapshot, threads=threads)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    incremental = (
+        mode == "incremental"
+        and snapshot.has("gold.nominal_records")
+        and snapshot.has(STANDARDISED)
+    )
+    if incremental and retrain:
+        raise LinkError("--retrain needs a full run (a new model rescales every pair)")
+    ctx = RunContext(
+        home=home,
+        con=con,
+        snapshot=snapshot,
+        run_id=run_id,
+        model=link_model.LinkModel("none", {}, pa.table({}), {}),
+        engine=engine,
+        mode="incremental" if incremental else "full",
+        progress=progress or (lambda _s: None),
+    )
+    with ctx.step("read silver"):
+        _load_inputs(ctx)
+    with ctx.step("standardise"):
+        new_table = _standardise(ctx, incremental)
+    with ctx.step("model"):
+        if retrain or link_model.current_version(home) is None:
+            trained, tf, summary = link_model.train(con, "std_all")
+            link_model.save(home, trained, tf, summary)
+        ctx.model = link_model.load(home)
+    if (
+        incremental
+        and _count(con, "std_new") == 0
+        and _count(con, "std_prev") == _count(con, "gold.nominal_records")
+        and not _decisions_since_last_run(ctx)
+    ):
+        return {
+            "ok": True,
+            "run_id": run_id,
+            "mode": "incremental",
+            "engine": engine,
+            "new_records": 0,
+            "changed": False,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    with ctx.step("score pairs"):
+        if engine == "spark":
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="nominal-link-spark-") as tmp:
+                score_spark(ctx, new_table, Path(tmp))
+        else:
+            score_duckdb(ctx, new_table)
+    summary = _incremental(ctx, lake) if incremental else _full(ctx, lake, reliability)
+    summary.update(
+        {
+            "ok": True,
+            "run_id": run_id,
+            "engine": engine,
+            "model_version": ctx.model.version,
+            "seconds": round(time.perf_counter() - started, 3),
+            "timings": ctx.timings,
+        }
+    )
+    con.close()
+    return summary
+
+
+def _decisions_since_last_run(ctx: RunContext) -> bool:
+    decisions = load_decisions(ctx.home)
+    if decisions.num_rows == 0:
+        return False
+    last = ctx.snapshot.summary.get("link_run_at")
+    if not last:
+        return True
+    cutoff = datetime.fromisoformat(last).replace(tzinfo=None)
+    return any(d is not None and d > cutoff for d in decisions["decided_at"].to_pylist())
+
+
+def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> dict[str, Any]:
+    con = ctx.con
+    with ctx.step("decide and cluster"):
+        _decide(ctx, "scored")
+        _q(con, "CREATE OR REPLACE TABLE nodes AS SELECT unique_id AS record_key FROM std_all")
+        clusters = cluster(con, "nodes", "edges")
+        previous = None
+        if _exists(con, "gold.nominal_records"):
+            _q(
+                con,
+                "CREATE OR REPLACE TABLE prev_assign AS "
+                "SELECT record_key, nominal_id FROM gold.nominal_records",
+            )
+            previous = "prev_assign"
+        assign_ids(ctx, clusters, previous)
+        _q(con, "CREATE OR REPLACE TABLE assign AS SELECT * FROM new_assign")
+    with ctx.step("golden nominals"):
+        build_record_facts(
+            ctx, reliability if reliability is not None else dataset_reliability(ctx.home)
+        )
+        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM assign")
+        build_nominals(ctx, "scope")
+    with ctx.step("households"):
+        build_households(ctx)
+        finish_nominals(ctx)
+        _q(
+            con,
+            "CREATE OR REPLACE TABLE nominal_pseudo_all AS SELECT nominal_id, nominal_pseudo FROM nominals_new",
+        )
+        build_events(ctx, None)
+    with ctx.step("write gold"), lake.transaction("link") as tx:
+        simple = {
+            STANDARDISED: "SELECT * FROM std_all",
+            "gold.nominal_records": f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency,
+                f.source_record_id, CAST(1.0 AS DOUBLE) AS cluster_probability,
+                '{ctx.run_id}' AS linked_run FROM facts f""",
+            "gold.nominals": "SELECT * FROM nominals_new",
+            "gold.nominal_provenance": "SELECT * FROM provenance_new",
+            "gold.pairs": "SELECT * EXCLUDE (override) FROM run_pairs",
+            "gold.addresses": "SELECT * FROM addresses_new",
+            "gold.residence": "SELECT * FROM residence_new",
+            "gold.households": "SELECT * FROM households_new",
+            "gold.household_members": "SELECT * FROM household_members_new",
+            "gold.relationships": "SELECT * FROM relationships_new",
+            "gold.events": "SELECT * FROM events_new",
+        }
+        for table, sql in simple.items():
+            tx.replace(table, [_copy(con, tx, table, sql)])
+        _write_lineage(con, tx)
+        queued = queue_reviews(ctx.home, con, ctx.run_id)
+        tx.commit(_run_summary(ctx))
+    return _counts(ctx, queued) | {"mode": "full"}
+
+
+def _write_lineage(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter) -> None:
+    if _count(con, "lineage_new"):
+        tx.append(
+            "gold.nominal_lineage",
+            [_copy(con, tx, "gold.nominal_lineage", "SELECT * FROM lineage_new")],
+        )
+    elif not tx.files("gold.nominal_lineage"):
+        tx.replace(
+            "gold.nominal_lineage",
+            [_copy(con, tx, "gold.nominal_lineage", "SELECT * FROM lineage_new")],
+        )
+
+
+def _run_summary(ctx: RunContext) -> dict[str, Any]:
+    return {
+        "link_run": ctx.run_id,
+        "link_run_at": datetime.now(UTC).isoformat(),
+        "link_mode": ctx.mode,
+        "link_model_version": ctx.model.version,
+    }
+
+
+def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
+    con = ctx.con
+    lineage = dict(_q(con, "SELECT kind, count(*) FROM lineage_new GROUP BY 1"))
+    return {
+        "records": _count(con, "std_all"),
+        "nominals": int(_q(con, "SELECT count(DISTINCT nominal_id) FROM assign")[0][0]),
+        "pairs_scored": _count(con, "scored"),
+        "matches": int(_q(con, "SELECT count(*) FROM run_pairs WHERE decision = 'match'")[0][0]),
+        "review_queued": queued,
+        "lineage": lineage,
+    }
+
+
+def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
+    con = ctx.con
+    with ctx.step("decide and cluster"):
+        # Earlier pairs stay unless a record of theirs changed or went away.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE prev_pairs AS
+            SELECT * EXCLUDE (decision) FROM gold.pairs
+            WHERE record_key_l IN (SELECT unique_id FROM std_old)
+              AND record_key_r IN (SELECT unique_id FROM std_old)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE all_pairs AS
+            SELECT * FROM prev_pairs UNION ALL SELECT * FROM scored""",
+        )
+        _decide(ctx, "all_pairs")
+        _q(
+            con,
+            "CREATE OR REPLACE TABLE prev_assign AS SELECT record_key, nominal_id FROM gold.nominal_records",
+        )
+        # Affected: nominals a new edge touches, nominals that lost or changed a
+        # record, and nominals with a reviewer decision since the last run.
+        last = ctx.snapshot.summary.get("link_run_at")
+        cutoff = (
+            f"d.decided_at > TIMESTAMP '{datetime.fromisoformat(last).replace(tzinfo=None)}'"
+            if last
+            else "TRUE"
+        )
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE touched_records AS
+            SELECT unique_id AS record_key FROM std_new
+            UNION SELECT record_key FROM prev_assign
+                  WHERE record_key NOT IN (SELECT unique_id FROM std_old)
+            UNION SELECT record_key_l FROM scored
+            UNION SELECT record_key_r FROM scored
+            UNION SELECT d.record_key_l FROM decisions_arrow d WHERE {cutoff}
+            UNION SELECT d.record_key_r FROM decisions_arrow d WHERE {cutoff}""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE affected AS
+            SELECT DISTINCT nominal_id FROM prev_assign
+            WHERE record_key IN (SELECT record_key FROM touched_records)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE nodes AS
+            SELECT record_key FROM prev_assign
+            WHERE nominal_id IN (SELECT nominal_id FROM affected)
+              AND record_key IN (SELECT unique_id FROM std_all)
+            UNION SELECT unique_id FROM std_new""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE scope_edges AS
+            SELECT e.* FROM edges e
+            WHERE e.record_key_l IN (SELECT record_key FROM nodes)
+              AND e.record_key_r IN (SELECT record_key FROM nodes)""",
+        )
+        # Edges from the scope to records outside it would mean the scope is not
+        # closed; pull in the nominals they reach until it is.
+        for _ in range(10):
+            grew = _q(
+                con,
+                """SELECT count(*) FROM edges e
+                WHERE (e.record_key_l IN (SELECT record_key FROM nodes))
+                   <> (e.record_key_r IN (SELECT record_key FROM nodes))""",
+            )[0][0]
+            if not grew:
+                break
+            _q(
+                con,
+                """INSERT INTO affected SELECT DISTINCT p.nominal_id FROM prev_assign p
+                JOIN edges e ON p.record_key IN (e.record_key_l, e.record_key_r)
+                WHERE p.nominal_id NOT IN (SELECT nominal_id FROM affected)""",
+            )
+            _q(
+                con,
+                """INSERT INTO nodes SELECT record_key FROM prev_assign
+                WHERE nominal_id IN (SELECT nominal_id FROM affected)
+                  AND record_key IN (SELECT unique_id FROM std_all)
+                  AND record_key NOT IN (SELECT record_key FROM nodes)""",
+            )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE scope_edges AS
+            SELECT e.* FROM edges e
+            WHERE e.record_key_l IN (SELECT record_key FROM nodes)
+              AND e.record_key_r IN (SELECT record_key FROM nodes)""",
+        )
+        clusters = cluster(con, "nodes", "scope_edges")
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE prev_scope AS SELECT * FROM prev_assign
+            WHERE nominal_id IN (SELECT nominal_id FROM affected)""",
+        )
+        assign_ids(ctx, clusters, "prev_scope")
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE assign AS
+            SELECT record_key, nominal_id FROM prev_assign
+            WHERE nominal_id NOT IN (SELECT nominal_id FROM affected)
+              AND record_key IN (SELECT unique_id FROM std_all)
+            UNION ALL SELECT record_key, nominal_id FROM new_assign""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE changed_nominals AS
+            SELECT nominal_id FROM affected UNION SELECT nominal_id FROM new_assign""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE changed_records AS
+            SELECT n.record_key FROM new_assign n LEFT JOIN prev_assign p USING (record_key)
+            WHERE p.nominal_id IS DISTINCT FROM n.nominal_id""",
+        )
+    with ctx.step("golden nominals"):
+        build_record_facts(ctx, dataset_reliability(ctx.home))
+        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM new_assign")
+        build_nominals(ctx, "scope")
+    with ctx.step("households"):
+        build_households(ctx)
+        finish_nominals(ctx)
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE household_changed AS
+            SELECT n.nominal_id FROM current_household n
+            LEFT JOIN gold.nominals g USING (nominal_id)
+            WHERE g.household_id IS DISTINCT FROM n.household_id""",
+        )
+        # Nominals whose current household moved need their row rewritten too.
+        _q(
+            con,
+            """INSERT INTO scope SELECT nominal_id FROM household_changed
+            WHERE nominal_id NOT IN (SELECT nominal_id FROM scope)""",
+        )
+        build_nominals(ctx, "scope")
+        finish_nominals(ctx)
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE nominal_pseudo_all AS
+            SELECT nominal_id, nominal_pseudo FROM nominals_new
+            UNION ALL SELECT nominal_id, nominal_pseudo FROM gold.nominals
+            WHERE nominal_id NOT IN (SELECT nominal_id FROM nominals_new)""",
+        )
+        # Events to (re)write: of records whose nominal changed or that are new, and of
+        # nominals whose household periods changed.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE event_scope AS
+            SELECT record_key FROM changed_records
+            UNION SELECT record_key FROM assign WHERE nominal_id IN (
+                SELECT nominal_id FROM household_changed
+                UNION SELECT nominal_id FROM changed_nominals)""",
+        )
+        build_events(ctx, "event_scope")
+    with ctx.step("write gold"), lake.transaction("link") as tx:
+        _write_incremental(ctx, tx)
+        _write_lineage(con, tx)
+        queued = queue_reviews(ctx.home, con, ctx.run_id)
+        tx.commit(_run_summary(ctx))
+    return _counts(ctx, queued) | {
+        "mode": "incremental",
+        "new_records": _count(con, "std_new"),
+        "affected_nominals": _count(con, "affected"),
+    }
+
+
+def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
+    con = ctx.con
+    run = ctx.run_id
+    removed = "(SELECT record_key FROM prev_assign WHERE record_key NOT IN (SELECT unique_id FROM std_all))"
+    # link.standardised: append the new records; rewrite files only for changed ones.
+    _replace_rows(
+        con,
+        tx,
+        STANDARDISED,
+        "SELECT * FROM std_new",
+        f"t.unique_id IN (SELECT unique_id FROM std_new) OR t.unique_id IN {removed}",
+        "std_new",
+    )
+    _replace_rows(
+        con,
+        tx,
+        "gold.pairs",
+        f"SELECT * EXCLUDE (override) FROM run_pairs WHERE linked_run = '{run}'",
+        "t.record_key_l NOT IN (SELECT unique_id FROM std_old) "
+        "OR t.record_key_r NOT IN (SELECT unique_id FROM std_old)",
+        "std_old",
+    )
+    _replace_rows(
+        con,
+        tx,
+        "gold.nominal_records",
+        f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency, f.source_record_id,
+            CAST(1.0 AS DOUBLE) AS cluster_probability, '{run}' AS linked_run
+            FROM facts f WHERE f.record_key IN (SELECT record_key FROM changed_records)""",
+        f"t.record_key IN (SELECT record_key FROM changed_records) OR t.record_key IN {removed}",
+        "changed_records",
+    )
+    scope_ids = "(SELECT nominal_id FROM scope UNION SELECT nominal_id FROM affected)"
+    _replace_rows(
+        con,
+        tx,
+        "gold.nominals",
+        "SELECT * FROM nominals_new",
+        f"t.nominal_id IN {scope_ids}",
+        "scope",
+    )
+    _replace_rows(
+        con,
+        tx,
+        "gold.nominal_provenance",
+        "SELECT * FROM provenance_new",
+        f"t.nominal_id IN {scope_ids}",
+        "scope",
+    )
+    _replace_rows(
+        con,
+        tx,
+        "gold.events",
+        "SELECT * FROM events_new",
+        f"t.record_key IN (SELECT record_key FROM event_scope) OR t.record_key IN {removed}",
+        "event_scope",
+    )
+    for table, sql in {
+        "gold.addresses": "SELECT * FROM addresses_new",
+        "gold.residence": "SELECT * FROM residence_new",
+        "gold.households": "SELECT * FROM households_new",
+        "gold.household_members": "SELECT * FROM household_members_new",
+        "gold.relationships": "SELECT * FROM relationships_new",
+    }.items():
+        tx.replace(table, [_copy(con, tx, table, sql)])
+
+
+# --------------------------------------------------------------------------------------
+# Stable ids: resolve a possibly vanished id
+# --------------------------------------------------------------------------------------
+def resolve(nominal_id: str, home: Home | None = None) -> str | None:
+    """The live nominal id for ``nominal_id`` (itself if live; None if retired).
+
+    Follows ``forwarded`` rows of ``gold.nominal_lineage`` so that anything holding an
+    old id (a task, a review, an audit record) finds the person it meant.
+    """
+    from nominal.config import home as default_home
+
+    chosen = home or default_home()
+    snap = Lake(chosen.lake).require_current()
+    if not snap.has("gold.nominal_lineage"):
+        raise LakeError("no link run yet: gold.nominal_lineage is missing")
+    con = duck.connect(snap, tables=["gold.nominal_lineage", "gold.nominals"])
+    try:
+        forwards = dict(
+            _q(
+                con,
+                """SELECT from_nominal_id, to_nominal_id FROM gold.nominal_lineage
+                WHERE kind = 'forwarded'
+                QUALIFY row_number() OVER (PARTITION BY from_nominal_id ORDER BY changed_at DESC) = 1""",
+            )
+        )
+        live = {
+            r[0]
+            for r in _q(
+                con,
+                f"SELECT nominal_id FROM gold.nominals WHERE nominal_id = {duck.sql_literal(nominal_id)}",
+            )
+        }
+    finally:
+        con.close()
+    current: str | None = nominal_id
+    seen: set[str] = set()
+    while current is not None and current not in live and current in forwards:
+        if current in seen:
+            break
+        seen.add(current)
+        current = forwards[current]
+        if current is not None:
+            live |= {current} if _is_live(chosen, current) else set()
+    return current if current is None or current in live else None
+
+
+def _is_live(home: Home, nominal_id: str) -> bool:
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap, tables=["gold.nominals"])
+    try:
+        return bool(
+            _q(
+                con,
+                f"SELECT count(*) FROM gold.nominals WHERE nominal_id = {duck.sql_literal(nominal_id)}",
+            )[0][0]
+        )
+    finally:
+        con.close()
+
+
+def table_rows(home: Home, table: str, where: str = "TRUE") -> list[dict[str, Any]]:
+    """Rows of a gold table (small results; used by the CLI and tests)."""
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap, tables=[table])
+    try:
+        rel = con.sql(f"SELECT * FROM {table} WHERE {where}")
+        cols = rel.columns
+        return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+    finally:
+        con.close()

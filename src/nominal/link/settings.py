@@ -1,0 +1,256 @@
+"""The Splink model definition: comparisons, blocking rules and thresholds.
+
+Each comparison turns one aspect of a pair of standardised records
+(:mod:`nominal.link.standardise`) into a level whose match weight Splink learns
+without labels. Levels are ordered from the strongest agreement down and see through
+the recording errors partners make: a nickname or an initial, names swapped, part of a
+double-barrelled name, a former family name, a date of birth with its day and month
+swapped or one digit out, a postcode in part, an abbreviated street type. Exact-match
+levels of names, postcodes and addresses carry term-frequency adjustments, so two
+records agreeing on "Smith" count for less than two agreeing on "Wróblewski".
+
+Trusted identifiers (NHS number, NI number, unique pupil number, police nominal id)
+are comparisons of their own with a null level: they weigh in only where both records
+hold them, and their absence is no evidence either way.
+
+Blocking rules bound the pairs that are scored. The union of the rules keeps more
+than 99.5% of true pairs on the synthetic population (``benchmarks/link_accuracy.py``
+prints the figure) while scoring a few dozen pairs per record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import splink.blocking_rule_library as brl
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator, block_on
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
+
+# A pair at or above MATCH_PROBABILITY is the same person; pairs between
+# REVIEW_PROBABILITY and MATCH_PROBABILITY go to clerical review.
+MATCH_PROBABILITY = 0.99
+REVIEW_PROBABILITY = 0.5
+# ``nominal link-file`` on an arbitrary file: a match is a pair more likely than not
+# the same person. The hub itself is stricter (MATCH_PROBABILITY) because a wrong
+# merge shows one person's record to a practitioner looking at another.
+FILE_MATCH_PROBABILITY = 0.5
+# Pairs kept as evidence (gold.pairs) and considered for clustering and review.
+KEEP_PROBABILITY = 0.2
+
+COMPARISON_NAMES: tuple[str, ...] = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "address",
+    "nhs_number",
+    "ni_number",
+    "pupil_number",
+    "police_id",
+)
+
+SWAPPED = "given_std_l = family_std_r AND family_std_l = given_std_r"
+
+
+def _identifier(column: str, label: str) -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name=column,
+        comparison_description=label,
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column),
+            # A person rarely has two different numbers; when EM never sees a
+            # disagreement this starting value stands.
+            cll.ElseLevel().configure(m_probability=0.005),
+        ],
+    )
+
+
+def comparisons() -> list[Any]:
+    """The comparisons of the model, one per aspect of a person record."""
+    given = cl.CustomComparison(
+        output_column_name="given_name",
+        comparison_description="Given name",
+        comparison_levels=[
+            cll.NullLevel("given_std"),
+            cll.ExactMatchLevel("given_std", term_frequency_adjustments=True),
+            cll.CustomLevel(SWAPPED, label_for_charts="Given and family names swapped"),
+            cll.ArrayIntersectLevel("given_groups", 1).configure(
+                label_for_charts="Same name or nickname (Bill/William)"
+            ),
+            cll.JaroWinklerLevel("given_std", 0.92),
+            cll.CustomLevel(
+                "(length(given_std_l) = 1 OR length(given_std_r) = 1) "
+                "AND given_initial_l = given_initial_r",
+                label_for_charts="Initial agrees",
+            ),
+            cll.JaroWinklerLevel("given_std", 0.8),
+            cll.ElseLevel(),
+        ],
+    )
+    family = cl.CustomComparison(
+        output_column_name="family_name",
+        comparison_description="Family name",
+        comparison_levels=[
+            cll.NullLevel("family_std"),
+            cll.ExactMatchLevel("family_std", term_frequency_adjustments=True),
+            cll.CustomLevel(SWAPPED, label_for_charts="Given and family names swapped"),
+            cll.ArrayIntersectLevel("family_tokens", 1).configure(
+                label_for_charts="Part of a double-barrelled name agrees"
+            ),
+            cll.CustomLevel(
+                "family_std_l = other_std_r OR other_std_l = family_std_r",
+                label_for_charts="Former family name agrees",
+            ),
+            cll.JaroWinklerLevel("family_std", 0.92),
+            cll.JaroWinklerLevel("family_std", 0.8),
+            cll.ElseLevel(),
+        ],
+    )
+    dob = cl.CustomComparison(
+        output_column_name="date_of_birth",
+        comparison_description="Date of birth",
+        comparison_levels=[
+            cll.NullLevel("dob"),
+            cll.ExactMatchLevel("dob"),
+            cll.CustomLevel("dob_swapped_l = dob_r", label_for_charts="Day and month swapped"),
+            cll.DamerauLevenshteinLevel("dob_str", 1).configure(
+                label_for_charts="One digit different"
+            ),
+            cll.Or(
+                cll.AbsoluteDateDifferenceLevel(
+                    "dob", input_is_string=False, threshold=1, metric="day"
+                ),
+                cll.CustomLevel(
+                    "abs(dob_year_l - dob_year_r) = 1 "
+                    "AND substr(dob_str_l, 5, 4) = substr(dob_str_r, 5, 4)"
+                ),
+            ).configure(label_for_charts="One day or one year out"),
+            cll.ElseLevel(),
+        ],
+    )
+    # Address and postcode are one comparison: they agree together far more often
+    # than chance, and counting both would double the evidence of a shared home.
+    location = cl.CustomComparison(
+        output_column_name="address",
+        comparison_description="Address and postcode",
+        comparison_levels=[
+            cll.And(
+                cll.NullLevel("address_std"),
+                cll.NullLevel("uprn"),
+                cll.NullLevel("postcode_district"),
+            ),
+            cll.ExactMatchLevel("uprn").configure(label_for_charts="Same UPRN"),
+            cll.And(
+                cll.ExactMatchLevel("address_std", term_frequency_adjustments=True),
+                cll.ExactMatchLevel("postcode_std"),
+            ).configure(label_for_charts="Same address and postcode"),
+            cll.ExactMatchLevel("address_std", term_frequency_adjustments=True).configure(
+                label_for_charts="Same address, postcode differs"
+            ),
+            cll.ExactMatchLevel("postcode_std", term_frequency_adjustments=True).configure(
+                label_for_charts="Same postcode, address differs"
+            ),
+            cll.ArrayIntersectLevel("address_tokens", 2).configure(
+                label_for_charts="Two address words agree"
+            ),
+            cll.ExactMatchLevel("postcode_sector").configure(label_for_charts="Same sector"),
+            cll.ElseLevel(),
+        ],
+    )
+    sex = cl.CustomComparison(
+        output_column_name="sex",
+        comparison_description="Sex",
+        comparison_levels=[cll.NullLevel("sex"), cll.ExactMatchLevel("sex"), cll.ElseLevel()],
+    )
+    return [
+        given,
+        family,
+        dob,
+        sex,
+        location,
+        _identifier("nhs_number", "NHS number"),
+        _identifier("ni_number", "National Insurance number"),
+        _identifier("pupil_number", "Unique pupil number"),
+        _identifier("police_id", "Police nominal id"),
+    ]
+
+
+def prediction_blocking_rules() -> list[BlockingRuleCreator | dict[str, Any]]:
+    """Rules whose union generates the pairs scored by ``predict``.
+
+    Identifiers catch pairs whose names differ; date of birth with a name initial
+    catches name changes and typos; name with postcode or year of birth catches date
+    of birth errors; given name with address catches a changed family name.
+    """
+    return [
+        block_on("nhs_number"),
+        block_on("ni_number"),
+        block_on("pupil_number"),
+        block_on("police_id"),
+        block_on("dob", "given_initial"),
+        block_on("dob", "given_std"),
+        block_on("dob", "family_std"),
+        block_on("dob_year", "postcode_std"),
+        block_on("dob", "substr(family_std, 1, 1)"),
+        block_on("given_canon", "family_std"),
+        block_on("family_std", "postcode_sector"),
+        block_on("family_std", "postcode_std"),
+        block_on("dob", "house_number"),
+        block_on("given_canon", "postcode_std"),
+        block_on("given_canon", "address_std"),
+        block_on("dob_swapped", "family_std"),
+        # given and family names swapped
+        brl.CustomRule("l.given_std = r.family_std AND l.family_std = r.given_std"),
+        brl.CustomRule("l.given_std = r.family_std AND l.postcode_district = r.postcode_district"),
+        block_on("address_std", "given_initial"),
+        block_on("family_std", "given_initial", "dob_year"),
+    ]
+
+
+def training_blocking_rules() -> list[BlockingRuleCreator]:
+    """Blocking rules of the expectation-maximisation sessions (each frees the others).
+
+    No session blocks on the address: pairs at one address are mostly members of one
+    household, and EM would learn "same household" as the match class.
+    """
+    return [
+        block_on("dob"),
+        block_on("given_canon", "family_std"),
+    ]
+
+
+def deterministic_rules() -> list[str | BlockingRuleCreator]:
+    """Near-certain rules used to estimate the prior probability of a match."""
+    return [
+        "l.nhs_number = r.nhs_number AND l.dob = r.dob",
+        "l.ni_number = r.ni_number AND l.dob = r.dob",
+        "l.given_std = r.given_std AND l.family_std = r.family_std AND l.dob = r.dob",
+    ]
+
+
+def settings(
+    retain_intermediate: bool = True,
+    link_type: Literal["dedupe_only", "link_only"] = "dedupe_only",
+) -> SettingsCreator:
+    """The Splink settings of the person model (dedupe across all partners' records).
+
+    ``link_type="link_only"`` links two files (``nominal link-file A.csv B.csv``).
+    """
+    return SettingsCreator(
+        link_type=link_type,
+        unique_id_column_name="unique_id",
+        comparisons=comparisons(),
+        blocking_rules_to_generate_predictions=prediction_blocking_rules(),
+        retain_intermediate_calculation_columns=retain_intermediate,
+        retain_matching_columns=False,
+        additional_columns_to_retain=["dataset"],
+        max_iterations=20,
+        em_convergence=0.0001,
+    )
+
+
+# Columns whose term frequencies are frozen with the trained model.
+TF_COLUMNS: tuple[str, ...] = ("given_std", "family_std", "postcode_std", "address_std")

@@ -1,0 +1,173 @@
+"""Output-area measures for the map, and each area's details.
+
+The map is a choropleth of one measure per output area, drawn by Leaflet from the
+GeoJSON this module builds out of ``reference.output_areas`` (ward outlines from
+``reference.wards``). Boundaries come from ONS-format files loaded by
+:func:`nominal.ingest.api.import_geography`, so a real deployment shows real
+geography and the demo shows its synthetic town.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from nominal.products.lakeview import (
+    Filters,
+    ProductsError,
+    as_of_date,
+    first,
+    has_table,
+    run,
+    scoped_events,
+)
+
+# measure -> (label, what it counts)
+MEASURES: dict[str, tuple[str, str]] = {
+    "events": ("Events", "events recorded in the area"),
+    "people": ("People with events", "distinct nominals with an event in the area"),
+    "multi_agency": ("People known to 3+ agencies", "nominals known to three or more agencies"),
+    "cohort": ("Cohort members", "members of risk cohorts living in the area"),
+    "risk": ("Mean risk score", "mean latest risk score of the area's nominals"),
+}
+
+
+def area_measure(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    measure: str = "events",
+    as_of: date | None = None,
+    cohort: str | None = None,
+) -> dict[str, float]:
+    """``{oa_code: value}`` of ``measure`` for every output area with a value."""
+    if measure not in MEASURES:
+        raise ProductsError(f"unknown measure {measure!r}: use one of {', '.join(MEASURES)}")
+    as_of = as_of or as_of_date(con)
+    base, params = scoped_events(con, filters, as_of)
+    if measure == "events":
+        sql = f"SELECT oa_code, count(*) AS v FROM ({base}) GROUP BY oa_code"
+    elif measure == "people":
+        sql = f"SELECT oa_code, count(DISTINCT nominal_id) AS v FROM ({base}) GROUP BY oa_code"
+    elif measure == "multi_agency":
+        sql = f"""SELECT n.oa_code, count(*) AS v FROM (
+                    SELECT nominal_id FROM ({base}) GROUP BY nominal_id
+                    HAVING count(DISTINCT agency) >= 3) m
+                  JOIN gold.nominals n USING (nominal_id) GROUP BY n.oa_code"""
+    elif measure == "cohort":
+        if not has_table(con, "gold.cohorts"):
+            return {}
+        where = "WHERE cohort = ?" if cohort else ""
+        sql = f"SELECT oa_code, count(*) AS v FROM gold.cohorts {where} GROUP BY oa_code"
+        params = [cohort] if cohort else []
+    else:  # risk
+        if not has_table(con, "gold.scores"):
+            return {}
+        sql = """SELECT n.oa_code, avg(s.score) AS v FROM gold.scores s
+                 JOIN gold.nominals n ON n.nominal_id = s.unit_id
+                 WHERE s.unit_type IN ('nominal', 'person')
+                 GROUP BY n.oa_code"""
+        params = []
+    return {r["oa_code"]: float(r["v"]) for r in run(con, sql, params) if r["oa_code"]}
+
+
+def geojson(
+    con: duckdb.DuckDBPyConnection, values: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(output areas, wards) as GeoJSON FeatureCollections with each area's value.
+
+    Areas without boundaries are left off the map (they still appear in the table).
+    """
+    areas: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+    wards: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+    if has_table(con, "reference.output_areas"):
+        for oa, ward, name, decile, geometry in con.execute(
+            "SELECT oa_code, ward_code, name, imd_decile, geometry FROM reference.output_areas "
+            "WHERE geometry IS NOT NULL ORDER BY oa_code"
+        ).fetchall():
+            areas["features"].append(
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "oa_code": oa,
+                        "ward_code": ward,
+                        "name": name or oa,
+                        "imd_decile": decile,
+                        "value": values.get(oa, 0.0),
+                    },
+                    "geometry": json.loads(geometry),
+                }
+            )
+    if has_table(con, "reference.wards"):
+        for code, name, geometry in con.execute(
+            "SELECT ward_code, name, geometry FROM reference.wards WHERE geometry IS NOT NULL"
+        ).fetchall():
+            wards["features"].append(
+                {
+                    "type": "Feature",
+                    "properties": {"ward_code": code, "name": name},
+                    "geometry": json.loads(geometry),
+                }
+            )
+    return areas, wards
+
+
+def area_table(con: duckdb.DuckDBPyConnection, values: dict[str, float]) -> list[dict[str, Any]]:
+    """One row per output area (with boundaries or with a value), for the map's table view."""
+    rows: dict[str, dict[str, Any]] = {}
+    if has_table(con, "reference.output_areas"):
+        for oa, ward, name, decile in con.execute(
+            "SELECT oa_code, ward_code, name, imd_decile FROM reference.output_areas"
+        ).fetchall():
+            rows[oa] = {"oa_code": oa, "ward_code": ward, "name": name, "imd_decile": decile}
+    for oa in values:
+        rows.setdefault(oa, {"oa_code": oa, "ward_code": None, "name": oa, "imd_decile": None})
+    for oa, row in rows.items():
+        row["value"] = values.get(oa, 0.0)
+    return sorted(rows.values(), key=lambda r: (-r["value"], r["oa_code"]))
+
+
+def area_details(
+    con: duckdb.DuckDBPyConnection, oa_code: str, filters: Filters, as_of: date | None = None
+) -> dict[str, Any]:
+    """What the map's click-through shows: the area, its ward, deprivation and its demand."""
+    info: dict[str, Any] = {"oa_code": oa_code, "ward_code": None, "name": oa_code}
+    if has_table(con, "reference.output_areas"):
+        found = first(
+            con.execute(
+                "SELECT ward_code, name, imd_score, imd_decile FROM reference.output_areas "
+                "WHERE oa_code = ?",
+                [oa_code],
+            )
+        )
+        if found:
+            info.update(ward_code=found[0], name=found[1], imd_score=found[2], imd_decile=found[3])
+    if has_table(con, "reference.wards") and info.get("ward_code"):
+        ward = first(
+            con.execute("SELECT name FROM reference.wards WHERE ward_code = ?", [info["ward_code"]])
+        )
+        info["ward_name"] = ward[0] if ward else None
+    info["by_agency"] = []
+    if has_table(con, "gold.events"):
+        scoped = Filters(
+            area=oa_code,
+            age_band=filters.age_band,
+            agencies=filters.agencies,
+            datasets=filters.datasets,
+        )
+        base, params = scoped_events(con, scoped, as_of)
+        info["by_agency"] = run(
+            con,
+            f"SELECT agency, count(*) AS events, count(DISTINCT nominal_id) AS people "
+            f"FROM ({base}) WHERE oa_code = ? GROUP BY agency ORDER BY events DESC, agency",
+            [*params, oa_code],
+        )
+    info["events"] = sum(int(r["events"]) for r in info["by_agency"])
+    if has_table(con, "gold.households"):
+        row = first(
+            con.execute("SELECT count(*) FROM gold.households WHERE oa_code = ?", [oa_code])
+        )
+        info["households"] = int(row[0]) if row else 0
+    return info

@@ -1,0 +1,146 @@
+"""Browser security: signed session cookies, CSRF tokens, sign-in throttling, response headers.
+
+* The session cookie holds only a random secret, signed with the hub's session secret;
+  the control plane stores its SHA-256. A visitor who has not signed in still gets a
+  (signed, random) cookie so that the sign-in form can carry a CSRF token; signing in
+  always issues a new secret (no session fixation).
+* CSRF: every unsafe request authenticated by the cookie must carry
+  ``HMAC(session secret, cookie secret)`` as the form field ``csrf_token`` or the
+  ``X-CSRF-Token`` header. Bearer-token requests carry no ambient authority and are exempt.
+* Headers: a Content-Security-Policy with a fresh nonce per response and no
+  ``unsafe-inline``; HSTS; ``frame-ancestors 'none'``; nosniff; a strict referrer policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeSerializer
+
+COOKIE_NAME = "nominal_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class CookieJar:
+    """Signs and reads the session cookie; derives CSRF tokens from it."""
+
+    secret: bytes
+    secure: bool = True
+    max_age: int = 8 * 3600
+
+    def __post_init__(self) -> None:
+        self._signer = URLSafeSerializer(self.secret.hex(), salt="nominal-session")
+
+    def new_secret(self) -> str:
+        return secrets.token_urlsafe(32)
+
+    def read(self, request: Request) -> str | None:
+        raw = request.cookies.get(COOKIE_NAME)
+        if not raw:
+            return None
+        try:
+            value = self._signer.loads(raw)
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None
+
+    def write(self, response: Response, value: str) -> None:
+        response.set_cookie(
+            COOKIE_NAME,
+            self._signer.dumps(value),
+            max_age=self.max_age,
+            httponly=True,
+            secure=self.secure,
+            samesite="lax",
+            path="/",
+        )
+
+    def csrf_token(self, cookie_secret: str) -> str:
+        return hmac.new(self.secret, f"csrf|{cookie_secret}".encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, cookie_secret: str | None, presented: str | None) -> bool:
+        if not cookie_secret or not presented:
+            return False
+        return hmac.compare_digest(self.csrf_token(cookie_secret), presented)
+
+
+@dataclass
+class RateLimiter:
+    """A sliding-window limit on sign-in attempts per client address and per username.
+
+    In memory, per server process: it blunts online guessing; the per-account
+    lock-out in the control plane is the durable limit.
+    """
+
+    per_client: int = 10
+    per_username: int = 5
+    window: float = 60.0
+    _hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allow(self, client: str, username: str) -> bool:
+        now = time.monotonic()
+        keys = ((f"c:{client}", self.per_client), (f"u:{username.lower()}", self.per_username))
+        with self._lock:
+            for key, limit in keys:
+                hits = self._hits[key]
+                while hits and now - hits[0] > self.window:
+                    hits.popleft()
+                if len(hits) >= limit:
+                    return False
+            for key, _limit in keys:
+                self._hits[key].append(now)
+            return True
+
+
+def content_security_policy(nonce: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def security_headers_middleware(
+    hsts: bool = True,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def add_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        request.state.csp_nonce = nonce
+        response = await call_next(request)
+        headers = response.headers
+        headers["Content-Security-Policy"] = content_security_policy(nonce)
+        if hsts:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if not request.url.path.startswith("/static/"):
+            headers["Cache-Control"] = "no-store"
+        return response
+
+    return add_headers

@@ -1,0 +1,82 @@
+"""The insight commands, run through the real CLI on a copy of the trained hub."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from insight_fixtures import Trained
+from typer.testing import CliRunner
+
+from nominal.cli import app
+
+
+@pytest.fixture(scope="module")
+def hub(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "home"
+    shutil.copytree(trained.home.root, root)
+    return root
+
+
+def _run(hub: Path, *args: str, code: int = 0) -> dict[str, object]:
+    result = CliRunner().invoke(app, [*args, "--json"], env={"NOMINAL_HOME": str(hub)})
+    assert result.exit_code == code, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    data: dict[str, object] = json.loads(last)
+    return data
+
+
+def test_features_build(hub: Path) -> None:
+    out = _run(hub, "features", "build", "--as-of", "2025-10-31", "--as-of", "2026-10-31")
+    rows = out["rows"]
+    assert isinstance(rows, dict)
+    assert rows["gold.features_person"] > 9000
+    assert rows["gold.features_area"] > 0
+
+
+def test_train_score_card_cohorts(hub: Path, trained: Trained) -> None:
+    out = _run(
+        hub, "risk", "train", "--model", "cin_cp_escalation", "--truth", str(trained.town / "truth")
+    )
+    (model,) = out["models"]  # type: ignore[misc]
+    assert model["trained"] and model["oracle_roc_auc"] > 0.7
+    assert model["roc_auc"] > model["count_rule_roc_auc"]
+
+    listed = _run(hub, "risk", "models")["models"]
+    assert isinstance(listed, list)
+    latest = [m for m in listed if m["model"] == "cin_cp_escalation" and m["latest"]]
+    assert latest and latest[0]["version"] == model["version"]
+
+    card = _run(hub, "risk", "card", "cin_cp_escalation")
+    assert card["version"] == model["version"]
+    assert Path(str(card["html"])).exists()
+
+    scored = _run(hub, "risk", "score", "--as-of", "2026-10-31")
+    assert scored["as_of"] == "2026-10-31"
+    cohorts = _run(hub, "cohorts", "list")["cohorts"]
+    assert isinstance(cohorts, list)
+    names = {c["cohort"] for c in cohorts}
+    assert "cin-cp-escalation" in names
+    shown = _run(hub, "cohorts", "show", "cin-cp-escalation", "--limit", "5")
+    members = shown["members"]
+    assert isinstance(members, list) and len(members) == 5
+    assert shown["size"] <= shown["capacity"]  # type: ignore[operator]
+    assert all(m["reasons"] and m["unit_pseudo"] for m in members)
+
+
+def test_clear_errors(hub: Path) -> None:
+    out = _run(hub, "features", "build", "--as-of", "31/10/2025", code=1)
+    assert "YYYY-MM-DD" in str(out["error"])
+    out = _run(hub, "risk", "train", "--model", "crystal_ball", code=1)
+    assert "unknown model" in str(out["error"])
+    out = _run(hub, "cohorts", "show", "nobody", code=1)
+    assert "no cohort 'nobody'" in str(out["error"])
+    out = _run(hub, "risk", "card", "child_exploitation", code=1)
+    assert "no model card" in str(out["error"])
+
+
+def test_empty_lake_is_a_clear_error(tmp_path: Path) -> None:
+    out = _run(tmp_path / "empty", "risk", "train", code=1)
+    assert "empty" in str(out["error"])

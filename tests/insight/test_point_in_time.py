@@ -1,0 +1,145 @@
+"""Point-in-time correctness: a feature as of T uses only what the hub knew at T."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from nominal.config import Home
+from nominal.config import home as make_home
+from nominal.engines.lake import Lake, Snapshot
+from nominal.insight import features
+from nominal.insight.oracle import GOLD_COLUMNS, future_copy
+
+T = date(2023, 10, 31)
+T_STAMP = datetime(2023, 10, 31)
+
+
+def _copy(snapshot: Snapshot, target: Path, changes: dict[str, pa.Table]) -> Snapshot:
+    """A new lake with the snapshot's gold/reference tables, some of them replaced."""
+    hub = make_home(target).ensure()
+    lake = Lake(hub.lake)
+    with lake.transaction("copy") as tx:
+        for name in GOLD_COLUMNS:
+            table = changes.get(name, snapshot.read(name))
+            tx.replace(name, [tx.write_arrow(name, table)])
+        tx.commit()
+    return lake.require_current()
+
+
+@pytest.fixture(scope="module")
+def lakes(oracle_home: Home, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Snapshot]:
+    """The same town three ways: only what was known at T; everything; everything plus more."""
+    snap = Lake(oracle_home.lake).require_current()
+    events = snap.read("gold.events")
+    members = snap.read("gold.household_members")
+    known = pc.and_(
+        pc.less(events["event_date"], pa.scalar(T, pa.date32())),
+        pc.less_equal(events["received_at"], pa.scalar(T_STAMP, events["received_at"].type)),
+    )
+    past_members = members.filter(
+        pc.less_equal(members["from_date"], pa.scalar(T, members["from_date"].type))
+    ).to_pandas()
+    # membership that ended after T was still open at T
+    past_members.loc[past_members["to_date"] > pd.Timestamp(T).date(), "to_date"] = None
+    past = _copy(
+        snap,
+        tmp_path_factory.mktemp("past") / "home",
+        {
+            "gold.events": events.filter(known),
+            "gold.household_members": pa.Table.from_pandas(
+                past_members, schema=members.schema, preserve_index=False
+            ),
+        },
+    )
+    # more future: last year's events again a year later (after T), and events dated
+    # before T that only reached the hub after T (late deliveries)
+    year_before = events.filter(
+        pc.and_(
+            pc.greater_equal(events["event_date"], pa.scalar(T - timedelta(days=365), pa.date32())),
+            pc.less(events["event_date"], pa.scalar(T, pa.date32())),
+        )
+    )
+    late = year_before.to_pandas()
+    late["received_at"] = pd.Timestamp(T_STAMP) + pd.Timedelta(days=1)
+    late["record_key"] = "late-" + late["record_key"]
+    more = pa.concat_tables(
+        [
+            events,
+            future_copy(year_before, 366),
+            pa.Table.from_pandas(late, schema=events.schema, preserve_index=False),
+        ]
+    )
+    future = _copy(snap, tmp_path_factory.mktemp("future") / "home", {"gold.events": more})
+    return {"past": past, "full": snap, "future": future}
+
+
+def _sorted(table: pa.Table, key: str) -> pd.DataFrame:
+    return table.to_pandas().sort_values(key).reset_index(drop=True)
+
+
+def test_no_future_event_changes_a_feature_as_of_t(lakes: dict[str, Snapshot]) -> None:
+    past = features.build(lakes["past"], T)
+    for name in ("full", "future"):
+        other = features.build(lakes[name], T)
+        for part, key in (
+            ("person", "nominal_id"),
+            ("household", "household_id"),
+            ("area", "oa_code"),
+        ):
+            a = _sorted(getattr(past, part), key)
+            b = _sorted(getattr(other, part), key)
+            assert len(a) > 0
+            pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"{name} {part}")
+
+
+def test_the_comparison_has_teeth(lakes: dict[str, Snapshot]) -> None:
+    """A year later the extra events do change features, so the test above can fail."""
+    later = T + timedelta(days=400)
+    a = _sorted(features.build(lakes["full"], later).household, "household_id")
+    b = _sorted(features.build(lakes["future"], later).household, "household_id")
+    assert (a["h_events_3y"] != b["h_events_3y"]).sum() > 100
+
+
+def test_counts_match_the_events(oracle_home: Home) -> None:
+    snap = Lake(oracle_home.lake).require_current()
+    fs = features.build(snap, T)
+    person = fs.person.to_pandas().set_index("nominal_id")
+    ev = snap.read("gold.events").to_pandas()
+    ev = ev[(ev["event_date"] < T) & (ev["received_at"] <= pd.Timestamp(T_STAMP))]
+    recent = ev[ev["event_date"] >= T - timedelta(days=365)]
+    police = recent[recent["dataset"] == "police_incidents"].groupby("nominal_id").size()
+    busiest = police.sort_values().index[-5:]
+    for nominal in busiest:
+        assert person.loc[nominal, "p_police_incidents_12m"] == police[nominal]
+    agencies = (
+        ev[ev["event_date"] >= T - timedelta(days=1095)].groupby("nominal_id")["agency"].nunique()
+    )
+    sample = agencies.index[:50]
+    assert (person.loc[sample, "p_agencies_3y"].to_numpy() == agencies[sample].to_numpy()).all()
+    high = (
+        ev[
+            (ev["dataset"] == "domestic_abuse")
+            & ev["attributes"].map(lambda a: json.loads(a).get("dash_risk") == "high")
+            & (ev["event_date"] >= T - timedelta(days=1095))
+        ]
+        .groupby("nominal_id")
+        .size()
+    )
+    assert high.sum() > 0
+    assert (person.loc[high.index, "p_da_high_3y"].to_numpy() == high.to_numpy()).all()
+
+
+def test_age_is_completed_years(oracle_home: Home) -> None:
+    snap = Lake(oracle_home.lake).require_current()
+    person = features.build(snap, T).person.to_pandas()
+    dob = pd.to_datetime(person["date_of_birth"]).dt.date
+    expected = [T.year - d.year - ((T.month, T.day) < (d.month, d.day)) for d in dob]
+    assert person["p_age"].tolist() == expected
+    assert (dob < T).all()  # nobody born after T is a unit as of T
