@@ -109,9 +109,9 @@ def prepare(records: int, seed: int, work: Path) -> dict[str, Any]:
     events = snap.read("silver.events")
     late = pc.is_in(
         identity["record_key"],
-        value_set=identity.filter(
-            [_late(k) for k in identity["record_key"].to_pylist()]
-        )["record_key"],
+        value_set=identity.filter([_late(k) for k in identity["record_key"].to_pylist()])[
+            "record_key"
+        ],
     )
     late_ev = pc.is_in(events["record_key"], value_set=identity.filter(late)["record_key"])
     setup = time.perf_counter() - t

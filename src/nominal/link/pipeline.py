@@ -1022,6 +1022,8 @@ def link_lake(
         else:
             score_duckdb(ctx, new_table)
     summary = _incremental(ctx, lake) if incremental else _full(ctx, lake, reliability)
+    with ctx.step("charts"):
+        summary["charts"] = [str(p) for p in _charts(ctx, lake)]
     summary.update(
         {
             "ok": True,
@@ -1034,6 +1036,27 @@ def link_lake(
     )
     con.close()
     return summary
+
+
+def _charts(ctx: RunContext, lake: Lake) -> list[Path]:
+    """Quality charts of the model (once per version) and of this run's clusters."""
+    from nominal.link import charts
+
+    written: list[Path] = []
+    marker = ctx.home.reports / "linkage" / "match_weights.json"
+    try:
+        if ctx.model.meta.get("charted") is not True and (
+            not marker.exists() or ctx.model.version not in marker.read_text()
+        ):
+            written += charts.model_charts(ctx.home, ctx.model)
+        con = duck.connect(lake.require_current(), tables=["gold.nominal_records", "gold.pairs"])
+        try:
+            written += charts.run_charts(ctx.home, con)
+        finally:
+            con.close()
+    except Exception as exc:  # charts are a report: a failure must not undo the link
+        log.warning("linkage charts not written: %s", exc)
+    return written
 
 
 def _decisions_since_last_run(ctx: RunContext) -> bool:
