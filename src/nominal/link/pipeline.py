@@ -1045,8 +1045,9 @@ def link_lake(
         else:
             score_duckdb(ctx, new_table)
     summary = _incremental(ctx, lake) if incremental else _full(ctx, lake, reliability)
-    with ctx.step("charts"):
-        summary["charts"] = [str(p) for p in _charts(ctx, lake)]
+    if not incremental:  # charts describe a whole run; incremental runs keep them
+        with ctx.step("charts"):
+            summary["charts"] = [str(p) for p in _charts(ctx, lake)]
     summary.update(
         {
             "ok": True,
@@ -1283,11 +1284,8 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             build_record_facts(ctx, dataset_reliability(ctx.home), only="facts_only")
         else:
             build_record_facts(ctx, dataset_reliability(ctx.home))
-        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM new_assign")
-        build_nominals(ctx, "scope")
-    with ctx.step("households"):
         build_households(ctx)
-        finish_nominals(ctx)
+        # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
             """CREATE OR REPLACE TABLE household_changed AS
@@ -1295,14 +1293,15 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             LEFT JOIN gold.nominals g USING (nominal_id)
             WHERE g.household_id IS DISTINCT FROM n.household_id""",
         )
-        # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
-            """INSERT INTO scope SELECT nominal_id FROM household_changed
-            WHERE nominal_id NOT IN (SELECT nominal_id FROM scope)""",
+            """CREATE OR REPLACE TABLE scope AS
+            SELECT DISTINCT nominal_id FROM new_assign
+            UNION SELECT nominal_id FROM household_changed""",
         )
         build_nominals(ctx, "scope")
         finish_nominals(ctx)
+    with ctx.step("events"):
         _q(
             con,
             """CREATE OR REPLACE TABLE nominal_pseudo_all AS
