@@ -133,7 +133,7 @@ def test_counts_match_the_events(oracle_home: Home) -> None:
         .size()
     )
     assert high.sum() > 0
-    assert (person.loc[high.index, "p_da_high_3y"].to_numpy() == high.to_numpy()).all()
+    assert (person.loc[high.index, "p_da_high_5y"].to_numpy() == high.to_numpy()).all()
 
 
 def test_age_is_completed_years(oracle_home: Home) -> None:
