@@ -143,3 +143,27 @@ def test_age_is_completed_years(oracle_home: Home) -> None:
     expected = [T.year - d.year - ((T.month, T.day) < (d.month, d.day)) for d in dob]
     assert person["p_age"].tolist() == expected
     assert (dob < T).all()  # nobody born after T is a unit as of T
+
+
+def test_a_history_loaded_in_bulk_is_detected(
+    oracle_home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Feeds backfilled in one load would look empty as of any past date; training notices."""
+    snap = Lake(oracle_home.lake).require_current()
+    assert not features.backfilled(snap, T)
+    events = snap.read("gold.events").to_pandas()
+    events["received_at"] = pd.Timestamp("2026-12-01 09:00")
+    bulk = _copy(
+        snap,
+        tmp_path_factory.mktemp("bulk") / "home",
+        {
+            "gold.events": pa.Table.from_pandas(
+                events, schema=snap.read("gold.events").schema, preserve_index=False
+            )
+        },
+    )
+    assert features.backfilled(bulk, T)
+    waiting = features.build(bulk, T).household.to_pandas()
+    assert waiting["h_events_3y"].sum() == 0
+    dated = features.build(bulk, T, respect_received=False).household.to_pandas()
+    assert dated["h_events_3y"].sum() > 1000
