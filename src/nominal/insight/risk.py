@@ -63,7 +63,7 @@ def truth_ids(snapshot: Snapshot, truth: Path, unit: str) -> pd.DataFrame | None
     from nominal.engines.duck import connect
 
     con = connect(snapshot, tables=["gold.nominals", "gold.nominal_records"])
-    sample = con.execute("SELECT nominal_id FROM gold.nominals LIMIT 1").fetchone()
+    sample = con.execute("SELECT nominal_id FROM gold.nominals LIMIT 1").fetchall()[0]
     if sample and str(sample[0]).startswith("p") and str(sample[0])[1:].isdigit():
         return None  # ids already carry the truth id
     if unit != "person" or not snapshot.has("gold.nominal_records"):
