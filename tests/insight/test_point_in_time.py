@@ -163,7 +163,10 @@ def test_a_history_loaded_in_bulk_is_detected(
         },
     )
     assert features.backfilled(bulk, T)
-    waiting = features.build(bulk, T).household.to_pandas()
+    waiting = features.build(bulk, T, respect_received=True).household.to_pandas()
     assert waiting["h_events_3y"].sum() == 0
     dated = features.build(bulk, T, respect_received=False).household.to_pandas()
     assert dated["h_events_3y"].sum() > 1000
+    # left to itself, the feature build notices the bulk load
+    auto = features.build(bulk, T).household.to_pandas()
+    pd.testing.assert_frame_equal(auto, dated)

@@ -83,7 +83,10 @@ def unit_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec, as_of: date) -> p
 
 
 def rows_for_dates(
-    snapshot: Snapshot, specs: list[ModelSpec], dates: list[date], respect_received: bool = True
+    snapshot: Snapshot,
+    specs: list[ModelSpec],
+    dates: list[date],
+    respect_received: bool | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Model rows of each spec over several as-of dates (features built once per date)."""
     from nominal.engines.duck import connect

@@ -204,9 +204,13 @@ def build(
     as_of: date,
     datasets: tuple[str, ...] = STANDARD_DATASETS,
     con: duckdb.DuckDBPyConnection | None = None,
-    respect_received: bool = True,
+    respect_received: bool | None = None,
 ) -> FeatureSet:
-    """Compute the person, household and area features as of ``as_of``."""
+    """Compute the person, household and area features as of ``as_of``.
+
+    ``respect_received`` (wait for each event's delivery) defaults to yes unless the
+    history before ``as_of`` was loaded in bulk after it (:func:`backfilled`).
+    """
     from nominal.engines.duck import connect
 
     con = con or connect(
@@ -220,6 +224,8 @@ def build(
         ],
     )
     t = _d(as_of)
+    if respect_received is None:
+        respect_received = not _backfilled(con, as_of)
     _known_events(con, as_of, respect_received)
     _members(con, as_of)
     con.execute(
@@ -350,10 +356,13 @@ def backfilled(snapshot: Snapshot, as_of: date) -> bool:
     """
     from nominal.engines.duck import connect
 
-    con = connect(snapshot, tables=["gold.events"])
+    return _backfilled(connect(snapshot, tables=["gold.events"]), as_of)
+
+
+def _backfilled(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
     row = con.execute(
         f"""SELECT count(*) FILTER (WHERE received_at > CAST({_d(as_of)} AS TIMESTAMP)),
                    count(*)
             FROM gold.events WHERE event_date < {_d(as_of)}"""
-    ).fetchone()
-    return bool(row and row[1] and row[0] > 0.5 * row[1])
+    ).fetchall()[0]
+    return bool(row[1] and row[0] > 0.5 * row[1])
