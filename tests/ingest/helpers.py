@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def contract_dict(
         "agreement": "ISA-T2-TEST",
         "deliveries": {"pattern": pattern},
         "format": fmt or {"type": "csv", "date_format": "%d/%m/%Y"},
-        "fields": fields or FIELDS,
+        "fields": copy.deepcopy(fields or FIELDS),
         "retention": {"years": retention_years, "from": "event_date"},
     }
 

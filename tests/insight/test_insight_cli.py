@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from insight_fixtures import Trained
 from typer.testing import CliRunner
 
-from conftest import Trained
 from nominal.cli import app
 
 

@@ -11,9 +11,10 @@ readers see all of it or none of it.
 from __future__ import annotations
 
 import hashlib
-import shutil
+import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -64,6 +65,20 @@ DELIVERIES_SCHEMA = pa.schema(
         ("message", pa.string()),
     ]
 )
+
+
+# Snappy, like DuckDB's own default: silver is rewritten often and read by DuckDB locally,
+# so write speed matters more than the last few per cent of size.
+COMPRESSION = "snappy"
+
+# A delivery larger than this is refused before it is copied or read (a partner's
+# mistake or an attempt to fill the disk); NOMINAL_MAX_DELIVERY_BYTES raises it.
+MAX_DELIVERY_ENV = "NOMINAL_MAX_DELIVERY_BYTES"
+DEFAULT_MAX_DELIVERY = 4 << 30
+
+
+def max_delivery_bytes() -> int:
+    return int(os.environ.get(MAX_DELIVERY_ENV) or DEFAULT_MAX_DELIVERY)
 
 
 class IngestError(RuntimeError):
@@ -137,11 +152,15 @@ class IngestSummary:
         }
 
 
-def sha256_file(path: Path) -> str:
+def copy_and_hash(src: Path, dest: Path) -> str:
+    """Copy ``src`` to ``dest`` (fsynced) and return the SHA-256 of the bytes copied."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+    with open(src, "rb") as inp, open(dest, "wb") as out:
+        for chunk in iter(lambda: inp.read(1 << 22), b""):
             digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
     return digest.hexdigest()
 
 
@@ -173,16 +192,17 @@ def _staging_sql(
 ) -> tuple[str, list[FieldSQL]]:
     """The one SELECT that validates, standardises and pseudonymises a delivery."""
     fmt = contract.format
-    texts: list[str] = []
+    raws: list[str] = []
     fields: list[FieldSQL] = []
     for name, spec in contract.fields.items():
         if spec.source is not None:
-            raw = column_ref(spec.source) if spec.source in columns else "NULL"
-            texts.append(f"{text_sql(raw, fmt.null_values)} AS {_q('t_' + name)}")
+            col = column_ref(spec.source) if spec.source in columns else "NULL"
+            raws.append(f"{text_sql(col, fmt.null_values)} AS {_q('r_' + name)}")
         else:
-            texts.append(f"{constant_sql(spec)} AS {_q('t_' + name)}")
-        fields.append(field_sql(contract, name, _q("t_" + name)))
+            raws.append(f"{constant_sql(spec)} AS {_q('r_' + name)}")
+        fields.append(field_sql(contract, name, _q("r_" + name), _q("t_" + name), _q("v_" + name)))
     raw_struct = ", ".join(f"{_q(c)} := {_q(c)}" for c in sorted(columns))
+    texts = ", ".join(f"{f.text} AS {_q('t_' + f.name)}" for f in fields)
     values = ",\n  ".join(f"{f.value} AS {_q('v_' + f.name)}" for f in fields)
     errors = ",\n  ".join(f"{f.error} AS {_q('e_' + f.name)}" for f in fields)
     reasons = ", ".join(
@@ -192,6 +212,9 @@ def _staging_sql(
     first = " ".join(
         f"WHEN {_q('e_' + f.name)} IS NOT NULL THEN {sql_literal(f.name)}" for f in fields
     )
+    text_cols = ", ".join(_q("t_" + f.name) for f in fields)
+    # Errors are summed up in __reasons; the staged table does not keep them per field.
+    error_cols = ", ".join(_q("e_" + f.name) for f in fields)
     record_msg = f"{sql_literal(contract.dataset + '|')} || v_record_id"
     record_key = hmac_sql(ctx.key, record_msg)
     if "event_id" in contract.fields:
@@ -205,24 +228,27 @@ def _staging_sql(
     if contract.retention.basis == "event_date":
         cutoff = ctx.as_of - timedelta(days=round(contract.retention.years * 365.25))
         expired = f"coalesce(v_event_date < DATE '{cutoff.isoformat()}', false)"
+    # One statement, five projections: raw text -> mapped text -> values -> errors ->
+    # reasons and keys. Each level computes its expressions once per row.
     sql = f"""
-SELECT * EXCLUDE (__src),
+SELECT * EXCLUDE (__src, {error_cols}),
   CASE {first} WHEN __expired THEN 'event_date' END AS __field,
   CASE WHEN __reasons IS NOT NULL AND NOT __expired THEN to_json(__src) END AS __raw,
   (__reasons IS NULL AND NOT __expired) AS __ok,
   CASE WHEN __reasons IS NULL AND NOT __expired THEN {record_key} END AS __record_key
 FROM (
-  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons,
-         {expired} AS __expired
+  SELECT *, nullif(concat_ws('; ', {reasons}), '') AS __reasons, {expired} AS __expired
   FROM (
-    SELECT {values},
-    {errors},
-    __src
+    SELECT * EXCLUDE ({text_cols}), {errors}
     FROM (
-      SELECT {", ".join(texts)}, struct_pack({raw_struct}) AS __src FROM {source_sql}
-    ) AS t
-  ) AS v
-) AS r
+      SELECT *, {values}
+      FROM (
+        SELECT {texts}, __src
+        FROM (SELECT {", ".join(raws)}, struct_pack({raw_struct}) AS __src FROM {source_sql}) AS r
+      ) AS t
+    ) AS v
+  ) AS e
+) AS k
 """
     # The event key refers to the record key, so it is added in a wrapping SELECT.
     sql = f"SELECT *, CASE WHEN __ok THEN {event_key} END AS __event_key FROM ({sql})"
@@ -304,7 +330,9 @@ FROM staged WHERE NOT __ok"""
             outputs.append(None)
             continue
         path = ctx.tx.new_file(table)
-        con.execute(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(
+            f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION {COMPRESSION})"
+        )
         outputs.append(path)
     identity, events, quarantine = outputs
     assert identity is not None and events is not None
@@ -314,6 +342,21 @@ FROM staged WHERE NOT __ok"""
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+def _write_all(
+    ctx: RunContext, contract: Contract, delivery_id: str, file_name: str
+) -> tuple[Path, Path, Path | None]:
+    """The silver files of one delivery, written in parallel and in any row order.
+
+    Row order in the files does not matter (each row carries its row number), so the
+    writers may run on every core rather than keep the staged table's order.
+    """
+    ctx.con.execute("SET preserve_insertion_order = false")
+    try:
+        return _write_outputs(ctx, contract, delivery_id, file_name)
+    finally:
+        ctx.con.execute("SET preserve_insertion_order = true")
 
 
 def _mark_duplicates_in_delivery(con: duckdb.DuckDBPyConnection) -> int:
@@ -359,7 +402,7 @@ def ingest_table_delivery(
         raise duck_error(path, exc) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     superseded = _mark_duplicates_in_delivery(con)
-    identity, events, quarantine = _write_outputs(ctx, contract, delivery_id, path.name)
+    identity, events, quarantine = _write_all(ctx, contract, delivery_id, path.name)
     stats = dq.delivery_stats(con, contract, [f.name for f in fields])
     result = DeliveryResult(
         file=str(path),
@@ -495,7 +538,7 @@ def _supersede(ctx: RunContext) -> int:
             con.execute(
                 f"COPY (SELECT * FROM read_parquet({src}) f ANTI JOIN losers l "
                 f"ON l.record_key = f.record_key AND l.delivery_id = f.delivery_id) "
-                f"TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+                f"TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION {COMPRESSION})"
             )
             if table == "silver.identity":
                 counts = con.execute(
@@ -514,11 +557,22 @@ def _supersede(ctx: RunContext) -> int:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, and the files directly inside folders named, in name order."""
+    """Files named, and the files directly inside folders named, in name order.
+
+    Inside a folder (the inbox is one partners can write to) symbolic links are not
+    followed: a link named like a delivery could otherwise pull any file the hub can
+    read into the lake.
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.iterdir()
+                    if f.is_file() and not f.is_symlink() and not f.name.startswith(".")
+                )
+            )
         elif p.is_file():
             out.append(p)
         else:
@@ -624,19 +678,30 @@ def _ingest_one(
             file=str(path), feed=None, dataset=None, delivery_id=None, status="no_contract",
             message=f"{path.name}: no registered contract's delivery pattern matches this file",
         )  # fmt: skip
-    delivery_id = sha256_file(path)
+    size, limit = path.stat().st_size, max_delivery_bytes()
+    if size > limit:
+        return DeliveryResult(
+            file=str(path), feed=contract.feed, dataset=contract.dataset, delivery_id=None,
+            status="failed",
+            message=f"{path.name}: {size:,} bytes is more than the delivery size limit of "
+            f"{limit:,} bytes ({MAX_DELIVERY_ENV}); the file was not taken in",
+        )  # fmt: skip
+    # One read of the file: copied into bronze and checksummed in the same pass.
+    incoming = ctx.lake.bronze / contract.dataset / f".incoming-{uuid.uuid4().hex}"
+    incoming.parent.mkdir(parents=True, exist_ok=True)
+    delivery_id = copy_and_hash(path, incoming)
+    bronze = ctx.lake.bronze / contract.dataset / delivery_id / path.name
+    if delivery_id in ctx.known or bronze.exists():
+        incoming.unlink()
+    else:
+        bronze.parent.mkdir(parents=True, exist_ok=True)
+        incoming.replace(bronze)
     if delivery_id in ctx.known:
         return DeliveryResult(
             file=str(path), feed=contract.feed, dataset=contract.dataset,
             delivery_id=delivery_id, status="duplicate",
             message=f"{path.name}: these exact bytes were ingested before; nothing to do",
         )  # fmt: skip
-    bronze = ctx.lake.bronze / contract.dataset / delivery_id / path.name
-    if not bronze.exists():
-        bronze.parent.mkdir(parents=True, exist_ok=True)
-        tmp = bronze.with_name(f".{bronze.name}.tmp")
-        shutil.copyfile(path, tmp)
-        tmp.replace(bronze)
     bronze_rel = str(bronze.relative_to(ctx.lake.root))
     try:
         if contract.format.type == "document":

@@ -1,13 +1,21 @@
-"""Validation and standardisation as DuckDB SQL, one expression pair per field.
+"""Validation and standardisation as DuckDB SQL, one value and one error per field.
 
-For every canonical field of a contract this module builds two SQL expressions over
-the field's raw text: its standardised, typed **value** and its **error** (a short
-reason, or NULL when the value is acceptable). The pipeline puts all of them in one
-``SELECT``, so a delivery is validated and standardised in a single pass however many
-fields it has, and a failing row names every field that failed.
+For every canonical field of a contract this module gives three SQL pieces, evaluated at
+three levels of one ``SELECT`` (so each piece is computed once per row):
 
-Reasons start with a stable code (``date_invalid``, ``postcode_invalid``,
-``nhs_number_invalid``, ``required_missing``...) that reports and tests can group by.
+1. **text** -- the raw column as trimmed text, null markers removed, the contract's value
+   mapping applied;
+2. **value** -- the standardised, typed value computed from the text (NULL if invalid);
+3. **error** -- a short reason, computed from the text and value *columns* (cheap: "there
+   was text but no valid value"), or NULL.
+
+The pipeline puts all fields in that one statement, so a delivery is validated and
+standardised in a single pass however many fields it has, and a failing row names every
+field that failed. Reasons start with a stable code (``date_invalid``,
+``postcode_invalid``, ``nhs_number_invalid``, ``required_missing``...) that reports and
+tests group by. Expressions are chosen for speed on tens of millions of rows: plain
+string functions on the common path, regular expressions and list lambdas only for the
+values that need them.
 """
 
 from __future__ import annotations
@@ -28,13 +36,26 @@ POSTCODE_OUTWARD = r"[A-Z]{1,2}[0-9][A-Z0-9]?"
 NI_NUMBER = r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]"
 NI_NEVER_ISSUED = ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
 EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+SEX_UNKNOWN = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "0", "9")
 
 MACROS = (
     # Title case by word, hyphen and apostrophe: "o'NEIL-SMITH" -> "O'Neil-Smith".
-    "CREATE OR REPLACE MACRO nominal_title(s) AS array_to_string(list_transform("
-    "string_split(lower(s), ' '), lambda w: array_to_string(list_transform(string_split(w, '-'),"
-    " lambda p: array_to_string(list_transform(string_split(p, ''''),"
-    " lambda q: upper(q[1]) || q[2:]), '''')), '-')), ' ')",
+    "CREATE OR REPLACE MACRO nominal_title_words(s) AS array_to_string(list_transform("
+    "string_split(lower(s), ' '), lambda w: array_to_string(list_transform("
+    "string_split(w, '-'), lambda p: array_to_string(list_transform("
+    "string_split(p, ''''), lambda q: upper(q[1]) || q[2:]), '''')), '-')), ' ')",
+    # Most names are one plain word, or two joined by one space, hyphen or apostrophe:
+    # those are capitalised with plain string functions; longer ones are split.
+    "CREATE OR REPLACE MACRO nominal_title2(s, n, i) AS CASE "
+    "WHEN n = 0 THEN upper(s[1]) || lower(s[2:]) "
+    "WHEN n = 1 THEN upper(s[1]) || lower(s[2:i]) || upper(s[i + 1]) || lower(s[i + 2:]) "
+    "ELSE nominal_title_words(s) END",
+    "CREATE OR REPLACE MACRO nominal_title(s) AS nominal_title2(s, "
+    "length(s) - length(translate(s, ' -''', '')), strpos(translate(s, '-''', '  '), ' '))",
+    # Runs of whitespace become one space (tabs and newlines are rare: test first).
+    "CREATE OR REPLACE MACRO nominal_squash(s) AS CASE "
+    "WHEN contains(s, '  ') OR contains(s, chr(9)) OR contains(s, chr(10)) "
+    "OR contains(s, chr(13)) THEN regexp_replace(s, '\\s+', ' ', 'g') ELSE s END",
     # NHS number modulus-11 check: the weighted sum of the first nine digits decides
     # the tenth; a remainder giving 10 is never issued.
     "CREATE OR REPLACE MACRO nominal_nhs_ok(d) AS (11 - (("
@@ -45,11 +66,12 @@ MACROS = (
 
 @dataclass(frozen=True)
 class FieldSQL:
-    """SQL for one canonical field: its value, its error, and its SQL type."""
+    """SQL for one canonical field (see the module docstring for the three levels)."""
 
     name: str
-    value: str
-    error: str
+    text: str  # over the raw column
+    value: str  # over the text column
+    error: str  # over the text and value columns
     sql_type: str
 
 
@@ -57,12 +79,8 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _one_of(expr: str, values: tuple[str, ...]) -> str:
-    """``expr IN (...)`` written as ``list_contains``.
-
-    DuckDB may plan a long ``IN`` list as a join, and a join does not keep the rows in
-    file order, which the row numbers of quarantined rows depend on.
-    """
+def one_of(expr: str, values: tuple[str, ...]) -> str:
+    """``expr IN (...)`` written as ``list_contains`` (no join in the plan, see pipeline)."""
     listed = ", ".join(sql_literal(v) for v in values)
     return f"list_contains([{listed}], {expr})"
 
@@ -77,142 +95,10 @@ def _mapped(text: str, spec: FieldSpec) -> str:
     return f"(CASE lower({text}) {whens} ELSE {text} END)"
 
 
-def _err(condition: str, code: str, detail_sql: str | None = None) -> str:
-    message = sql_literal(code)
-    if detail_sql is not None:
-        message = f"{sql_literal(code + ': ')} || {detail_sql}"
-    return f"CASE WHEN {condition} THEN {message} END"
-
-
-def _date_sql(text: str, fmt: str | None, *, timestamp: bool = False) -> tuple[str, str]:
-    """Parse with the contract's format, falling back to ISO (unambiguous) for typed files."""
-    parsed = [f"try_strptime({text}, {sql_literal(fmt)})"] if fmt and fmt != ISO_DATE else []
-    parsed.append(f"try_strptime({text}, {sql_literal(ISO_DATE)})")
-    parsed.append(f"try_strptime({text}, '%Y-%m-%d %H:%M:%S')")
-    ts = f"coalesce({', '.join(parsed)})"
-    value = ts if timestamp else f"CAST({ts} AS DATE)"
-    # Dates outside 1880..2100 are recording errors (a year typed as 0202, 3024...).
-    bad = f"{text} IS NOT NULL AND ({ts} IS NULL OR year({ts}) < 1880 OR year({ts}) > 2100)"
-    shown = sql_literal(f"' is not a date in the form {fmt or ISO_DATE}")
-    error = _err(bad, "date_invalid", f"'''' || {text} || {shown}")
-    value = f"CASE WHEN year({ts}) BETWEEN 1880 AND 2100 THEN {value} END"
-    return value, error
-
-
-def field_sql(contract: Contract, name: str, text: str) -> FieldSQL:
-    """Value and error SQL for canonical field ``name`` whose trimmed raw text is ``text``."""
-    spec = contract.fields[name]
-    kind = contract.field_type(name)
-    m = _mapped(text, spec)
-    fmt = spec.format or contract.format.date_format
-    value: str
-    error = "NULL"
-    sql_type = "VARCHAR"
-
-    if name == "postcode":
-        p = f"upper(regexp_replace({m}, '\\s', '', 'g'))"
-        value = (
-            f"CASE WHEN regexp_full_match({p}, '{POSTCODE_FULL}') "
-            f"THEN left({p}, length({p}) - 3) || ' ' || right({p}, 3) "
-            f"WHEN regexp_full_match({p}, '{POSTCODE_OUTWARD}') THEN {p} END"
-        )
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "postcode_invalid",
-                     f"'''' || {m} || ''' is not a UK postcode'")  # fmt: skip
-    elif name == "nhs_number":
-        d = f"regexp_replace({m}, '[\\s-]', '', 'g')"
-        ok = f"(regexp_full_match({d}, '[0-9]{{10}}') AND nominal_nhs_ok({d}))"
-        value = f"CASE WHEN {ok} THEN {d} END"
-        error = _err(f"{m} IS NOT NULL AND NOT {ok}", "nhs_number_invalid",
-                     "'not 10 digits with a valid check digit'")  # fmt: skip
-    elif name == "ni_number":
-        u = f"upper(regexp_replace({m}, '\\s', '', 'g'))"
-        never = _one_of(f"left({u}, 2)", NI_NEVER_ISSUED)
-        ok = f"(regexp_full_match({u}, '{NI_NUMBER}') AND NOT {never})"
-        value = f"CASE WHEN {ok} THEN {u} END"
-        error = _err(f"{m} IS NOT NULL AND NOT {ok}", "ni_number_invalid",
-                     "'not in the form AB123456C'")  # fmt: skip
-    elif name == "phone":
-        d = f"regexp_replace({m}, '[\\s().-]', '', 'g')"
-        value = (
-            f"CASE WHEN regexp_full_match({d}, '0[1-9][0-9]{{8,9}}') THEN '+44' || {d}[2:] "
-            f"WHEN regexp_full_match({d}, '\\+44[1-9][0-9]{{8,9}}') THEN {d} "
-            f"WHEN regexp_full_match({d}, '0044[1-9][0-9]{{8,9}}') THEN '+' || {d}[3:] "
-            f"WHEN regexp_full_match({d}, '44[1-9][0-9]{{8,9}}') THEN '+' || {d} END"
-        )
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "phone_invalid",
-                     "'not a UK phone number'")  # fmt: skip
-    elif name == "email":
-        value = f"CASE WHEN regexp_full_match(lower({m}), '{EMAIL}') THEN lower({m}) END"
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "email_invalid",
-                     "'not an e-mail address'")  # fmt: skip
-    elif name == "sex":
-        u = f"upper({m})"
-        value = (
-            f"CASE WHEN {_one_of(u, ('M', 'MALE'))} THEN 'M' "
-            f"WHEN {_one_of(u, ('F', 'FEMALE'))} THEN 'F' "
-            f"WHEN {_one_of(u, ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY'))} THEN 'X' END"
-        )
-        unknown = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "0", "9")
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL AND NOT {_one_of(u, unknown)}",
-                     "sex_invalid", f"'''' || {m} || ''' is not M, F or X'")  # fmt: skip
-    elif name == "uprn":
-        d = f"regexp_replace({m}, '\\s|\\.0$', '', 'g')"
-        value = f"CASE WHEN regexp_full_match({d}, '[0-9]{{1,12}}') THEN {d} END"
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "uprn_invalid",
-                     "'not 1 to 12 digits'")  # fmt: skip
-    elif name in NAME_FIELDS:
-        value = f"nominal_title(regexp_replace({m}, '\\s+', ' ', 'g'))"
-    elif name in ADDRESS_FIELDS:
-        value = f"regexp_replace({m}, '\\s+', ' ', 'g')"
-    elif name in ("pupil_number", "oa_code", "police_id"):
-        value = f"upper(regexp_replace({m}, '\\s', '', 'g'))"
-    elif kind in ("date", "datetime"):
-        value, error = _date_sql(m, fmt, timestamp=kind == "datetime")
-        sql_type = "TIMESTAMP" if kind == "datetime" else "DATE"
-    elif kind == "integer":
-        value = f"try_cast(try_cast({m} AS DOUBLE) AS BIGINT)"
-        value = (
-            f"CASE WHEN try_cast({m} AS DOUBLE) = floor(try_cast({m} AS DOUBLE)) THEN {value} END"
-        )
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "integer_invalid",
-                     f"'''' || {m} || ''' is not a whole number'")  # fmt: skip
-        sql_type = "BIGINT"
-    elif kind == "number":
-        value = f"try_cast({m} AS DOUBLE)"
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "number_invalid",
-                     f"'''' || {m} || ''' is not a number'")  # fmt: skip
-        sql_type = "DOUBLE"
-    elif kind == "boolean":
-        lo = f"lower({m})"
-        value = (
-            f"CASE WHEN {_one_of(lo, ('true', 't', 'yes', 'y', '1'))} THEN true "
-            f"WHEN {_one_of(lo, ('false', 'f', 'no', 'n', '0'))} THEN false END"
-        )
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "boolean_invalid",
-                     f"'''' || {m} || ''' is not yes/no'")  # fmt: skip
-        sql_type = "BOOLEAN"
-    elif kind == "category" and spec.values:
-        whens = " ".join(
-            f"WHEN {sql_literal(v.lower())} THEN {sql_literal(v)}" for v in spec.values
-        )
-        value = f"CASE lower({m}) {whens} END"
-        error = _err(f"{m} IS NOT NULL AND ({value}) IS NULL", "category_invalid",
-                     f"'''' || {m} || ''' is not an allowed value'")  # fmt: skip
-    elif name == "event_status":
-        value = f"lower({m})"
-    else:
-        value = m
-
-    if spec.required:
-        missing = _err(f"({value}) IS NULL", "required_missing")
-        error = missing if error == "NULL" else f"coalesce({error}, {missing})"
-    return FieldSQL(name, value, error, sql_type)
-
-
 def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     """The raw column as trimmed text, with the contract's null markers as NULL."""
     t = f"trim(CAST({column_sql} AS VARCHAR))"
-    return f"CASE WHEN {_one_of(t, tuple(null_values) or ('',))} THEN NULL ELSE {t} END"
+    return f"CASE WHEN {one_of(t, tuple(null_values) or ('',))} THEN NULL ELSE {t} END"
 
 
 def constant_sql(spec: FieldSpec) -> str:
@@ -220,6 +106,172 @@ def constant_sql(spec: FieldSpec) -> str:
     if isinstance(value, bool):
         return "'true'" if value else "'false'"
     return sql_literal(str(value))
+
+
+def _date_value(m: str, fmt: str | None, *, timestamp: bool) -> str:
+    """Parse with the contract's format, then ISO (typed Parquet/XLSX/JSON dates)."""
+    parsed = [f"try_strptime({m}, {sql_literal(fmt)})"] if fmt and fmt != ISO_DATE else []
+    parsed.append(f"try_strptime({m}, {sql_literal(ISO_DATE)})")
+    parsed.append(f"try_strptime({m}, '%Y-%m-%d %H:%M:%S')")
+    ts = f"coalesce({', '.join(parsed)})"
+    return ts if timestamp else f"CAST({ts} AS DATE)"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    value: str
+    code: str | None = None
+    detail: str | None = None  # SQL for the message after the code
+    extra: str | None = None  # a further condition for the error (AND)
+    also_bad: str | None = None  # a value that parsed but is still wrong (OR)
+    sql_type: str = "VARCHAR"
+    # Normalisation of the mapped text, applied once at the text level ("{x}" is the
+    # text), so that the value's CASE branches reuse a column instead of recomputing it.
+    norm: str = "{x}"
+
+
+def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
+    """The rule of one field; ``m`` is the (normalised) text column, ``v`` the value column."""
+    spec = contract.fields[name]
+    kind = contract.field_type(name)
+    fmt = spec.format or contract.format.date_format
+    quoted = f"'''' || {m} || '''"
+    if name == "postcode":
+        value = (
+            f"CASE WHEN regexp_full_match({m}, '{POSTCODE_FULL}') "
+            f"THEN left({m}, length({m}) - 3) || ' ' || right({m}, 3) "
+            f"WHEN length({m}) <= 4 AND regexp_full_match({m}, '{POSTCODE_OUTWARD}') THEN {m} END"
+        )
+        return _Rule(
+            value, "postcode_invalid", f"{quoted} is not a UK postcode'",
+            norm="upper(replace({x}, ' ', ''))",
+        )  # fmt: skip
+    if name == "nhs_number":
+        ok = f"(length({m}) = 10 AND regexp_full_match({m}, '[0-9]{{10}}') AND nominal_nhs_ok({m}))"
+        return _Rule(
+            f"CASE WHEN {ok} THEN {m} END",
+            "nhs_number_invalid",
+            "'not 10 digits with a valid check digit'",
+            norm="replace(replace({x}, ' ', ''), '-', '')",
+        )
+    if name == "ni_number":
+        never = one_of(f"left({m}, 2)", NI_NEVER_ISSUED)
+        ok = f"(regexp_full_match({m}, '{NI_NUMBER}') AND NOT {never})"
+        return _Rule(
+            f"CASE WHEN {ok} THEN {m} END",
+            "ni_number_invalid",
+            "'not in the form AB123456C'",
+            norm="upper(replace({x}, ' ', ''))",
+        )
+    if name == "phone":
+        # the usual national form first; other layouts (+44, 0044, brackets) after
+        value = (
+            f"CASE WHEN {m}[1] = '0' AND regexp_full_match({m}, '0[1-9][0-9]{{8,9}}') "
+            f"THEN '+44' || {m}[2:] "
+            f"WHEN regexp_full_match({m}, '(\\+|00)?44[1-9][0-9]{{8,9}}') "
+            f"THEN '+44' || regexp_extract({m}, '44([0-9]+)$', 1) END"
+        )
+        return _Rule(
+            value, "phone_invalid", "'not a UK phone number'",
+            norm="CASE WHEN regexp_matches({x}, '[^0-9+]') "
+            "THEN regexp_replace({x}, '[\\s().-]', '', 'g') ELSE {x} END",
+        )  # fmt: skip
+    if name == "email":
+        value = f"CASE WHEN regexp_full_match({m}, '{EMAIL}') THEN {m} END"
+        return _Rule(value, "email_invalid", "'not an e-mail address'", norm="lower({x})")
+    if name == "sex":
+        value = (
+            f"CASE WHEN {m} = 'M' OR {m} = 'MALE' THEN 'M' WHEN {m} = 'F' OR {m} = 'FEMALE' THEN 'F' "
+            f"WHEN {one_of(m, ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY'))} THEN 'X' END"
+        )
+        return _Rule(
+            value, "sex_invalid", f"{quoted} is not M, F or X'",
+            extra=f"NOT {one_of(m, SEX_UNKNOWN)}", norm="upper({x})",
+        )  # fmt: skip
+    if name == "uprn":
+        return _Rule(
+            f"CASE WHEN regexp_full_match({m}, '[0-9]{{1,12}}') THEN {m} END",
+            "uprn_invalid",
+            "'not 1 to 12 digits'",
+            norm="regexp_replace({x}, '\\s|\\.0$', '', 'g')",
+        )
+    if name in NAME_FIELDS:
+        return _Rule(f"nominal_title({m})", norm="nominal_squash({x})")
+    if name in ADDRESS_FIELDS:
+        return _Rule(m, norm="nominal_squash({x})")
+    if name in ("pupil_number", "oa_code", "police_id"):
+        return _Rule(m, norm="upper(replace({x}, ' ', ''))")
+    if kind in ("date", "datetime"):
+        shown = sql_literal(f"' is not a date in the form {fmt or ISO_DATE}")
+        return _Rule(
+            _date_value(m, fmt, timestamp=kind == "datetime"),
+            "date_invalid",
+            f"'''' || {m} || {shown}",
+            # Dates outside 1880..2100 are recording errors (a year typed as 0202...).
+            also_bad=f"NOT (year({v}) BETWEEN 1880 AND 2100)",
+            sql_type="TIMESTAMP" if kind == "datetime" else "DATE",
+        )
+    if kind == "integer":
+        # try_cast rounds 2.5 to 3, so a value that is not whole is caught as an error
+        return _Rule(
+            f"try_cast({m} AS BIGINT)",
+            "integer_invalid",
+            f"{quoted} is not a whole number'",
+            also_bad=f"try_cast({m} AS DOUBLE) <> {v}",
+            sql_type="BIGINT",
+        )
+    if kind == "number":
+        return _Rule(
+            f"try_cast({m} AS DOUBLE)",
+            "number_invalid",
+            f"{quoted} is not a number'",
+            sql_type="DOUBLE",
+        )
+    if kind == "boolean":
+        value = (
+            f"CASE WHEN {one_of(m, ('true', 't', 'yes', 'y', '1'))} THEN true "
+            f"WHEN {one_of(m, ('false', 'f', 'no', 'n', '0'))} THEN false END"
+        )
+        return _Rule(
+            value, "boolean_invalid", f"{quoted} is not yes/no'", sql_type="BOOLEAN",
+            norm="lower({x})",
+        )  # fmt: skip
+    if kind == "category" and spec.values:
+        whens = " ".join(
+            f"WHEN {sql_literal(v.lower())} THEN {sql_literal(v)}" for v in spec.values
+        )
+        return _Rule(
+            f"CASE lower({m}) {whens} END", "category_invalid", f"{quoted} is not an allowed value'"
+        )
+    if name == "event_status":
+        return _Rule(m, norm="lower({x})")
+    return _Rule(m)
+
+
+def field_sql(contract: Contract, name: str, raw: str, text_col: str, value_col: str) -> FieldSQL:
+    """The three SQL pieces of canonical field ``name``.
+
+    ``raw`` is the source column (or a constant); ``text_col`` and ``value_col`` are the
+    names the pipeline gives the text and value columns at the next levels.
+    """
+    spec = contract.fields[name]
+    rule = _rule(contract, name, text_col, value_col)
+    text = rule.norm.replace("{x}", _mapped(raw, spec))
+    error = "NULL"
+    if rule.code is not None:
+        condition = f"{text_col} IS NOT NULL AND {value_col} IS NULL"
+        if rule.extra:
+            condition += f" AND {rule.extra}"
+        if rule.also_bad:
+            condition = f"({condition}) OR coalesce({rule.also_bad}, false)"
+        message = sql_literal(rule.code)
+        if rule.detail:
+            message = f"{sql_literal(rule.code + ': ')} || {rule.detail}"
+        error = f"CASE WHEN {condition} THEN {message} END"
+    if spec.required:
+        missing = f"CASE WHEN {value_col} IS NULL THEN 'required_missing' END"
+        error = missing if error == "NULL" else f"coalesce({error}, {missing})"
+    return FieldSQL(name, text, rule.value, error, rule.sql_type)
 
 
 def column_ref(source: str) -> str:

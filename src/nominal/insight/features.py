@@ -133,6 +133,8 @@ def _count_columns(prefix: str, datasets: tuple[str, ...]) -> str:
         cols += [
             f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 365) AS {prefix}_{ds}_12m",
             f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1095) AS {prefix}_{ds}_3y",
+            # latent traits (propensities) show best in long histories of rare events
+            f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1826) AS {prefix}_{ds}_5y",
             f"coalesce(min(days_ago) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1095), "
             f"{NO_EVENT_DAYS}) AS {prefix}_{ds}_days_since",
         ]
@@ -149,19 +151,29 @@ def _specific_columns(prefix: str) -> str:
         count(*) FILTER (WHERE days_ago <= 1095) AS {prefix}_events_3y,
         count(*) FILTER (WHERE dataset IN ({cases}) AND open_at) AS {prefix}_open_cases,
         count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("dash_risk")} = 'high'
-                         AND days_ago <= 1095) AS {prefix}_da_high_3y,
+                         AND days_ago <= 1826) AS {prefix}_da_high_5y,
         count(*) FILTER (WHERE dataset = 'domestic_abuse'
-                         AND {a.format("dash_risk")} = 'medium' AND days_ago <= 1095)
-            AS {prefix}_da_medium_3y,
+                         AND {a.format("dash_risk")} = 'medium' AND days_ago <= 1826)
+            AS {prefix}_da_medium_5y,
         count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("role")} = 'victim'
-                         AND days_ago <= 1095) AS {prefix}_da_victim_3y,
+                         AND days_ago <= 1826) AS {prefix}_da_victim_5y,
         count(*) FILTER (WHERE dataset = 'domestic_abuse' AND {a.format("role")} = 'suspect'
-                         AND days_ago <= 1095) AS {prefix}_da_suspect_3y,
+                         AND days_ago <= 1826) AS {prefix}_da_suspect_5y,
         count(*) FILTER (WHERE dataset = 'crimes' AND {a.format("role")} = 'suspect'
-                         AND days_ago <= 1095) AS {prefix}_crime_suspect_3y,
+                         AND days_ago <= 1826) AS {prefix}_crime_suspect_5y,
         count(*) FILTER (WHERE dataset = 'csc_referrals'
                          AND {a.format("referral_reason")} IN {EXPLOITATION})
             AS {prefix}_exploitation_referrals,
+        count(*) FILTER (WHERE dataset = 'csc_referrals'
+                         AND {a.format("referral_reason")} = 'domestic abuse'
+                         AND days_ago <= 1826) AS {prefix}_referrals_for_da_5y,
+        count(*) FILTER (WHERE dataset = 'homelessness'
+                         AND {a.format("homelessness_reason")} = 'domestic abuse'
+                         AND days_ago <= 1826) AS {prefix}_homeless_for_da_5y,
+        count(*) FILTER (WHERE dataset IN ('ae_attendances', 'ambulance_callouts')
+                         AND ({a.format("presenting_complaint")} = 'assault'
+                              OR {a.format("nature_of_call")} = 'assault')
+                         AND days_ago <= 1826) AS {prefix}_assault_injuries_5y,
         count(*) FILTER (WHERE dataset = 'cin_cp_plans') AS {prefix}_cin_cp_plans_ever,
         count(*) FILTER (WHERE dataset = 'cin_cp_plans' AND open_at) AS {prefix}_on_plan,
         count(*) FILTER (WHERE dataset = 'cin_cp_plans'
