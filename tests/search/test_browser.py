@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from search_governance import PASSWORD, PURPOSE, TOTP
+from search_town import Town
 
-from conftest import Town
 from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.govern.auth import totp_now

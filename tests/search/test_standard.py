@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+from search_town import Town
 
-from conftest import Town
 from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.link.standardise import INPUT_COLUMNS, register_nicknames, standardise_sql
