@@ -128,8 +128,11 @@ def _risk(home: Home, options: DemoOptions, folder: Path, progress: Progress) ->
         progress.update(task, description=f"Risk: {message}")
 
     results = train_all(home, step=step)
-    progress.update(task, description="Scoring and building cohorts")
-    scored = score_all(home)
+    trained = [r.name for r in results if r.model is not None]
+    scored: dict[str, Any] = {}
+    if trained:  # a town too small for every model still scores those that trained
+        progress.update(task, description="Scoring and building cohorts")
+        scored = score_all(home, names=trained)
     progress.update(task, total=1, completed=1)
     return {
         "models": {r.name: r.error or "trained" for r in results},

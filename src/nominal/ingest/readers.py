@@ -56,7 +56,7 @@ def check_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), OSError...
         raise ReadError(f"{path.name}: not a readable zip archive ({exc})") from None
     if len(members) > MAX_ZIP_MEMBERS:
         raise ReadError(
@@ -249,8 +249,9 @@ def read_xlsx(
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:  # openpyxl, zipfile, zlib and XML errors alike
         raise ReadError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    row_no = 0
     try:
         sheet_name = contract.format.sheet
         if sheet_name is not None and sheet_name not in book.sheetnames:
@@ -271,6 +272,13 @@ def read_xlsx(
                 raise ReadError(f"{path.name}: row {row_no}: more cells than header columns")
             for i in range(len(names)):
                 columns[i].append(_cell_text(row[i]) if i < len(row) else None)
+    except ReadError:
+        raise
+    except Exception as exc:  # a corrupt sheet part: zlib, XML or openpyxl errors
+        raise ReadError(
+            f"{path.name}: row {row_no + 1}: not a readable XLSX sheet "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     finally:
         book.close()
     table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, columns, strict=True)})
