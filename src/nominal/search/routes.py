@@ -192,6 +192,19 @@ def _view_access(
     return access
 
 
+def _linked_snapshot(lake_root: Any) -> Any:
+    """The current snapshot if it has gold tables, else 503 (nothing to view yet, not a 500)."""
+    from nominal.engines.lake import LakeError
+
+    try:
+        snapshot = Lake(lake_root).require_current()
+    except LakeError as exc:
+        raise HTTPException(503, str(exc)) from None
+    if not snapshot.has("gold.nominals"):
+        raise HTTPException(503, "no linked data yet: run `nominal link`")
+    return snapshot
+
+
 def _person(
     request: Request, nominal_id: str, purpose: str | None, user: User, session: Session
 ) -> Any:
@@ -199,7 +212,7 @@ def _person(
     hub = state(request)
     from nominal.engines import duck
 
-    snapshot = Lake(hub.home.lake).require_current()
+    snapshot = _linked_snapshot(hub.home.lake)
     con = duck.connect(snapshot)
     try:
         view = person_view(con, snapshot, nominal_id, access, session)
@@ -250,7 +263,7 @@ def _household(
     hub = state(request)
     from nominal.engines import duck
 
-    snapshot = Lake(hub.home.lake).require_current()
+    snapshot = _linked_snapshot(hub.home.lake)
     con = duck.connect(snapshot)
     try:
         view = household_view(con, snapshot, household_id, access)
