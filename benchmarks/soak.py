@@ -176,7 +176,7 @@ def soak(
                 "p99_ms": round(pct(v, 0.99), 1),
             }
             for k, v in stats.latencies.items()
-        },  # fmt: skip
+        },
         "errors": sum(stats.errors.values()),
         "error_kinds": stats.errors,
         "rss_mb_start": round(rss_start, 1),
