@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import tempfile
@@ -113,33 +114,43 @@ def write_feed(path: Path, rows: int) -> None:
     )
 
 
-def run_ingest(feed: Path, contracts: Path, work: Path) -> tuple[float, dict[str, int]]:
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (steadier than wall time on a shared machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ingest(feed: Path, contracts: Path, work: Path) -> tuple[float, float, dict[str, int]]:
     from nominal.config import home as make_home
     from nominal.ingest import ingest_paths
 
     root = work / "home"
     shutil.rmtree(root, ignore_errors=True)
     home = make_home(root).ensure()
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu_seconds()
     summary = ingest_paths(home, [feed], contracts=contracts)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu0
     assert summary.ok and summary.rows_in == summary.rows_accepted + summary.rows_quarantined
-    return seconds, {
-        "rows_in": summary.rows_in,
-        "accepted": summary.rows_accepted,
-        "quarantined": summary.rows_quarantined,
-    }
+    return (
+        seconds,
+        cpu,
+        {
+            "rows_in": summary.rows_in,
+            "accepted": summary.rows_accepted,
+            "quarantined": summary.rows_quarantined,
+        },
+    )
 
 
-def run_peer(feed: Path, work: Path) -> float:
+def run_peer(feed: Path, work: Path) -> tuple[float, float]:
     out = work / "peer.parquet"
     out.unlink(missing_ok=True)
     con = duckdb.connect()
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu_seconds()
     con.execute(f"COPY (SELECT * FROM read_csv('{feed}')) TO '{out}' (FORMAT parquet)")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu0
     con.close()
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -160,14 +171,18 @@ def main() -> None:
     (contracts / "bench-incidents.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
     ingest_times: list[float] = []
     peer_times: list[float] = []
+    ingest_cpu: list[float] = []
+    peer_cpu: list[float] = []
     counts: dict[str, int] = {}
     for run in range(1, args.runs + 1):
-        seconds, counts = run_ingest(feed, contracts, work)
-        peer = run_peer(feed, work)
+        seconds, cpu, counts = run_ingest(feed, contracts, work)
+        peer, pcpu = run_peer(feed, work)
         ingest_times.append(seconds)
         peer_times.append(peer)
-        print(f"run {run}: ingest {seconds:.2f}s, peer {peer:.2f}s, ratio {seconds / peer:.2f}x "
-              f"({counts})", flush=True)  # fmt: skip
+        ingest_cpu.append(cpu)
+        peer_cpu.append(pcpu)
+        print(f"run {run}: ingest {seconds:.2f}s (cpu {cpu:.1f}s), peer {peer:.2f}s "
+              f"(cpu {pcpu:.1f}s), ratio {seconds / peer:.2f}x ({counts})", flush=True)  # fmt: skip
     ingest_med = statistics.median(ingest_times)
     peer_med = statistics.median(peer_times)
     result = {
@@ -178,11 +193,15 @@ def main() -> None:
         "ingest_rows_per_second": round(args.rows / ingest_med),
         "peer_rows_per_second": round(args.rows / peer_med),
         "ratio": round(ingest_med / peer_med, 2),
+        "ingest_cpu_seconds_median": round(statistics.median(ingest_cpu), 2),
+        "peer_cpu_seconds_median": round(statistics.median(peer_cpu), 2),
+        "cpu_ratio": round(statistics.median(ingest_cpu) / statistics.median(peer_cpu), 2),
         **counts,
     }
     print(f"ingest: {result['ingest_rows_per_second']:,} rows/s (median {ingest_med:.2f}s); "
           f"peer DuckDB CSV->Parquet: {result['peer_rows_per_second']:,} rows/s "
-          f"(median {peer_med:.2f}s); ratio {result['ratio']}x")  # fmt: skip
+          f"(median {peer_med:.2f}s); ratio {result['ratio']}x (CPU time ratio "
+          f"{result['cpu_ratio']}x)")  # fmt: skip
     print(json.dumps(result))
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -42,7 +42,7 @@ def rows(draw: st.DrawFn) -> list[dict[str, str]]:
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=rows())
 def test_rows_in_equals_accepted_plus_quarantined(data: list[dict[str, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,7 @@ import duckdb
 
 from nominal.config import Home
 from nominal.contracts.model import Contract
+from nominal.engines.duck import sql_literal
 
 
 def _q(name: str) -> str:
@@ -30,22 +31,29 @@ def delivery_stats(
     """Counts over the staged table of one delivery (one pass)."""
     aggs = ["count(*)", "count(*) FILTER (__ok)", "count(*) FILTER (__expired)"]
     for f in fields:
-        aggs += [
-            f"count({_q('v_' + f)})",
-            f"count({_q('e_' + f)})",
-            f"approx_count_distinct({_q('v_' + f)})",
-        ]
+        aggs += [f"count({_q('v_' + f)})", f"approx_count_distinct({_q('v_' + f)})"]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM staged").fetchone()
     assert row is not None
     rows_in, accepted, expired = int(row[0]), int(row[1]), int(row[2])
+    # Invalid values per field, from the reasons of the (few) quarantined rows.
+    invalid_aggs = ", ".join(
+        f"count(*) FILTER (starts_with(__reasons, {sql_literal(f + ': ')}) "
+        f"OR contains(__reasons, {sql_literal('; ' + f + ': ')}))"
+        for f in fields
+    )
+    invalid = con.execute(
+        f"SELECT {invalid_aggs} FROM staged WHERE __reasons IS NOT NULL"
+    ).fetchone()
+    assert invalid is not None
     per_field: dict[str, dict[str, Any]] = {}
     for i, f in enumerate(fields):
-        filled, errors, distinct = row[3 + 3 * i : 6 + 3 * i]
+        filled, distinct = row[3 + 2 * i : 5 + 2 * i]
+        errors = int(invalid[i])
         per_field[f] = {
             "completeness": round(filled / rows_in, 4) if rows_in else None,
             "validity": round(1 - errors / rows_in, 4) if rows_in else None,
             "filled": int(filled),
-            "invalid": int(errors),
+            "invalid": errors,
             "distinct": int(distinct),
             "personal": contract.is_personal(f),
         }

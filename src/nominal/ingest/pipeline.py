@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -152,11 +152,15 @@ class IngestSummary:
         }
 
 
-def sha256_file(path: Path) -> str:
+def copy_and_hash(src: Path, dest: Path) -> str:
+    """Copy ``src`` to ``dest`` (fsynced) and return the SHA-256 of the bytes copied."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+    with open(src, "rb") as inp, open(dest, "wb") as out:
+        for chunk in iter(lambda: inp.read(1 << 22), b""):
             digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
     return digest.hexdigest()
 
 
@@ -209,6 +213,8 @@ def _staging_sql(
         f"WHEN {_q('e_' + f.name)} IS NOT NULL THEN {sql_literal(f.name)}" for f in fields
     )
     text_cols = ", ".join(_q("t_" + f.name) for f in fields)
+    # Errors are summed up in __reasons; the staged table does not keep them per field.
+    error_cols = ", ".join(_q("e_" + f.name) for f in fields)
     record_msg = f"{sql_literal(contract.dataset + '|')} || v_record_id"
     record_key = hmac_sql(ctx.key, record_msg)
     if "event_id" in contract.fields:
@@ -225,7 +231,7 @@ def _staging_sql(
     # One statement, five projections: raw text -> mapped text -> values -> errors ->
     # reasons and keys. Each level computes its expressions once per row.
     sql = f"""
-SELECT * EXCLUDE (__src),
+SELECT * EXCLUDE (__src, {error_cols}),
   CASE {first} WHEN __expired THEN 'event_date' END AS __field,
   CASE WHEN __reasons IS NOT NULL AND NOT __expired THEN to_json(__src) END AS __raw,
   (__reasons IS NULL AND NOT __expired) AS __ok,
@@ -680,19 +686,22 @@ def _ingest_one(
             message=f"{path.name}: {size:,} bytes is more than the delivery size limit of "
             f"{limit:,} bytes ({MAX_DELIVERY_ENV}); the file was not taken in",
         )  # fmt: skip
-    delivery_id = sha256_file(path)
+    # One read of the file: copied into bronze and checksummed in the same pass.
+    incoming = ctx.lake.bronze / contract.dataset / f".incoming-{uuid.uuid4().hex}"
+    incoming.parent.mkdir(parents=True, exist_ok=True)
+    delivery_id = copy_and_hash(path, incoming)
+    bronze = ctx.lake.bronze / contract.dataset / delivery_id / path.name
+    if delivery_id in ctx.known or bronze.exists():
+        incoming.unlink()
+    else:
+        bronze.parent.mkdir(parents=True, exist_ok=True)
+        incoming.replace(bronze)
     if delivery_id in ctx.known:
         return DeliveryResult(
             file=str(path), feed=contract.feed, dataset=contract.dataset,
             delivery_id=delivery_id, status="duplicate",
             message=f"{path.name}: these exact bytes were ingested before; nothing to do",
         )  # fmt: skip
-    bronze = ctx.lake.bronze / contract.dataset / delivery_id / path.name
-    if not bronze.exists():
-        bronze.parent.mkdir(parents=True, exist_ok=True)
-        tmp = bronze.with_name(f".{bronze.name}.tmp")
-        shutil.copyfile(path, tmp)
-        tmp.replace(bronze)
     bronze_rel = str(bronze.relative_to(ctx.lake.root))
     try:
         if contract.format.type == "document":

@@ -44,10 +44,14 @@ MACROS = (
     "string_split(lower(s), ' '), lambda w: array_to_string(list_transform("
     "string_split(w, '-'), lambda p: array_to_string(list_transform("
     "string_split(p, ''''), lambda q: upper(q[1]) || q[2:]), '''')), '-')), ' ')",
-    # Most names are one plain word: capitalise those directly, split only the others.
-    "CREATE OR REPLACE MACRO nominal_title(s) AS CASE "
-    "WHEN contains(s, ' ') OR contains(s, '-') OR contains(s, '''') "
-    "THEN nominal_title_words(s) ELSE upper(s[1]) || lower(s[2:]) END",
+    # Most names are one plain word, or two joined by one space, hyphen or apostrophe:
+    # those are capitalised with plain string functions; longer ones are split.
+    "CREATE OR REPLACE MACRO nominal_title2(s, n, i) AS CASE "
+    "WHEN n = 0 THEN upper(s[1]) || lower(s[2:]) "
+    "WHEN n = 1 THEN upper(s[1]) || lower(s[2:i]) || upper(s[i + 1]) || lower(s[i + 2:]) "
+    "ELSE nominal_title_words(s) END",
+    "CREATE OR REPLACE MACRO nominal_title(s) AS nominal_title2(s, "
+    "length(s) - length(translate(s, ' -''', '')), strpos(translate(s, '-''', '  '), ' '))",
     # Runs of whitespace become one space (tabs and newlines are rare: test first).
     "CREATE OR REPLACE MACRO nominal_squash(s) AS CASE "
     "WHEN contains(s, '  ') OR contains(s, chr(9)) OR contains(s, chr(10)) "
@@ -109,15 +113,8 @@ def _date_value(m: str, fmt: str | None, *, timestamp: bool) -> str:
     parsed = [f"try_strptime({m}, {sql_literal(fmt)})"] if fmt and fmt != ISO_DATE else []
     parsed.append(f"try_strptime({m}, {sql_literal(ISO_DATE)})")
     parsed.append(f"try_strptime({m}, '%Y-%m-%d %H:%M:%S')")
-    ts = parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
-    # Dates outside 1880..2100 are recording errors (a year typed as 0202, 3024...).
-    ok = f"CASE WHEN year(x) BETWEEN 1880 AND 2100 THEN {'x' if timestamp else 'CAST(x AS DATE)'} END"
-    return _bind(ts, ok)
-
-
-def _bind(expr: str, body: str) -> str:
-    """``body`` with ``x`` bound to ``expr`` (a lambda over a one-element list)."""
-    return f"list_transform([{expr}], lambda x: {body})[1]"
+    ts = f"coalesce({', '.join(parsed)})"
+    return ts if timestamp else f"CAST({ts} AS DATE)"
 
 
 @dataclass(frozen=True)
@@ -125,88 +122,103 @@ class _Rule:
     value: str
     code: str | None = None
     detail: str | None = None  # SQL for the message after the code
-    extra: str | None = None  # a further condition for the error
+    extra: str | None = None  # a further condition for the error (AND)
+    also_bad: str | None = None  # a value that parsed but is still wrong (OR)
     sql_type: str = "VARCHAR"
+    # Normalisation of the mapped text, applied once at the text level ("{x}" is the
+    # text), so that the value's CASE branches reuse a column instead of recomputing it.
+    norm: str = "{x}"
 
 
-def _rule(contract: Contract, name: str, m: str) -> _Rule:
+def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
+    """The rule of one field; ``m`` is the (normalised) text column, ``v`` the value column."""
     spec = contract.fields[name]
     kind = contract.field_type(name)
     fmt = spec.format or contract.format.date_format
     quoted = f"'''' || {m} || '''"
     if name == "postcode":
-        p = f"upper(replace({m}, ' ', ''))"
         value = (
-            f"CASE WHEN regexp_full_match({p}, '{POSTCODE_FULL}') "
-            f"THEN left({p}, length({p}) - 3) || ' ' || right({p}, 3) "
-            f"WHEN length({p}) <= 4 AND regexp_full_match({p}, '{POSTCODE_OUTWARD}') THEN {p} END"
+            f"CASE WHEN regexp_full_match({m}, '{POSTCODE_FULL}') "
+            f"THEN left({m}, length({m}) - 3) || ' ' || right({m}, 3) "
+            f"WHEN length({m}) <= 4 AND regexp_full_match({m}, '{POSTCODE_OUTWARD}') THEN {m} END"
         )
-        return _Rule(value, "postcode_invalid", f"{quoted} is not a UK postcode'")
-    if name == "nhs_number":
-        d = f"replace(replace({m}, ' ', ''), '-', '')"
-        ok = f"(length({d}) = 10 AND regexp_full_match({d}, '[0-9]{{10}}') AND nominal_nhs_ok({d}))"
         return _Rule(
-            f"CASE WHEN {ok} THEN {d} END",
+            value, "postcode_invalid", f"{quoted} is not a UK postcode'",
+            norm="upper(replace({x}, ' ', ''))",
+        )  # fmt: skip
+    if name == "nhs_number":
+        ok = f"(length({m}) = 10 AND regexp_full_match({m}, '[0-9]{{10}}') AND nominal_nhs_ok({m}))"
+        return _Rule(
+            f"CASE WHEN {ok} THEN {m} END",
             "nhs_number_invalid",
             "'not 10 digits with a valid check digit'",
+            norm="replace(replace({x}, ' ', ''), '-', '')",
         )
     if name == "ni_number":
-        u = f"upper(replace({m}, ' ', ''))"
-        never = one_of(f"left({u}, 2)", NI_NEVER_ISSUED)
-        ok = f"(regexp_full_match({u}, '{NI_NUMBER}') AND NOT {never})"
+        never = one_of(f"left({m}, 2)", NI_NEVER_ISSUED)
+        ok = f"(regexp_full_match({m}, '{NI_NUMBER}') AND NOT {never})"
         return _Rule(
-            f"CASE WHEN {ok} THEN {u} END", "ni_number_invalid", "'not in the form AB123456C'"
+            f"CASE WHEN {ok} THEN {m} END",
+            "ni_number_invalid",
+            "'not in the form AB123456C'",
+            norm="upper(replace({x}, ' ', ''))",
         )
     if name == "phone":
-        d = f"regexp_replace({m}, '[\\s().-]', '', 'g')"
+        # the usual national form first; other layouts (+44, 0044, brackets) after
         value = (
-            f"CASE WHEN regexp_full_match({d}, '0[1-9][0-9]{{8,9}}') THEN '+44' || {d}[2:] "
-            f"WHEN regexp_full_match({d}, '(\\+|00)?44[1-9][0-9]{{8,9}}') "
-            f"THEN '+44' || regexp_extract({d}, '44([0-9]+)$', 1) END"
+            f"CASE WHEN {m}[1] = '0' AND regexp_full_match({m}, '0[1-9][0-9]{{8,9}}') "
+            f"THEN '+44' || {m}[2:] "
+            f"WHEN regexp_full_match({m}, '(\\+|00)?44[1-9][0-9]{{8,9}}') "
+            f"THEN '+44' || regexp_extract({m}, '44([0-9]+)$', 1) END"
         )
-        return _Rule(value, "phone_invalid", "'not a UK phone number'")
+        return _Rule(
+            value, "phone_invalid", "'not a UK phone number'",
+            norm="CASE WHEN regexp_matches({x}, '[^0-9+]') "
+            "THEN regexp_replace({x}, '[\\s().-]', '', 'g') ELSE {x} END",
+        )  # fmt: skip
     if name == "email":
-        value = f"CASE WHEN regexp_full_match(lower({m}), '{EMAIL}') THEN lower({m}) END"
-        return _Rule(value, "email_invalid", "'not an e-mail address'")
+        value = f"CASE WHEN regexp_full_match({m}, '{EMAIL}') THEN {m} END"
+        return _Rule(value, "email_invalid", "'not an e-mail address'", norm="lower({x})")
     if name == "sex":
-        u = f"upper({m})"
         value = (
-            f"CASE WHEN {u} = 'M' OR {u} = 'MALE' THEN 'M' WHEN {u} = 'F' OR {u} = 'FEMALE' THEN 'F' "
-            f"WHEN {one_of(u, ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY'))} THEN 'X' END"
+            f"CASE WHEN {m} = 'M' OR {m} = 'MALE' THEN 'M' WHEN {m} = 'F' OR {m} = 'FEMALE' THEN 'F' "
+            f"WHEN {one_of(m, ('X', 'I', 'INDETERMINATE', 'OTHER', 'NON-BINARY'))} THEN 'X' END"
         )
         return _Rule(
-            value,
-            "sex_invalid",
-            f"{quoted} is not M, F or X'",
-            extra=f"NOT {one_of(f'upper({m})', SEX_UNKNOWN)}",
-        )
+            value, "sex_invalid", f"{quoted} is not M, F or X'",
+            extra=f"NOT {one_of(m, SEX_UNKNOWN)}", norm="upper({x})",
+        )  # fmt: skip
     if name == "uprn":
-        d = f"regexp_replace({m}, '\\s|\\.0$', '', 'g')"
         return _Rule(
-            f"CASE WHEN regexp_full_match({d}, '[0-9]{{1,12}}') THEN {d} END",
+            f"CASE WHEN regexp_full_match({m}, '[0-9]{{1,12}}') THEN {m} END",
             "uprn_invalid",
             "'not 1 to 12 digits'",
+            norm="regexp_replace({x}, '\\s|\\.0$', '', 'g')",
         )
     if name in NAME_FIELDS:
-        return _Rule(f"nominal_title(nominal_squash({m}))")
+        return _Rule(f"nominal_title({m})", norm="nominal_squash({x})")
     if name in ADDRESS_FIELDS:
-        return _Rule(f"nominal_squash({m})")
+        return _Rule(m, norm="nominal_squash({x})")
     if name in ("pupil_number", "oa_code", "police_id"):
-        return _Rule(f"upper(replace({m}, ' ', ''))")
+        return _Rule(m, norm="upper(replace({x}, ' ', ''))")
     if kind in ("date", "datetime"):
         shown = sql_literal(f"' is not a date in the form {fmt or ISO_DATE}")
         return _Rule(
             _date_value(m, fmt, timestamp=kind == "datetime"),
             "date_invalid",
             f"'''' || {m} || {shown}",
+            # Dates outside 1880..2100 are recording errors (a year typed as 0202...).
+            also_bad=f"NOT (year({v}) BETWEEN 1880 AND 2100)",
             sql_type="TIMESTAMP" if kind == "datetime" else "DATE",
         )
     if kind == "integer":
-        value = _bind(
-            f"try_cast({m} AS DOUBLE)", "CASE WHEN x = floor(x) THEN CAST(x AS BIGINT) END"
-        )
+        # try_cast rounds 2.5 to 3, so a value that is not whole is caught as an error
         return _Rule(
-            value, "integer_invalid", f"{quoted} is not a whole number'", sql_type="BIGINT"
+            f"try_cast({m} AS BIGINT)",
+            "integer_invalid",
+            f"{quoted} is not a whole number'",
+            also_bad=f"try_cast({m} AS DOUBLE) <> {v}",
+            sql_type="BIGINT",
         )
     if kind == "number":
         return _Rule(
@@ -216,12 +228,14 @@ def _rule(contract: Contract, name: str, m: str) -> _Rule:
             sql_type="DOUBLE",
         )
     if kind == "boolean":
-        lo = f"lower({m})"
         value = (
-            f"CASE WHEN {one_of(lo, ('true', 't', 'yes', 'y', '1'))} THEN true "
-            f"WHEN {one_of(lo, ('false', 'f', 'no', 'n', '0'))} THEN false END"
+            f"CASE WHEN {one_of(m, ('true', 't', 'yes', 'y', '1'))} THEN true "
+            f"WHEN {one_of(m, ('false', 'f', 'no', 'n', '0'))} THEN false END"
         )
-        return _Rule(value, "boolean_invalid", f"{quoted} is not yes/no'", sql_type="BOOLEAN")
+        return _Rule(
+            value, "boolean_invalid", f"{quoted} is not yes/no'", sql_type="BOOLEAN",
+            norm="lower({x})",
+        )  # fmt: skip
     if kind == "category" and spec.values:
         whens = " ".join(
             f"WHEN {sql_literal(v.lower())} THEN {sql_literal(v)}" for v in spec.values
@@ -230,7 +244,7 @@ def _rule(contract: Contract, name: str, m: str) -> _Rule:
             f"CASE lower({m}) {whens} END", "category_invalid", f"{quoted} is not an allowed value'"
         )
     if name == "event_status":
-        return _Rule(f"lower({m})")
+        return _Rule(m, norm="lower({x})")
     return _Rule(m)
 
 
@@ -241,13 +255,15 @@ def field_sql(contract: Contract, name: str, raw: str, text_col: str, value_col:
     names the pipeline gives the text and value columns at the next levels.
     """
     spec = contract.fields[name]
-    text = _mapped(raw, spec)
-    rule = _rule(contract, name, text_col)
+    rule = _rule(contract, name, text_col, value_col)
+    text = rule.norm.replace("{x}", _mapped(raw, spec))
     error = "NULL"
     if rule.code is not None:
         condition = f"{text_col} IS NOT NULL AND {value_col} IS NULL"
         if rule.extra:
             condition += f" AND {rule.extra}"
+        if rule.also_bad:
+            condition = f"({condition}) OR coalesce({rule.also_bad}, false)"
         message = sql_literal(rule.code)
         if rule.detail:
             message = f"{sql_literal(rule.code + ': ')} || {rule.detail}"

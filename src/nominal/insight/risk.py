@@ -72,8 +72,7 @@ def truth_ids(snapshot: Snapshot, truth: Path, unit: str) -> pd.DataFrame | None
         f"""SELECT r.nominal_id AS unit_id, mode(t.person_id) AS truth_id
             FROM gold.nominal_records r
             JOIN read_parquet('{truth / "records.parquet"}') t
-              ON t.feed = r.dataset OR t.dataset = r.dataset
-             AND t.source_record_id = r.source_record_id
+              ON t.dataset = r.dataset AND t.source_record_id = r.source_record_id
             GROUP BY r.nominal_id"""
     ).df()
 

@@ -16,12 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from nominal.engines.duck import connect
 from nominal.engines.lake import Lake
 from nominal.govern.models import Purpose, User
 from nominal.insight import cards, training
+from nominal.insight.models import FEEDBACK, CohortFeedback
 from nominal.insight.specs import HUMAN_OVERSIGHT, SPECS
 from nominal.web.deps import Enforcer, current_user, db, pdp, state
 from nominal.web.templating import render
@@ -199,3 +201,66 @@ def cohort_page(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp)
             "oversight": HUMAN_OVERSIGHT,
         },
     )
+
+
+class FeedbackIn(BaseModel):
+    unit_pseudo: str = Field(min_length=8, max_length=64)
+    feedback: str = Field(description="one of: " + ", ".join(FEEDBACK))
+    note: str = Field("", max_length=2000)
+
+
+@router.post("/api/cohorts/{cohort}/feedback", tags=["cohorts"])
+def api_feedback(
+    request: Request, cohort: str, body: FeedbackIn, enforcer: Enforcer = Depends(pdp)
+) -> dict[str, Any]:
+    """Record a practitioner's feedback on a cohort entry (kept for evaluation); audited."""
+    if body.feedback not in FEEDBACK:
+        raise HTTPException(422, f"feedback must be one of: {', '.join(FEEDBACK)}")
+    rows = _cohort_rows(request, cohort)
+    entry = next((r for r in rows if r["unit_pseudo"] == body.unit_pseudo), None)
+    if entry is None:
+        raise HTTPException(404, f"{body.unit_pseudo} is not in cohort {cohort!r}")
+    spec = SPECS[str(entry["model"])]
+    decision = enforcer.allow(spec.dataset, action="feedback")
+    from datetime import date
+
+    saved = CohortFeedback(
+        cohort=cohort,
+        model=spec.name,
+        model_version=str(entry["model_version"]),
+        as_of=date.fromisoformat(str(entry["as_of"])[:10]),
+        unit_pseudo=body.unit_pseudo,
+        feedback=body.feedback,
+        note=body.note or None,
+        username=enforcer.user.username,
+        partner=enforcer.user.partner.code,
+    )
+    enforcer.session.add(saved)
+    enforcer.session.flush()
+    feedback_id = saved.id
+    enforcer.audit(
+        "feedback",
+        decision,
+        nominal_ids=[str(entry["unit_id"])] if entry["unit_type"] == "person" else [],
+        detail={"cohort": cohort, "unit_pseudo": body.unit_pseudo, "feedback": body.feedback},
+    )
+    return {"id": feedback_id, "cohort": cohort, "unit_pseudo": body.unit_pseudo,
+            "feedback": body.feedback}  # fmt: skip
+
+
+@router.get("/api/cohorts/{cohort}/feedback", tags=["cohorts"])
+def api_feedback_list(
+    cohort: str, user: User = Depends(current_user), session: Session = Depends(db)
+) -> dict[str, Any]:
+    """Feedback recorded on a cohort's entries (pseudonyms only), for evaluation."""
+    found = session.scalars(
+        sa.select(CohortFeedback).where(CohortFeedback.cohort == cohort).order_by(CohortFeedback.id)
+    )
+    return {
+        "cohort": cohort,
+        "feedback": [
+            {"unit_pseudo": f.unit_pseudo, "feedback": f.feedback, "model_version": f.model_version,
+             "as_of": f.as_of.isoformat(), "partner": f.partner}
+            for f in found
+        ],
+    }  # fmt: skip

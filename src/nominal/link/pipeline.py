@@ -42,6 +42,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from nominal.config import Home
@@ -847,9 +848,9 @@ def _replace_rows(
         if hits == 0:
             keep.append(path)
             continue
-        remaining = _q(con, f"SELECT count(*) FROM {src} t WHERE NOT ({drop_where})")[0][0]
-        if remaining:
-            keep.append(_copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})"))
+        rewritten = _copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})")
+        if pq.ParquetFile(rewritten).metadata.num_rows:
+            keep.append(rewritten)
     keep.append(_copy(con, tx, table, new_rows_sql))
     del key_table
     tx.replace(table, keep)
@@ -887,17 +888,18 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
             FROM ({standardise_sql("ident", present)}) s JOIN ident i ON i.record_key = s.unique_id""",
         )
         return None
-    # Earlier standardised records whose source row is unchanged are reused.
+    # Earlier standardised records whose source row is unchanged are reused (views, so
+    # nothing is copied: Splink reads them where they lie).
     _q(
         con,
-        """CREATE OR REPLACE TABLE std_prev AS
-        SELECT p.* FROM link.standardised p JOIN ident i ON i.record_key = p.unique_id
+        """CREATE OR REPLACE TABLE std_prev_keys AS
+        SELECT p.unique_id FROM link.standardised p JOIN ident i ON i.record_key = p.unique_id
         WHERE i.received_at = p.std_received_at""",
     )
     _q(
         con,
         """CREATE OR REPLACE TABLE ident_new AS SELECT * FROM ident
-        WHERE record_key NOT IN (SELECT unique_id FROM std_prev)""",
+        WHERE record_key NOT IN (SELECT unique_id FROM std_prev_keys)""",
     )
     _q(
         con,
@@ -905,18 +907,24 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         SELECT s.*, i.received_at AS std_received_at
         FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
     )
-    _q(con, "CREATE OR REPLACE TABLE std_old AS SELECT * FROM std_prev")
     _q(
         con,
-        "CREATE OR REPLACE TABLE std_all AS SELECT * FROM std_old UNION ALL SELECT * FROM std_new",
+        """CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised
+        WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)""",
+    )
+    _q(con, "CREATE OR REPLACE VIEW std_old AS SELECT * FROM std_prev")
+    _q(
+        con,
+        "CREATE OR REPLACE VIEW std_all AS SELECT * FROM std_old UNION ALL BY NAME SELECT * FROM std_new",
     )
     return "std_new"
 
 
-def _decide(ctx: RunContext, pairs: str) -> None:
+def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
     """``run_pairs``: pairs with the reviewer's override and the final decision."""
     con = ctx.con
-    con.register("decisions_arrow", load_decisions(ctx.home))
+    if not registered:
+        con.register("decisions_arrow", load_decisions(ctx.home))
     _q(
         con,
         f"""CREATE OR REPLACE TABLE run_pairs AS
@@ -993,7 +1001,7 @@ def link_lake(
     if (
         incremental
         and _count(con, "std_new") == 0
-        and _count(con, "std_prev") == _count(con, "gold.nominal_records")
+        and _count(con, "std_prev_keys") == _count(con, "gold.nominal_records")
         and not _decisions_since_last_run(ctx)
     ):
         return {
@@ -1131,26 +1139,17 @@ def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
 def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
     con = ctx.con
     with ctx.step("decide and cluster"):
-        # Earlier pairs stay unless a record of theirs changed or went away.
+        con.register("decisions_arrow", load_decisions(ctx.home))
         _q(
             con,
-            """CREATE OR REPLACE TABLE prev_pairs AS
-            SELECT * EXCLUDE (decision) FROM gold.pairs
-            WHERE record_key_l IN (SELECT unique_id FROM std_old)
-              AND record_key_r IN (SELECT unique_id FROM std_old)""",
+            "CREATE OR REPLACE TABLE prev_assign AS "
+            "SELECT record_key, nominal_id FROM gold.nominal_records",
         )
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE all_pairs AS
-            SELECT * FROM prev_pairs UNION ALL SELECT * FROM scored""",
-        )
-        _decide(ctx, "all_pairs")
-        _q(
-            con,
-            "CREATE OR REPLACE TABLE prev_assign AS SELECT record_key, nominal_id FROM gold.nominal_records",
-        )
-        # Affected: nominals a new edge touches, nominals that lost or changed a
-        # record, and nominals with a reviewer decision since the last run.
+        _q(con, "CREATE OR REPLACE TABLE old_keys AS SELECT unique_id FROM std_prev_keys")
+        # Affected: nominals the new pairs touch, nominals that lost or changed a
+        # record, and nominals with a reviewer decision since the last run. Earlier
+        # clusters are connected components of earlier edges, so no earlier edge
+        # leaves an affected nominal: the scope is closed without a search.
         last = ctx.snapshot.summary.get("link_run_at")
         cutoff = (
             f"d.decided_at > TIMESTAMP '{datetime.fromisoformat(last).replace(tzinfo=None)}'"
@@ -1162,7 +1161,7 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             f"""CREATE OR REPLACE TABLE touched_records AS
             SELECT unique_id AS record_key FROM std_new
             UNION SELECT record_key FROM prev_assign
-                  WHERE record_key NOT IN (SELECT unique_id FROM std_old)
+                  WHERE record_key NOT IN (SELECT unique_id FROM old_keys)
             UNION SELECT record_key_l FROM scored
             UNION SELECT record_key_r FROM scored
             UNION SELECT d.record_key_l FROM decisions_arrow d WHERE {cutoff}
@@ -1179,40 +1178,21 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE nodes AS
             SELECT record_key FROM prev_assign
             WHERE nominal_id IN (SELECT nominal_id FROM affected)
-              AND record_key IN (SELECT unique_id FROM std_all)
+              AND record_key IN (SELECT unique_id FROM old_keys)
             UNION SELECT unique_id FROM std_new""",
         )
+        # Pairs of the scope: earlier ones among its records, and this run's.
         _q(
             con,
-            """CREATE OR REPLACE TABLE scope_edges AS
-            SELECT e.* FROM edges e
-            WHERE e.record_key_l IN (SELECT record_key FROM nodes)
-              AND e.record_key_r IN (SELECT record_key FROM nodes)""",
+            """CREATE OR REPLACE TABLE all_pairs AS
+            SELECT p.* EXCLUDE (decision) FROM gold.pairs p
+            WHERE p.record_key_l IN (SELECT record_key FROM nodes)
+              AND p.record_key_r IN (SELECT record_key FROM nodes)
+              AND p.record_key_l IN (SELECT unique_id FROM old_keys)
+              AND p.record_key_r IN (SELECT unique_id FROM old_keys)
+            UNION ALL SELECT * FROM scored""",
         )
-        # Edges from the scope to records outside it would mean the scope is not
-        # closed; pull in the nominals they reach until it is.
-        for _ in range(10):
-            grew = _q(
-                con,
-                """SELECT count(*) FROM edges e
-                WHERE (e.record_key_l IN (SELECT record_key FROM nodes))
-                   <> (e.record_key_r IN (SELECT record_key FROM nodes))""",
-            )[0][0]
-            if not grew:
-                break
-            _q(
-                con,
-                """INSERT INTO affected SELECT DISTINCT p.nominal_id FROM prev_assign p
-                JOIN edges e ON p.record_key IN (e.record_key_l, e.record_key_r)
-                WHERE p.nominal_id NOT IN (SELECT nominal_id FROM affected)""",
-            )
-            _q(
-                con,
-                """INSERT INTO nodes SELECT record_key FROM prev_assign
-                WHERE nominal_id IN (SELECT nominal_id FROM affected)
-                  AND record_key IN (SELECT unique_id FROM std_all)
-                  AND record_key NOT IN (SELECT record_key FROM nodes)""",
-            )
+        _decide(ctx, "all_pairs", registered=True)
         _q(
             con,
             """CREATE OR REPLACE TABLE scope_edges AS
@@ -1282,8 +1262,7 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE event_scope AS
             SELECT record_key FROM changed_records
             UNION SELECT record_key FROM assign WHERE nominal_id IN (
-                SELECT nominal_id FROM household_changed
-                UNION SELECT nominal_id FROM changed_nominals)""",
+                SELECT nominal_id FROM household_changed)""",
         )
         build_events(ctx, "event_scope")
     with ctx.step("write gold"), lake.transaction("link") as tx:
@@ -1301,7 +1280,10 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
 def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
     con = ctx.con
     run = ctx.run_id
-    removed = "(SELECT record_key FROM prev_assign WHERE record_key NOT IN (SELECT unique_id FROM std_all))"
+    removed = (
+        "(SELECT record_key FROM prev_assign WHERE record_key NOT IN "
+        "(SELECT unique_id FROM old_keys) AND record_key NOT IN (SELECT unique_id FROM std_new))"
+    )
     # link.standardised: append the new records; rewrite files only for changed ones.
     _replace_rows(
         con,
@@ -1316,8 +1298,8 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
         tx,
         "gold.pairs",
         f"SELECT * EXCLUDE (override) FROM run_pairs WHERE linked_run = '{run}'",
-        "t.record_key_l NOT IN (SELECT unique_id FROM std_old) "
-        "OR t.record_key_r NOT IN (SELECT unique_id FROM std_old)",
+        "t.record_key_l NOT IN (SELECT unique_id FROM old_keys) "
+        "OR t.record_key_r NOT IN (SELECT unique_id FROM old_keys)",
         "std_old",
     )
     _replace_rows(

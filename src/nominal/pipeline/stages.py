@@ -144,6 +144,12 @@ def _alerts(ctx: StageContext) -> dict[str, Any]:
         control.dispose()
 
 
+def _mentions(ctx: StageContext) -> dict[str, Any]:
+    from nominal.mentions import find_mentions
+
+    return find_mentions(ctx.home)
+
+
 _STAGES: dict[str, Stage] = {}
 
 
@@ -222,6 +228,17 @@ register_stage(
         requires=("gold.events", "gold.nominals"),
         inputs=FEATURE_TABLES,
         outputs=("gold.scores", "gold.cohorts"),
+    )
+)
+register_stage(
+    Stage(
+        "mentions",
+        "Match people mentioned in documents to nominals",
+        _mentions,
+        depends_on=("link",),
+        requires=("silver.documents", "gold.nominals"),
+        inputs=("silver.documents", "gold.nominals"),
+        outputs=("gold.document_mentions",),
     )
 )
 register_stage(

@@ -21,6 +21,10 @@ from nominal.search.query import Query
 
 # Candidates scored per search, the most promising (most keys shared) first.
 CANDIDATE_LIMIT = 200
+# A postcode sector or district the person was recorded in ranks them as if the model
+# had seen this much more evidence (in bits: 2**10 to 1). It is a preference, not a
+# filter: the hub's latest address of a person who has just moved may be elsewhere.
+AREA_BONUS = 10.0
 EPOCH = date(1970, 1, 1)
 
 
@@ -95,30 +99,37 @@ def query_keys(query: Query, std: dict[str, Any]) -> list[str]:
 
 
 def _filters(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
-    """Rows that satisfy what is known only in part (date range, postcode prefix)."""
+    """Rows whose date of birth is within what is known in part (a year, an age range)."""
     keep = np.ones(len(rows), dtype=bool)
     if query.dob_range is not None:
         days = index.dob_days[rows]
         keep &= (days >= _days(query.dob_range.first)) & (days <= _days(query.dob_range.last))
+    return rows[keep]
+
+
+def _in_area(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
+    """Whether each row was ever recorded at a postcode in the query's sector or district."""
+    keep = np.ones(len(rows), dtype=bool)
     if query.postcode_prefix:
         prefix = query.postcode_prefix.replace(" ", "")
-        sector = " " in query.postcode_prefix
+        # a sector leaves two characters of the postcode, a district three
+        rest = 2 if " " in query.postcode_prefix else 3
         codes = index.postcodes[rows]
         keep &= np.fromiter(
             (
-                c.startswith(prefix)
-                and (len(c) - len(prefix) == 2 if sector else len(c) - len(prefix) == 3)
-                for c in codes
+                any(c.startswith(prefix) and len(c) - len(prefix) == rest for c in known.split("|"))
+                for known in codes
             ),
             dtype=bool,
             count=len(rows),
         )
-    return rows[keep]
+    return keep
 
 
 def _scan(index: SearchIndex, query: Query) -> np.ndarray:
-    """Every row meeting the partial filters (when the query has no key at all)."""
-    return _filters(index, query, np.arange(index.size, dtype=np.int64))
+    """Every row meeting the partial fields (when the query has no key at all)."""
+    rows = _filters(index, query, np.arange(index.size, dtype=np.int64))
+    return rows[_in_area(index, query, rows)]
 
 
 def search(
@@ -160,7 +171,14 @@ def search(
         rows = np.asarray(order[:CANDIDATE_LIMIT], dtype=np.int64)
     candidates = index.table.take(pa.array(rows, pa.int64()))
     scored = index.scorer.score(std_table, candidates) if len(rows) else []
-    scored.sort(key=lambda s: -s["match_weight"])
+    in_area = dict(zip(rows.tolist(), _in_area(index, query, rows).tolist(), strict=True))
+    prefix = query.postcode_prefix
+
+    def rank(item: dict[str, Any]) -> float:
+        bonus = AREA_BONUS if prefix and in_area[index.row_of[item["unique_id"]]] else 0.0
+        return float(item["match_weight"]) + bonus
+
+    scored.sort(key=lambda s: -rank(s))
     partial = _partial_reasons(query)
     out: list[Hit] = []
     for item in scored:
@@ -188,9 +206,6 @@ def _partial_reasons(query: Query) -> list[str]:
     reasons = []
     if query.dob_range is not None:
         reasons.append(f"Date of birth within {query.dob_range.label} (filter)")
-    if query.postcode_prefix:
-        kind = "sector" if " " in query.postcode_prefix else "district"
-        reasons.append(f"Postcode {kind} {query.postcode_prefix} (filter)")
     return reasons
 
 

@@ -128,7 +128,7 @@ class SearchIndex:
     key_hashes: np.ndarray  # sorted uint64
     key_rows: np.ndarray  # int64 row of table per hash
     dob_days: np.ndarray  # int64 days since 1970-01-01, -1 when unknown
-    postcodes: np.ndarray  # object: compact postcode or ""
+    postcodes: np.ndarray  # object: compact postcodes the nominal was ever recorded at, "|"-joined
     scorer: LinkageScorer
     snapshot_id: str | None
     built_seconds: float
@@ -181,6 +181,19 @@ def build_index(
     # The datasets each nominal has records in: policy shows a nominal only to those
     # whose agreements cover at least one of them.
     source = "gold.nominal_records" if snapshot.has("gold.nominal_records") else "gold.events"
+    # Every postcode a nominal was recorded at: a practitioner's "somewhere in NX1 2" may
+    # be the current address of a person whose golden record still holds an older one.
+    if snapshot.has("gold.nominal_records") and snapshot.has("silver.identity"):
+        postcodes_all = con.sql(
+            """SELECT r.nominal_id AS pc_nominal_id,
+                      string_agg(DISTINCT upper(replace(i.postcode, ' ', '')), '|') AS postcodes_all
+               FROM gold.nominal_records r JOIN silver.identity i USING (record_key)
+               WHERE i.postcode IS NOT NULL GROUP BY r.nominal_id"""
+        ).to_arrow_table()
+    else:
+        postcodes_all = pa.table(
+            {"pc_nominal_id": pa.array([], pa.string()), "postcodes_all": pa.array([], pa.string())}
+        )
     datasets = con.sql(
         f"SELECT nominal_id, list(DISTINCT dataset ORDER BY dataset) AS datasets "
         f"FROM {source} GROUP BY nominal_id"
@@ -188,14 +201,17 @@ def build_index(
     con.register("std_t", std)
     con.register("display_t", display)
     con.register("datasets_t", datasets)
+    con.register("postcodes_t", postcodes_all)
     table = con.sql(
         """SELECT s.*, d.* EXCLUDE (nominal_id, sex, nhs_number, ni_number, police_id,
                   pupil_number), d.nominal_id, d.sex AS display_sex,
                   d.nhs_number AS display_nhs_number, d.ni_number AS display_ni_number,
                   d.police_id AS display_police_id, d.pupil_number AS display_pupil_number,
-                  coalesce(ds.datasets, []::VARCHAR[]) AS datasets
+                  coalesce(ds.datasets, []::VARCHAR[]) AS datasets,
+                  concat_ws('|', s.postcode_std, pc.postcodes_all) AS postcodes_all
            FROM std_t s JOIN display_t d ON d.nominal_id = s.unique_id
-           LEFT JOIN datasets_t ds ON ds.nominal_id = s.unique_id"""
+           LEFT JOIN datasets_t ds ON ds.nominal_id = s.unique_id
+           LEFT JOIN postcodes_t pc ON pc.pc_nominal_id = s.unique_id"""
     ).to_arrow_table()
     con.close()
 
@@ -216,7 +232,7 @@ def build_index(
     dob = pc.cast(table.column("dob"), pa.int32()).to_numpy(zero_copy_only=False)
     dob_days = np.where(np.isnan(dob.astype("float64")), -1, dob).astype(np.int64)
     postcodes = np.asarray(
-        [p or "" for p in table.column("postcode_std").to_pylist()], dtype=object
+        [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
     )
     ids = table.column("unique_id").to_pylist()
     return SearchIndex(
