@@ -29,7 +29,16 @@ def _demo(home: Home) -> dict:
 def test_demo_builds_then_reuses(hub_home: Home) -> None:
     first = _demo(hub_home)
     stages = first["stages"]
-    assert list(stages)[:4] == ["synth", "geography", "contracts", "ingest"]
+    assert list(stages) == [
+        "synth",
+        "geography",
+        "contracts",
+        "ingest",
+        "link",
+        "governance",
+        "risk",
+        "products",
+    ]
     assert stages["synth"]["reused"] is False
     ingest = stages["ingest"]
     assert ingest["rows_in"] > 1000
@@ -43,6 +52,19 @@ def test_demo_builds_then_reuses(hub_home: Home) -> None:
         snapshot.rows("silver.identity")
         == ingest["rows_accepted"] - documents - ingest["rows_superseded"]
     )
+
+    # every identity record is attached to exactly one golden nominal
+    assert stages["link"]["records"] == snapshot.rows("silver.identity")
+    assert 0 < snapshot.rows("gold.nominals") <= stages["link"]["records"]
+    assert {a["role"] for a in stages["governance"]["accounts"]} >= {"practitioner", "analyst"}
+    assert stages["products"]["teams"] == stages["governance"]["partners"] > 0
+    # a 300-person town is too small for some models: each says why instead of failing
+    assert set(stages["risk"]["models"]) == {
+        "da_high_risk",
+        "child_exploitation",
+        "not_school_ready",
+        "cin_cp_escalation",
+    }
 
     again = _demo(hub_home)["stages"]
     assert again["synth"]["reused"] is True

@@ -7,11 +7,10 @@ rather than papered over.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from insight_fixtures import Trained
 
 from nominal.config import Home
 from nominal.config import home as make_home
@@ -22,14 +21,6 @@ from nominal.synth import generate
 PEOPLE = 5000
 SEED = 1
 MODELS = ["da_high_risk", "child_exploitation", "not_school_ready", "cin_cp_escalation"]
-
-
-@dataclass
-class Trained:
-    home: Home
-    town: Path
-    results: dict[str, risk.RunResult]
-    scored: dict[str, Any]
 
 
 @pytest.fixture(scope="session")

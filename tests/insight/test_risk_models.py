@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from insight_fixtures import Trained
 
-from conftest import Trained
 from nominal.insight import explain, training
 from nominal.insight.specs import HUMAN_OVERSIGHT
 

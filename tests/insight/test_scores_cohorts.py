@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import Trained
+from insight_fixtures import Trained
+
 from nominal.engines.duck import connect
 from nominal.engines.lake import Lake
 
@@ -107,3 +108,16 @@ def test_not_school_ready_cohort_only_families_unknown_to_services(trained: Trai
         "SELECT min(score) FROM gold.cohorts WHERE cohort = 'not-school-ready-unknown'"
     ).fetchone()
     assert scores is not None and (scores[0] is None or scores[0] >= 0.5)
+
+
+def test_drift_check_compares_todays_scores_with_validation(trained: Trained) -> None:
+    from nominal.insight.scoring import psi
+
+    for name, info in trained.scored["models"].items():
+        d = info["drift"]
+        assert d["current_units"] == info["units"] and d["validation_units"] > 0, name
+        assert d["psi"] >= 0 and d["status"] != "unknown", name
+    rng = __import__("numpy").random.default_rng(0)
+    same = rng.beta(1, 30, 5000)
+    assert psi(same, rng.beta(1, 30, 5000)) < 0.02
+    assert psi(same, rng.beta(1, 10, 5000)) > 0.25

@@ -24,7 +24,9 @@ def small_town(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def prepared_hub(hub_home: Home, small_town: Path) -> Callable[[str | None], Home]:
+def prepared_hub(
+    hub_home: Home, small_town: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str | None], Home]:
     """A hub with geography, contracts and (oracle) gold, and three deliveries in its inbox.
 
     Gold comes from the synthetic truth so that the features and score stages have
@@ -32,14 +34,12 @@ def prepared_hub(hub_home: Home, small_town: Path) -> Callable[[str | None], Hom
     """
 
     def make(database_url: str | None = None) -> Home:
-        import os
-
         from nominal.contracts.registry import add_contracts
         from nominal.ingest.api import import_synth_geography
         from nominal.insight.oracle import gold_from_truth
 
         if database_url:
-            os.environ["NOMINAL_DATABASE_URL"] = database_url
+            monkeypatch.setenv("NOMINAL_DATABASE_URL", database_url)
         import_synth_geography(hub_home, small_town / "geography")
         add_contracts(hub_home, small_town / "contracts")
         gold_from_truth(small_town, hub_home)

@@ -89,12 +89,73 @@ def _ingest(home: Home, options: DemoOptions, folder: Path, progress: Progress) 
     return figures
 
 
+def _link(home: Home, options: DemoOptions, folder: Path, progress: Progress) -> dict[str, Any]:
+    from nominal.link.pipeline import link_lake
+
+    task = progress.add_task("Linking records into golden nominals", total=None)
+
+    def step(message: str) -> None:
+        progress.update(task, description=f"Linking: {message}")
+
+    summary = link_lake(home, mode="incremental", progress=step)
+    progress.update(task, total=1, completed=1)
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+
+
+def _governance(
+    home: Home, options: DemoOptions, folder: Path, progress: Progress
+) -> dict[str, Any]:
+    from nominal.govern.demo import seed_demo
+
+    accounts = seed_demo(home, folder / "contracts")
+    return {
+        "partners": accounts.partners,
+        "agreements": accounts.agreements,
+        "accounts": [
+            {"username": a.username, "role": a.role, "partner": a.partner}
+            for a in accounts.accounts
+        ],
+    }
+
+
+def _risk(home: Home, options: DemoOptions, folder: Path, progress: Progress) -> dict[str, Any]:
+    from nominal.insight.risk import train_all
+    from nominal.insight.scoring import score_all
+
+    task = progress.add_task("Training the risk models", total=None)
+
+    def step(message: str) -> None:
+        progress.update(task, description=f"Risk: {message}")
+
+    results = train_all(home, step=step)
+    trained = [r.name for r in results if r.model is not None]
+    scored: dict[str, Any] = {}
+    if trained:  # a town too small for every model still scores those that trained
+        progress.update(task, description="Scoring and building cohorts")
+        scored = score_all(home, names=trained)
+    progress.update(task, total=1, completed=1)
+    return {
+        "models": {r.name: r.error or "trained" for r in results},
+        "scored": {k: v for k, v in scored.items() if isinstance(v, (int, float, str, bool))},
+    }
+
+
+def _products(home: Home, options: DemoOptions, folder: Path, progress: Progress) -> dict[str, Any]:
+    from nominal.products.demo import seed_products
+
+    return seed_products(home)
+
+
 # (name, description, stage) in the order they run; later capabilities append here.
 STAGES: list[tuple[str, str, Stage]] = [
     ("synth", "Generating the synthetic town", _synthesise),
     ("geography", "Loading the town's geography", _geography),
     ("contracts", "Registering the feed contracts", _contracts),
     ("ingest", "Ingesting the partner feeds", _ingest),
+    ("link", "Linking golden nominals and households", _link),
+    ("governance", "Setting up partners, agreements and demo users", _governance),
+    ("risk", "Training and scoring the risk models", _risk),
+    ("products", "Setting up partner teams, pathways and programme risks", _products),
 ]
 
 

@@ -42,7 +42,19 @@ def register(app: typer.Typer) -> None:
             output.print(f"  {name:<12} {figures.get('seconds', 0):>7.1f}s")
         output.result({"ok": True, **built.to_dict()})
         if serve:
+            _print_sign_ins(output, built.stages.get("governance", {}), host, port)
             _serve(output, hub, host, port)
+
+
+def _print_sign_ins(output: Output, governance: dict[str, object], host: str, port: int) -> None:
+    from nominal.govern.demo import DEMO_PASSWORD
+
+    output.print(f"\nThe hub: http://{host}:{port}/")
+    output.print(f"Demo sign-ins (password [bold]{DEMO_PASSWORD}[/]):")
+    accounts = governance.get("accounts", [])
+    for account in accounts if isinstance(accounts, list) else []:
+        output.print(f"  {account['username']:<22} {account['role']:<14} {account['partner']}")
+    output.print("Second factor: `nominal user demo-code USERNAME` prints the current code.")
 
 
 def _serve(output: Output, hub: Home, host: str, port: int) -> None:
@@ -54,4 +66,6 @@ def _serve(output: Output, hub: Home, host: str, port: int) -> None:
     import uvicorn
 
     output.print(f"Serving the hub at http://{host}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(create_app(hub), host=host, port=port)
+    # Plain HTTP on the developer's own machine, so the session cookie cannot be
+    # marked Secure; a deployment serves HTTPS behind a proxy (docs/operations.md).
+    uvicorn.run(create_app(hub, secure_cookies=False), host=host, port=port)

@@ -159,12 +159,12 @@ def seed_demo(
                         parent=tier1.reference,
                         legal_gateway=LEGAL_GATEWAY,
                         purposes=[p[0] for p in PURPOSES],
-                        parties=partner_codes,
                         start=today - timedelta(days=365),
                         end=today + timedelta(days=2 * 365),
                         dpia_reference=f"DPIA-{ref}",
                         dpia_document=f"dpia/{ref}.pdf",
                     )
+                    agreement.parties = list(partners)
                 for code in codes:
                     admin.share_dataset(s, agreement, code, ["*"])
                 have = {(r.partner_id, r.role) for r in agreement.recipients}

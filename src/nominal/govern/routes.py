@@ -115,6 +115,35 @@ def _fail(exc: GovernError) -> HTTPException:
 
 
 # -- partners and feeds -----------------------------------------------------------------
+def _last_deliveries(request: Request) -> dict[str, dict[str, Any]]:
+    """Per dataset: the last delivery's date, status and rows (from silver.deliveries)."""
+    reader = _reader(request)
+    try:
+        if "received_at" not in reader.columns("silver.deliveries"):
+            return {}
+        cur, _snapshot = reader.cursor()
+    except NoData:
+        return {}
+    try:
+        rows = cur.execute(
+            "SELECT dataset, arg_max(received_at, received_at), arg_max(status, received_at), "
+            "arg_max(rows_accepted, received_at), arg_max(rows_quarantined, received_at), count(*) "
+            "FROM silver.deliveries GROUP BY dataset"
+        ).fetchall()
+    finally:
+        cur.close()
+    return {
+        r[0]: {
+            "at": r[1],
+            "status": r[2],
+            "accepted": r[3],
+            "quarantined": r[4],
+            "deliveries": r[5],
+        }
+        for r in rows
+    }
+
+
 @router.get("/partners", include_in_schema=False)
 def partners_page(
     request: Request, _u: User = Depends(ig_only), session: Session = Depends(db)
@@ -126,6 +155,7 @@ def partners_page(
         request,
         "govern/partners.html",
         {
+            "deliveries": _last_deliveries(request),
             "partners": partners,
             "datasets": datasets,
             "suspended": suspended,

@@ -86,6 +86,50 @@ def extract(path: Path) -> dict[str, Any]:
     raise DocumentError(f"unsupported document type {suffix or '(none)'}")
 
 
+# PDF names that make a document do something when opened: scripts, launching programs,
+# embedded files, forms posting elsewhere. Case notes need none of them, so a PDF that
+# has any is quarantined rather than stored where staff would open it.
+ACTIVE_PDF_NAMES = frozenset(
+    {"/JS", "/JavaScript", "/Launch", "/EmbeddedFile", "/EmbeddedFiles", "/RichMedia",
+     "/XFA", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE"}
+)  # fmt: skip
+MAX_PDF_OBJECTS = 200_000  # objects walked looking for active content
+
+
+def _pdf_active_content(reader: Any) -> str | None:
+    """The first active-content name found walking the PDF's objects, else None.
+
+    Iterative (a crafted PDF can nest arrays deeply enough to overflow recursion) and
+    bounded (a PDF with more objects than the budget is refused as too complex).
+    """
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+    stack: list[Any] = [reader.trailer]
+    seen: set[tuple[int, int]] = set()
+    visited = 0
+    while stack:
+        node = stack.pop()
+        if isinstance(node, IndirectObject):
+            ref = (node.idnum, node.generation)
+            if ref in seen:
+                continue
+            seen.add(ref)
+            node = node.get_object()
+        visited += 1
+        if visited > MAX_PDF_OBJECTS:
+            raise DocumentError(f"the PDF has more than {MAX_PDF_OBJECTS:,} objects")
+        if isinstance(node, DictionaryObject):
+            for key, value in node.items():
+                if key in ACTIVE_PDF_NAMES:
+                    return str(key)
+                if isinstance(value, NameObject) and value in ACTIVE_PDF_NAMES:
+                    return str(value)
+                stack.append(value)
+        elif isinstance(node, ArrayObject):
+            stack.extend(node)
+    return None
+
+
 def _pdf(path: Path) -> dict[str, Any]:
     from pypdf import PdfReader
 
@@ -93,6 +137,9 @@ def _pdf(path: Path) -> dict[str, Any]:
         reader = PdfReader(path, strict=False)
         if reader.is_encrypted:
             raise DocumentError("the PDF is encrypted")
+        active = _pdf_active_content(reader)
+        if active is not None:
+            raise DocumentError(f"the PDF has active content ({active}), which is not accepted")
         pages = len(reader.pages)
         if pages > MAX_PAGES:
             raise DocumentError(f"the PDF has {pages} pages (more than {MAX_PAGES})")
@@ -111,6 +158,12 @@ def _pdf(path: Path) -> dict[str, Any]:
 def _docx(path: Path) -> dict[str, Any]:
     from docx import Document
 
+    from nominal.ingest.readers import ReadError, check_zip
+
+    try:
+        check_zip(path)
+    except ReadError as exc:
+        raise DocumentError(str(exc).removeprefix(f"{path.name}: ")) from None
     try:
         doc = Document(str(path))
         text = "\n".join(p.text for p in doc.paragraphs)

@@ -71,6 +71,15 @@ DELIVERIES_SCHEMA = pa.schema(
 # so write speed matters more than the last few per cent of size.
 COMPRESSION = "snappy"
 
+# A delivery larger than this is refused before it is copied or read (a partner's
+# mistake or an attempt to fill the disk); NOMINAL_MAX_DELIVERY_BYTES raises it.
+MAX_DELIVERY_ENV = "NOMINAL_MAX_DELIVERY_BYTES"
+DEFAULT_MAX_DELIVERY = 4 << 30
+
+
+def max_delivery_bytes() -> int:
+    return int(os.environ.get(MAX_DELIVERY_ENV) or DEFAULT_MAX_DELIVERY)
+
 
 class IngestError(RuntimeError):
     """A delivery could not be ingested; the message names the file, row and field."""
@@ -548,11 +557,22 @@ def _supersede(ctx: RunContext) -> int:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, and the files directly inside folders named, in name order."""
+    """Files named, and the files directly inside folders named, in name order.
+
+    Inside a folder (the inbox is one partners can write to) symbolic links are not
+    followed: a link named like a delivery could otherwise pull any file the hub can
+    read into the lake.
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.iterdir()
+                    if f.is_file() and not f.is_symlink() and not f.name.startswith(".")
+                )
+            )
         elif p.is_file():
             out.append(p)
         else:
@@ -657,6 +677,14 @@ def _ingest_one(
         return DeliveryResult(
             file=str(path), feed=None, dataset=None, delivery_id=None, status="no_contract",
             message=f"{path.name}: no registered contract's delivery pattern matches this file",
+        )  # fmt: skip
+    size, limit = path.stat().st_size, max_delivery_bytes()
+    if size > limit:
+        return DeliveryResult(
+            file=str(path), feed=contract.feed, dataset=contract.dataset, delivery_id=None,
+            status="failed",
+            message=f"{path.name}: {size:,} bytes is more than the delivery size limit of "
+            f"{limit:,} bytes ({MAX_DELIVERY_ENV}); the file was not taken in",
         )  # fmt: skip
     # One read of the file: copied into bronze and checksummed in the same pass.
     incoming = ctx.lake.bronze / contract.dataset / f".incoming-{uuid.uuid4().hex}"

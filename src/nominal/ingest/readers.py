@@ -12,8 +12,10 @@ without touching the pipeline.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import uuid
+import zipfile
 from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
@@ -37,6 +39,43 @@ _DUCKDB_ENCODINGS = {
 
 class ReadError(ValueError):
     """A delivery cannot be read; the message names the file (and row/field if known)."""
+
+
+# XLSX and DOCX are zip archives: a few kilobytes can declare gigabytes of XML (a zip
+# bomb). Python's zipfile never inflates a member past its declared size (it fails the
+# CRC instead), so checking the declared sizes before parsing bounds the work.
+MAX_UNZIPPED_ENV = "NOMINAL_MAX_UNZIPPED_BYTES"
+DEFAULT_MAX_UNZIPPED = 1 << 30
+MAX_ZIP_RATIO = 500  # expansion allowed for a member of more than 1 MiB
+MAX_ZIP_MEMBERS = 10_000
+
+
+def check_zip(path: Path) -> None:
+    """Refuse an archive that would expand beyond the limits, before any parser opens it."""
+    limit = int(os.environ.get(MAX_UNZIPPED_ENV) or DEFAULT_MAX_UNZIPPED)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), OSError...
+        raise ReadError(f"{path.name}: not a readable zip archive ({exc})") from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ReadError(
+            f"{path.name}: {len(members):,} archive members (more than {MAX_ZIP_MEMBERS:,})"
+        )
+    total = 0
+    for info in members:
+        total += info.file_size
+        if info.file_size > 1 << 20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise ReadError(
+                f"{path.name}: archive member {info.filename!r} expands "
+                f"{info.file_size // max(info.compress_size, 1):,}x (more than {MAX_ZIP_RATIO}x: "
+                "a zip bomb?)"
+            )
+    if total > limit:
+        raise ReadError(
+            f"{path.name}: the archive expands to {total:,} bytes (more than the limit of "
+            f"{limit:,}, {MAX_UNZIPPED_ENV})"
+        )
 
 
 _READERS: dict[str, Reader] = {}
@@ -204,14 +243,15 @@ def read_xlsx(
 ) -> str:
     """XLSX via openpyxl (read-only, streaming); cells become text, dates ISO."""
     _check_not_empty(path)
-    import zipfile
-
     from openpyxl import load_workbook
+
+    check_zip(path)
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:  # openpyxl, zipfile, zlib and XML errors alike
         raise ReadError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    row_no = 0
     try:
         sheet_name = contract.format.sheet
         if sheet_name is not None and sheet_name not in book.sheetnames:
@@ -232,6 +272,13 @@ def read_xlsx(
                 raise ReadError(f"{path.name}: row {row_no}: more cells than header columns")
             for i in range(len(names)):
                 columns[i].append(_cell_text(row[i]) if i < len(row) else None)
+    except ReadError:
+        raise
+    except Exception as exc:  # a corrupt sheet part: zlib, XML or openpyxl errors
+        raise ReadError(
+            f"{path.name}: row {row_no + 1}: not a readable XLSX sheet "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     finally:
         book.close()
     table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, columns, strict=True)})

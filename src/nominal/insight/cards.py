@@ -148,7 +148,7 @@ def render_html(card: dict[str, Any]) -> str:
         autoescape=select_autoescape(["html", "j2"]),
     )
     env.filters["fmt"] = _fmt
-    template = env.get_template("model_card.html.j2")
+    template = env.get_template("insight/model_card.html.j2")
     return template.render(
         card=card, labels=MODEL_LABELS, svg=_svg_calibration(card["calibration_curve"])
     )

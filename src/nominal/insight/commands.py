@@ -158,6 +158,12 @@ def register(app: typer.Typer) -> None:
         except (LakeError, training.TrainingError) as exc:
             out.fail(str(exc))
         out.print(f"Scored {result['scores']:,} units as of {result['as_of']}.")
+        for name, info in result["models"].items():
+            d = info["drift"]
+            out.print(
+                f"  {name:<20} {info['units']:>7,} units, drift PSI {d['psi']:.3f} ({d['status']}), "
+                f"mean score {d['current_mean']:.4f} (validation {d['validation_mean']:.4f})"
+            )
         for name, size in result["cohorts"].items():
             out.print(f"  cohort {name:<28} {size:>6,}")
         out.result({"ok": True, **result})
@@ -207,6 +213,12 @@ def register(app: typer.Typer) -> None:
                 f"Brier {r['brier']:.4f}"
             )
         out.result({"models": rows})
+
+    # the short forms the rest of the hub uses: `nominal models`, `nominal score`
+    app.command("models", help="List every trained risk model version with its metrics.")(
+        risk_models
+    )
+    app.command("score", help="Score the trained risk models and build the cohorts.")(risk_score)
 
     @risk_app.command("oracle")
     def risk_oracle(synth_dir: Path, json_mode: JsonOpt = False) -> None:

@@ -43,11 +43,14 @@ WHO = {"p": "involving the person", "h": "in the household", "a": "in the area"}
 SPECIFIC: dict[str, tuple[str, str]] = {
     "events_3y": ("record from any agency in the last 3 years", "records from any agency in the last 3 years"),
     "open_cases": ("open case with an agency", "open cases with agencies"),
-    "da_high_3y": ("high-risk (DASH) domestic abuse incident in the last 3 years", "high-risk (DASH) domestic abuse incidents in the last 3 years"),
-    "da_medium_3y": ("medium-risk (DASH) domestic abuse incident in the last 3 years", "medium-risk (DASH) domestic abuse incidents in the last 3 years"),
-    "da_victim_3y": ("domestic abuse incident as victim in the last 3 years", "domestic abuse incidents as victim in the last 3 years"),
-    "da_suspect_3y": ("domestic abuse incident as suspect in the last 3 years", "domestic abuse incidents as suspect in the last 3 years"),
-    "crime_suspect_3y": ("crime as suspect in the last 3 years", "crimes as suspect in the last 3 years"),
+    "da_high_5y": ("high-risk (DASH) domestic abuse incident in the last 5 years", "high-risk (DASH) domestic abuse incidents in the last 5 years"),
+    "da_medium_5y": ("medium-risk (DASH) domestic abuse incident in the last 5 years", "medium-risk (DASH) domestic abuse incidents in the last 5 years"),
+    "da_victim_5y": ("domestic abuse incident as victim in the last 5 years", "domestic abuse incidents as victim in the last 5 years"),
+    "da_suspect_5y": ("domestic abuse incident as suspect in the last 5 years", "domestic abuse incidents as suspect in the last 5 years"),
+    "crime_suspect_5y": ("crime as suspect in the last 5 years", "crimes as suspect in the last 5 years"),
+    "referrals_for_da_5y": ("children's social care referral for domestic abuse in the last 5 years", "children's social care referrals for domestic abuse in the last 5 years"),
+    "homeless_for_da_5y": ("homelessness application because of domestic abuse in the last 5 years", "homelessness applications because of domestic abuse in the last 5 years"),
+    "assault_injuries_5y": ("A&E attendance or ambulance call-out for assault in the last 5 years", "A&E attendances or ambulance call-outs for assault in the last 5 years"),
     "exploitation_referrals": ("earlier referral for child exploitation", "earlier referrals for child exploitation"),
     "cin_cp_plans_ever": ("earlier child in need or protection plan", "earlier child in need or protection plans"),
     "on_plan": ("child on a child in need or protection plan now", "children on a child in need or protection plan now"),
@@ -113,7 +116,7 @@ def describe(feature: str, value: float) -> str:
     match = re.fullmatch(r"(.+)_rate", rest)
     if prefix == "a" and match and match.group(1) in DATASET_WORDS:
         return f"{DATASET_WORDS[match.group(1)][1]} in the home area: {_num(v)} per 1,000 residents in the last 12 months"
-    match = re.fullmatch(r"(.+)_(12m|3y|days_since)", rest)
+    match = re.fullmatch(r"(.+)_(12m|3y|5y|days_since)", rest)
     if match and match.group(1) in DATASET_WORDS:
         ds, span = match.groups()
         words = DATASET_WORDS[ds]
@@ -121,7 +124,9 @@ def describe(feature: str, value: float) -> str:
             if v > 3 * 365:
                 return f"no {words[1]} {who} in the last 3 years"
             return f"last {words[0]} {who} {_num(v)} day{'' if v == 1 else 's'} ago"
-        period = "the last 12 months" if span == "12m" else "the last 3 years"
+        period = {"12m": "the last 12 months", "3y": "the last 3 years", "5y": "the last 5 years"}[
+            span
+        ]
         return f"{_count(v, words)} {who} in {period}"
     if rest in SPECIFIC:
         return f"{_count(v, SPECIFIC[rest])} {who}".strip()

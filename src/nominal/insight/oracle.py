@@ -145,19 +145,27 @@ def _content(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
             mapping = spec.mapping or {}
             out[name] = col.map(lambda v, m=mapping: m.get(v, v) if v else v)
     attrs = [n for n in contract.attribute_fields if not contract.is_personal(n)]
-    records = []
-    for _, row in frame.iterrows():
-        item: dict[str, Any] = {}
-        for name in attrs:
-            spec = fields[name]
-            raw = spec.value if spec.value is not None else row.get(spec.source)
-            if spec.mapping and raw is not None and str(raw) in spec.mapping:
-                raw = spec.mapping[str(raw)]
-            value = _typed(raw, contract.field_type(name))
-            if isinstance(value, str) and contract.field_type(name) == "category":
-                value = value.lower()
-            item[name] = value
-        records.append(json.dumps(item, sort_keys=True))
+    columns: dict[str, list[Any]] = {}
+    for name in attrs:
+        spec = fields[name]
+        kind = contract.field_type(name)
+        raw = (
+            pd.Series([spec.value] * len(frame), index=frame.index)
+            if spec.value is not None
+            else frame[spec.source]
+        )
+
+        def convert(value: Any, spec: Any = spec, kind: str = kind) -> Any:
+            if spec.mapping and value is not None and str(value) in spec.mapping:
+                value = spec.mapping[str(value)]
+            typed = _typed(value, kind)
+            return typed.lower() if isinstance(typed, str) and kind == "category" else typed
+
+        columns[name] = [convert(v) for v in raw.tolist()]
+    records = [
+        json.dumps(dict(zip(attrs, values, strict=True)), sort_keys=True)
+        for values in zip(*(columns[n] for n in attrs), strict=True)
+    ] if attrs else ["{}"] * len(frame)  # fmt: skip
     out["attributes"] = records
     return out
 

@@ -101,6 +101,52 @@ def first_event(snapshot: Snapshot) -> date:
     return value
 
 
+def psi(expected: Any, actual: Any, bins: int = 10) -> float:
+    """Population stability index of ``actual`` scores against ``expected`` ones.
+
+    Bins are the deciles of the expected scores; below 0.1 is usually read as stable,
+    0.1 to 0.25 as a moderate shift and above 0.25 as a shift worth re-training for.
+    """
+    import numpy as np
+
+    exp = np.asarray(expected, dtype=float)
+    act = np.asarray(actual, dtype=float)
+    if len(exp) == 0 or len(act) == 0:
+        return math.nan
+    edges = np.unique(np.quantile(exp, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, exp, side="right"), minlength=len(edges) + 1)
+    a = np.bincount(np.searchsorted(edges, act, side="right"), minlength=len(edges) + 1)
+    e_share = np.clip(e / e.sum(), 1e-4, None)
+    a_share = np.clip(a / a.sum(), 1e-4, None)
+    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def drift(model: training.TrainedModel, scores: Any) -> dict[str, Any]:
+    """Today's score distribution against the validation year's (the drift check)."""
+    import numpy as np
+
+    reference = model.validation["score_lightgbm"].to_numpy(float)
+    now = np.asarray(scores, dtype=float)
+    value = psi(reference, now)
+    status = (
+        "unknown"
+        if math.isnan(value)
+        else "stable"
+        if value < 0.1
+        else "moderate shift"
+        if value < 0.25
+        else "shifted: re-train and re-check the card"
+    )
+    return {
+        "psi": value,
+        "status": status,
+        "validation_mean": float(reference.mean()) if len(reference) else math.nan,
+        "current_mean": float(now.mean()) if len(now) else math.nan,
+        "validation_units": len(reference),
+        "current_units": len(now),
+    }
+
+
 def band(rank: int, k: int) -> str:
     if rank <= k:
         return "high"
@@ -339,7 +385,12 @@ def score_all(
         "as_of": as_of,
         "scores": scores.num_rows,
         "models": {
-            n: {"version": s.model.version, "units": len(s.rows), "k": s.k}
+            n: {
+                "version": s.model.version,
+                "units": len(s.rows),
+                "k": s.k,
+                "drift": drift(s.model, s.rows["score"]),
+            }
             for n, s in scored.items()
         },
         "skipped": skipped,

@@ -27,6 +27,7 @@ class ModelSpec:
     outcome_sql: str  # predicate on e (an event of the unit in the window)
     window_months: int
     capacity: int
+    dataset: str  # the outcome's dataset: reading a cohort needs an agreement covering it
     intended_use: str
     misuse: str
     limitations: tuple[str, ...] = ()
@@ -66,6 +67,7 @@ SPECS: dict[str, ModelSpec] = {
             outcome_sql="e.dataset = 'domestic_abuse' "
             "AND json_extract_string(e.attributes, '$.dash_risk') = 'high'",
             window_months=12,
+            dataset="domestic_abuse",
             capacity=200,
             intended_use="To help a domestic-abuse partnership (MARAC, early-intervention "
             "teams) prioritise which households to discuss for a safety-planning or "
@@ -85,6 +87,7 @@ SPECS: dict[str, ModelSpec] = {
             "'$.referral_reason') IN ('child sexual exploitation', "
             "'child criminal exploitation')",
             window_months=12,
+            dataset="csc_referrals",
             capacity=50,
             intended_use="To help an exploitation panel and youth services see which "
             "children and which areas may need preventive, contextual safeguarding work.",
@@ -110,6 +113,7 @@ SPECS: dict[str, ModelSpec] = {
             outcome_sql="e.dataset = 'early_years' "
             "AND json_extract_string(e.attributes, '$.good_level_of_development') = 'false'",
             window_months=12,
+            dataset="early_years",
             capacity=280,
             intended_use="To help early-years and family-hub services offer support "
             "(nursery places, speech and language, parenting) before school starts, "
@@ -130,6 +134,7 @@ SPECS: dict[str, ModelSpec] = {
             outcome="A child in need or child protection plan starts within 12 months.",
             outcome_sql="e.dataset = 'cin_cp_plans'",
             window_months=12,
+            dataset="cin_cp_plans",
             capacity=150,
             intended_use="To help early-help and family-support teams offer help early, "
             "so that fewer families need statutory intervention.",

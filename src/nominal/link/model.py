@@ -169,10 +169,34 @@ def load(home: Home, version: str | None = None) -> LinkModel:
     )
 
 
+def settings_for_dialect(model: LinkModel, dialect: str) -> dict[str, Any]:
+    """The model's settings with SQL written for ``dialect`` (e.g. ``spark``).
+
+    A saved model holds SQL in the dialect it was trained in (DuckDB). For another
+    backend the comparisons are rebuilt from :mod:`nominal.link.settings` in that
+    dialect and the trained parameters copied level by level.
+    """
+    if dialect == "duckdb":
+        return dict(model.settings)
+    fresh = link_settings.settings().get_settings(dialect).as_dict()
+    fresh["probability_two_random_records_match"] = model.settings[
+        "probability_two_random_records_match"
+    ]
+    for new_cmp, old_cmp in zip(fresh["comparisons"], model.settings["comparisons"], strict=True):
+        for new_level, old_level in zip(
+            new_cmp["comparison_levels"], old_cmp["comparison_levels"], strict=True
+        ):
+            for key in ("m_probability", "u_probability"):
+                if key in old_level:
+                    new_level[key] = old_level[key]
+    return fresh
+
+
 def linker_for(db_api: Any, table: Any, model: LinkModel) -> Linker:
     """A Splink linker over ``table`` (registered on ``db_api``) with ``model`` loaded."""
     sdf = db_api.register(table)
-    linker = Linker(sdf, dict(model.settings), log_level=logging.ERROR)
+    dialect = db_api.sql_dialect.sql_dialect_str
+    linker = Linker(sdf, settings_for_dialect(model, dialect), log_level=logging.ERROR)
     register_tf(linker, model)
     return linker
 

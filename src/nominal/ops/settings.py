@@ -123,9 +123,16 @@ def settings() -> Settings:
 
 
 def apply() -> Settings:
-    """Export the file's home and database URL for the rest of the hub; return the settings."""
+    """Export the file's home and database URL (unless the environment sets them).
+
+    The rest of the hub reads only ``NOMINAL_HOME`` and ``NOMINAL_DATABASE_URL``; the CLI
+    calls this at start-up so that a deployment configured by file needs no variables.
+    """
     conf = settings()
-    os.environ.setdefault("NOMINAL_HOME", conf.home)
-    if conf.database_url:
-        os.environ.setdefault("NOMINAL_DATABASE_URL", conf.database_url)
+    path = config_path()
+    if path is not None:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("nominal", {})
+        for key in ("home", "database_url"):
+            if table.get(key):
+                os.environ.setdefault(ENVIRONMENT[key], str(table[key]))
     return conf

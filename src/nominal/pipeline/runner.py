@@ -199,6 +199,9 @@ def _run_stage(
             done.snapshot_after = after.id if after else None
             done.outputs_json = json.dumps(_counts(after, stage.outputs))
             done.summary_json = to_json(summary)
+        from nominal.ops.metrics import PIPELINE_STAGES
+
+        PIPELINE_STAGES.labels(stage=stage.name, status=status).observe(seconds)
         figures = {
             "stage": stage.name,
             "attempt": attempt,

@@ -133,6 +133,7 @@ class Scheduler:
     inbox_stages: list[str] | None = None
     engine: str = "duckdb"
     runner: Callable[..., RunReport] = run_pipeline
+    send_webhooks: bool = True
     _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _handled: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -163,6 +164,10 @@ class Scheduler:
             report = self._check_inbox()
             if report:
                 reports.append(report)
+        if self.send_webhooks:
+            from nominal.feeds.alerts import deliver_due
+
+            deliver_due(self.home, self.control, now=now)
         return reports
 
     def _check_inbox(self) -> RunReport | None:

@@ -132,6 +132,28 @@ def _score(ctx: StageContext) -> dict[str, Any]:
     return {**summary, "trained": trained}
 
 
+def _alerts(ctx: StageContext) -> dict[str, Any]:
+    """Detect alerts on what this run changed; the webhook outbox is sent by the scheduler."""
+    from nominal.db import ControlPlane
+    from nominal.feeds.alerts import detect_alerts
+
+    control = ControlPlane(ctx.home.database_url)
+    try:
+        return {"alerts": detect_alerts(ctx.home, control)}
+    finally:
+        control.dispose()
+
+
+def _mentions(ctx: StageContext) -> dict[str, Any]:
+    """Match document mentions; a hub that takes in no documents has nothing to do."""
+    from nominal.engines.lake import Lake
+    from nominal.mentions import find_mentions
+
+    if not Lake(ctx.home.lake).require_current().has("silver.documents"):
+        return {"documents": 0, "note": "no documents have been ingested"}
+    return find_mentions(ctx.home)
+
+
 _STAGES: dict[str, Stage] = {}
 
 
@@ -210,5 +232,26 @@ register_stage(
         requires=("gold.events", "gold.nominals"),
         inputs=FEATURE_TABLES,
         outputs=("gold.scores", "gold.cohorts"),
+    )
+)
+register_stage(
+    Stage(
+        "mentions",
+        "Match people mentioned in documents to nominals",
+        _mentions,
+        depends_on=("link",),
+        requires=("gold.nominals",),
+        inputs=("silver.documents", "gold.nominals"),
+        outputs=("gold.document_mentions",),
+    )
+)
+register_stage(
+    Stage(
+        "alerts",
+        "Detect alerts for partners' subscriptions",
+        _alerts,
+        depends_on=("link",),
+        requires=("gold.events", "gold.nominal_records"),
+        inputs=("gold.events", "gold.nominal_records", "gold.scores"),
     )
 )

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-# What a demand figure reads of an event: the fields an agreement must share.
-DEMAND_FIELDS: tuple[str, ...] = ("event_type", "event_date", "oa_code")
+# What a demand figure reads of an event: the fields an agreement must share. The
+# output area is not a partner's field: the hub derives it from the postcode at ingest,
+# and the products only ever show it aggregated.
+DEMAND_FIELDS: tuple[str, ...] = ("event_type", "event_date")
 
 
 @dataclass(frozen=True)

@@ -149,19 +149,21 @@ def area_details(
             con.execute("SELECT name FROM reference.wards WHERE ward_code = ?", [info["ward_code"]])
         )
         info["ward_name"] = ward[0] if ward else None
-    scoped = Filters(
-        area=oa_code,
-        age_band=filters.age_band,
-        agencies=filters.agencies,
-        datasets=filters.datasets,
-    )
-    base, params = scoped_events(con, scoped, as_of)
-    info["by_agency"] = run(
-        con,
-        f"SELECT agency, count(*) AS events, count(DISTINCT nominal_id) AS people "
-        f"FROM ({base}) WHERE oa_code = ? GROUP BY agency ORDER BY events DESC, agency",
-        [*params, oa_code],
-    )
+    info["by_agency"] = []
+    if has_table(con, "gold.events"):
+        scoped = Filters(
+            area=oa_code,
+            age_band=filters.age_band,
+            agencies=filters.agencies,
+            datasets=filters.datasets,
+        )
+        base, params = scoped_events(con, scoped, as_of)
+        info["by_agency"] = run(
+            con,
+            f"SELECT agency, count(*) AS events, count(DISTINCT nominal_id) AS people "
+            f"FROM ({base}) WHERE oa_code = ? GROUP BY agency ORDER BY events DESC, agency",
+            [*params, oa_code],
+        )
     info["events"] = sum(int(r["events"]) for r in info["by_agency"])
     if has_table(con, "gold.households"):
         row = first(

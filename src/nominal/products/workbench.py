@@ -141,7 +141,7 @@ def restricted_connection(
                 query += f" WHERE dataset IN ({', '.join('?' * len(datasets))})"
                 params = list(datasets)
         try:
-            data: pa.Table = source.execute(query, params).to_arrow_table()
+            data: pa.Table = source.sql(query, params=params).to_arrow_table()
         except duckdb.BinderException:
             continue  # an older lake without one of the columns: leave the table out
         target.register(f"_{name}", data)

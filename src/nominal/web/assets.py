@@ -24,6 +24,8 @@ ASSETS: tuple[tuple[str, str], ...] = (
     ("vega/build/vega.min.js", "vega/vega.min.js"),
     ("vega-lite/build/vega-lite.min.js", "vega/vega-lite.min.js"),
     ("vega-embed/build/vega-embed.min.js", "vega/vega-embed.min.js"),
+    # Vega expressions without eval (the pages' Content-Security-Policy forbids it).
+    ("vega-interpreter/build/vega-interpreter.js", "vega/vega-interpreter.js"),
     ("axe-core/axe.min.js", "axe/axe.min.js"),
 )
 

@@ -1,0 +1,249 @@
+"""The candidate index: golden nominals held in memory, keyed by blocking keys.
+
+Scoring every nominal against a query would take seconds at a million nominals, so a
+search first retrieves candidates that share at least one blocking key with the query
+and scores only those. The keys are chosen so that each kind of imperfect knowledge
+still shares some key with the right person:
+
+* a typo in the family name keeps its Soundex code (``gi_fs``), a nickname keeps its
+  canonical name (``gc_*``, from the linkage model's nickname table);
+* names given the wrong way round are looked up both ways round;
+* only a birth year, or only a postcode sector or district, still meets a name in
+  ``*_y``, ``*_sec`` and ``fm_dist``;
+* identifiers, a full date of birth, a full postcode and a house number with its
+  street find people whose names were not given at all.
+
+Each key is hashed to 64 bits; the index is one sorted array of hashes with the row
+of each nominal, so a lookup is a binary search (``numpy.searchsorted``) and the
+whole index for a million nominals takes a few hundred megabytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import jellyfish
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nominal.engines.lake import Snapshot
+from nominal.link.standardise import INPUT_COLUMNS, register_nicknames, standardise_sql
+from nominal.search.scoring import LinkageScorer
+
+# Keys with more rows than this are too common to narrow a search (a common name
+# in a whole town); they are skipped rather than flooding the candidates.
+MAX_POSTINGS = 5000
+# The golden-record columns a search result shows (before policy filtering).
+DISPLAY_COLUMNS: tuple[str, ...] = (
+    "nominal_id",
+    "nominal_pseudo",
+    "given_name",
+    "middle_names",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "address_line_1",
+    "town",
+    "postcode",
+    "nhs_number",
+    "ni_number",
+    "police_id",
+    "pupil_number",
+    "household_id",
+    "agencies",
+)
+
+
+def metaphone(value: str | None) -> str | None:
+    return jellyfish.metaphone(value) or None if value else None
+
+
+def soundex(value: str | None) -> str | None:
+    return jellyfish.soundex(value) or None if value else None
+
+
+def hash_keys(keys: Iterable[str]) -> np.ndarray:
+    """64-bit hashes of key strings (deterministic across processes)."""
+    array = np.asarray(list(keys), dtype=object)
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_array(array, categorize=False)
+
+
+def _join(*parts: Any) -> str | None:
+    if any(p is None or p == "" for p in parts):
+        return None
+    return "|".join(str(p) for p in parts)
+
+
+def record_keys(row: dict[str, Any]) -> list[str]:
+    """The blocking keys of one standardised record (nominal or query)."""
+    given, family = row.get("given_std"), row.get("family_std")
+    canon, initial = row.get("given_canon"), row.get("given_initial")
+    fm, fs, gm = metaphone(family), soundex(family), metaphone(given)
+    year, sector = row.get("dob_year"), row.get("postcode_sector")
+    district = row.get("postcode_district")
+    dob = row.get("dob")
+    keys = [
+        _join("nhs", row.get("nhs_number")),
+        _join("ni", row.get("ni_number")),
+        _join("pol", row.get("police_id")),
+        _join("upn", row.get("pupil_number")),
+        _join("gc_fm", canon, fm),
+        _join("gi_fs", initial, fs),
+        _join("gm_fs", gm, fs),
+        _join("fm_y", fm, year),
+        _join("fs_y", fs, year),
+        _join("gc_y", canon, year),
+        _join("dob", dob.isoformat() if isinstance(dob, date) else dob),
+        _join("fm_sec", fm, sector),
+        _join("gc_sec", canon, sector),
+        _join("fm_dist", fm, district),
+        _join("pc", row.get("postcode_std")),
+        _join("hs", row.get("house_number"), _street(row.get("address_tokens"))),
+    ]
+    return [k for k in keys if k is not None]
+
+
+def _street(tokens: list[str] | None) -> str | None:
+    """The first word of the street name (the first word that is not a number)."""
+    for token in tokens or []:
+        if not token[:1].isdigit() and token not in {"flat", "house"}:
+            return token
+    return None
+
+
+@dataclass
+class SearchIndex:
+    """Standardised golden nominals with their blocking keys, ready to search."""
+
+    table: pa.Table  # standardised + tf_* + display columns + datasets, one row a nominal
+    key_hashes: np.ndarray  # sorted uint64
+    key_rows: np.ndarray  # int64 row of table per hash
+    dob_days: np.ndarray  # int64 days since 1970-01-01, -1 when unknown
+    postcodes: np.ndarray  # object: compact postcodes the nominal was ever recorded at, "|"-joined
+    scorer: LinkageScorer
+    snapshot_id: str | None
+    built_seconds: float
+    row_of: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.table.num_rows
+
+    def lookup(self, keys: Iterable[str]) -> dict[int, int]:
+        """Row -> number of the given keys it shares (common keys skipped)."""
+        hits: dict[int, int] = {}
+        for h in hash_keys(keys):
+            lo = int(np.searchsorted(self.key_hashes, h, side="left"))
+            hi = int(np.searchsorted(self.key_hashes, h, side="right"))
+            if hi == lo or hi - lo > MAX_POSTINGS:
+                continue
+            for row in self.key_rows[lo:hi].tolist():
+                hits[row] = hits.get(row, 0) + 1
+        return hits
+
+
+def standardised_nominals(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
+    """Golden nominals in the linkage model's standard form (``unique_id`` = nominal id)."""
+    columns = set(con.table(source).columns)
+    register_nicknames(con)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW search_nominals_raw AS "
+        f"SELECT nominal_id AS record_key, * FROM {source}"
+    )
+    present = {"record_key", *[c for c in INPUT_COLUMNS if c in columns]}
+    return con.sql(standardise_sql("search_nominals_raw", present=present)).to_arrow_table()
+
+
+def build_index(
+    snapshot: Snapshot, scorer: LinkageScorer, *, threads: int | None = None
+) -> SearchIndex:
+    """Build the index over ``gold.nominals`` of ``snapshot``."""
+    from nominal.engines import duck
+
+    started = time.perf_counter()
+    con = duck.connect(snapshot, threads=threads)
+    con.execute("SET enable_progress_bar = false")
+    if not snapshot.has("gold.nominals"):
+        raise LookupError("no gold.nominals in the lake: run `nominal link` first")
+    std = standardised_nominals(con, "gold.nominals")
+    std = scorer.with_term_frequencies(std)
+    display = con.sql(
+        "SELECT " + ", ".join(DISPLAY_COLUMNS) + " FROM gold.nominals"
+    ).to_arrow_table()
+    # The datasets each nominal has records in: policy shows a nominal only to those
+    # whose agreements cover at least one of them.
+    source = "gold.nominal_records" if snapshot.has("gold.nominal_records") else "gold.events"
+    # Every postcode a nominal was recorded at: a practitioner's "somewhere in NX1 2" may
+    # be the current address of a person whose golden record still holds an older one.
+    if snapshot.has("gold.nominal_records") and snapshot.has("silver.identity"):
+        postcodes_all = con.sql(
+            """SELECT r.nominal_id AS pc_nominal_id,
+                      string_agg(DISTINCT upper(replace(i.postcode, ' ', '')), '|') AS postcodes_all
+               FROM gold.nominal_records r JOIN silver.identity i USING (record_key)
+               WHERE i.postcode IS NOT NULL GROUP BY r.nominal_id"""
+        ).to_arrow_table()
+    else:
+        postcodes_all = pa.table(
+            {"pc_nominal_id": pa.array([], pa.string()), "postcodes_all": pa.array([], pa.string())}
+        )
+    datasets = con.sql(
+        f"SELECT nominal_id, list(DISTINCT dataset ORDER BY dataset) AS datasets "
+        f"FROM {source} GROUP BY nominal_id"
+    ).to_arrow_table()
+    con.register("std_t", std)
+    con.register("display_t", display)
+    con.register("datasets_t", datasets)
+    con.register("postcodes_t", postcodes_all)
+    table = con.sql(
+        """SELECT s.*, d.* EXCLUDE (nominal_id, sex, nhs_number, ni_number, police_id,
+                  pupil_number), d.nominal_id, d.sex AS display_sex,
+                  d.nhs_number AS display_nhs_number, d.ni_number AS display_ni_number,
+                  d.police_id AS display_police_id, d.pupil_number AS display_pupil_number,
+                  coalesce(ds.datasets, []::VARCHAR[]) AS datasets,
+                  concat_ws('|', s.postcode_std, pc.postcodes_all) AS postcodes_all
+           FROM std_t s JOIN display_t d ON d.nominal_id = s.unique_id
+           LEFT JOIN datasets_t ds ON ds.nominal_id = s.unique_id
+           LEFT JOIN postcodes_t pc ON pc.pc_nominal_id = s.unique_id"""
+    ).to_arrow_table()
+    con.close()
+
+    rows: list[int] = []
+    keys: list[str] = []
+    columns = [
+        "given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
+        "postcode_sector", "postcode_district", "postcode_std", "house_number",
+        "address_tokens", "nhs_number", "ni_number", "police_id", "pupil_number",
+    ]  # fmt: skip
+    data = {c: table.column(c).to_pylist() for c in columns}
+    for i in range(table.num_rows):
+        for key in record_keys({c: data[c][i] for c in columns}):
+            keys.append(key)
+            rows.append(i)
+    hashes = hash_keys(keys)
+    order = np.argsort(hashes, kind="stable")
+    dob = pc.cast(table.column("dob"), pa.int32()).to_numpy(zero_copy_only=False)
+    dob_days = np.where(np.isnan(dob.astype("float64")), -1, dob).astype(np.int64)
+    postcodes = np.asarray(
+        [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
+    )
+    ids = table.column("unique_id").to_pylist()
+    return SearchIndex(
+        table=table,
+        key_hashes=hashes[order],
+        key_rows=np.asarray(rows, dtype=np.int64)[order],
+        dob_days=dob_days,
+        postcodes=postcodes,
+        scorer=scorer,
+        snapshot_id=snapshot.id,
+        built_seconds=time.perf_counter() - started,
+        row_of={uid: i for i, uid in enumerate(ids)},
+    )

@@ -1,0 +1,307 @@
+"""Search pages and API: find a person, see the joined-up view of a person and a household.
+
+Pages: ``/search`` (a plain GET form that works without JavaScript; with JavaScript,
+HTMX replaces only the results as you type), ``/people/{nominal_id}`` and
+``/households/{household_id}``. API: ``/api/search``, ``/api/people/{nominal_id}``,
+``/api/households/{household_id}``. Every one states a purpose, is filtered by the
+policy decision point and writes an audit entry (a denial too).
+
+The policy decisions for one user and purpose cover every dataset, so they are kept
+for :data:`ACCESS_TTL_SECONDS` (a search as you type asks many times a minute); a
+change to an agreement, a suspension or a user's training takes effect within that.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from nominal.engines.lake import Lake
+from nominal.govern.models import Purpose, User
+from nominal.search.access import SearchAccess, SearchDenied, decide_search, governed_search
+from nominal.search.query import QueryError, parse_query
+from nominal.search.service import IndexHolder, SearchUnavailable
+from nominal.search.views import NotFound, household_view, person_view
+from nominal.web.deps import client_address, current_user, db, state
+from nominal.web.templating import render
+
+router = APIRouter()
+NAV = [("Search", "/search", ("practitioner", "analyst", "data_owner", "ig_lead", "admin"))]
+ACCESS_TTL_SECONDS = 10.0
+# Searches per user per minute (and per client address, twice that): enough for search
+# as you type, too few to trawl the population by enumerating names or dates of birth.
+SEARCH_RATE_ENV = "NOMINAL_SEARCH_RATE_PER_MINUTE"
+DEFAULT_SEARCH_RATE = 120
+QUERY_FIELDS: tuple[str, ...] = (
+    "name", "given_name", "family_name", "dob", "age", "sex", "postcode", "address",
+    "nhs_number", "ni_number", "police_id", "pupil_number",
+)  # fmt: skip
+
+
+def _holder(request: Request) -> IndexHolder:
+    hub = state(request)
+    holder: IndexHolder | None = hub.cache.get("search_index")
+    if holder is None:
+        holder = hub.cache["search_index"] = IndexHolder(hub.home)
+    return holder
+
+
+def _access(request: Request, session: Session, user: User, purpose: str) -> SearchAccess:
+    hub = state(request)
+    cache: dict[tuple[int, str], SearchAccess] = hub.cache.setdefault("search_access", {})
+    key = (user.id, purpose)
+    found = cache.get(key)
+    if found is not None and time.monotonic() - found.decided_at < ACCESS_TTL_SECONDS:
+        return found
+    access = decide_search(session, user, purpose)
+    cache[key] = access
+    return access
+
+
+def _purpose(request: Request, session: Session, code: str | None) -> str:
+    if not code:
+        raise HTTPException(400, "say why you are searching: choose a purpose")
+    if session.scalar(sa.select(Purpose.id).where(Purpose.code == code)) is None:
+        raise HTTPException(400, f"unknown purpose {code!r}")
+    scoped = getattr(request.state, "token_purpose", None)
+    if scoped is not None and scoped != code:
+        raise HTTPException(403, f"this API token is for the purpose {scoped!r} only")
+    return code
+
+
+def _params(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "").strip() for k in QUERY_FIELDS}
+
+
+def _throttle(request: Request, user: User) -> None:
+    """429 once a user (or client address) has searched too often in the last minute."""
+    from nominal.web.security import RateLimiter
+
+    hub = state(request)
+    limiter = hub.cache.get("search_limiter")
+    if limiter is None:
+        rate = int(os.environ.get(SEARCH_RATE_ENV) or DEFAULT_SEARCH_RATE)
+        limiter = hub.cache["search_limiter"] = RateLimiter(
+            per_client=2 * rate, per_username=rate, window=60.0
+        )
+    if not limiter.allow(client_address(request), user.username):
+        raise HTTPException(
+            429, "too many searches in the last minute: wait and try again",
+            headers={"Retry-After": "60"},
+        )  # fmt: skip
+
+
+def _run_search(
+    request: Request, session: Session, user: User, purpose: str, params: dict[str, str], limit: int
+) -> dict[str, Any]:
+    hub = state(request)
+    try:
+        fields: dict[str, Any] = {k: (v or None) for k, v in params.items()}
+        query = parse_query(**fields)
+    except QueryError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if query.is_empty():
+        return {"results": [], "query": {}, "count": 0, "audit_seq": None, "seconds": 0.0}
+    _throttle(request, user)
+    access = _access(request, session, user, purpose)
+    try:
+        index = _holder(request).get()
+    except SearchUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    session.commit()  # the audit log writes in its own transaction
+    try:
+        result = governed_search(
+            index, query, access, hub.audit, user, limit=limit, client=client_address(request)
+        )
+    except SearchDenied as exc:
+        raise HTTPException(403, {"message": "access denied", "reasons": exc.reasons}) from None
+    return {
+        "results": result.to_json(),
+        "query": query.to_json(),
+        "count": len(result.hits),
+        "audit_seq": result.audit_seq,
+        "seconds": round(result.seconds, 4),
+        "pseudonymised": access.pseudonymised_only(),
+    }
+
+
+@router.get("/api/search")
+def api_search(
+    request: Request,
+    purpose: str,
+    limit: int = 20,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    """Ranked golden nominals for what is known (any mix of the query fields)."""
+    code = _purpose(request, session, purpose)
+    return _run_search(request, session, user, code, _params(request), max(1, min(limit, 100)))
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    purpose: str | None = None,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> HTMLResponse:
+    params = _params(request)
+    purposes = [
+        (p.code, p.name) for p in session.scalars(sa.select(Purpose).order_by(Purpose.name))
+    ]
+    context: dict[str, Any] = {"params": params, "purpose": purpose or "", "purposes": purposes}
+    error = None
+    outcome = None
+    if any(params.values()):
+        if not purpose:
+            error = "Choose why you are searching"
+        else:
+            try:
+                outcome = _run_search(
+                    request, session, user, _purpose(request, session, purpose), params, 20
+                )
+            except HTTPException as exc:
+                if exc.status_code not in (403, 422):
+                    raise
+                detail = exc.detail
+                error = detail if isinstance(detail, str) else detail.get("message", "")
+                context["reasons"] = [] if isinstance(detail, str) else detail.get("reasons", [])
+    context.update({"outcome": outcome, "error": error, "title": "Search"})
+    partial = request.headers.get("hx-request") == "true"
+    return render(request, "search/_results.html" if partial else "search/search.html", context)
+
+
+def _view_access(
+    request: Request, session: Session, user: User, purpose: str | None
+) -> SearchAccess:
+    code = _purpose(request, session, purpose)
+    access = _access(request, session, user, code)
+    if not access.allowed:
+        session.commit()
+        state(request).audit.record(
+            "view", "denied", user=user, purpose=code, client=client_address(request),
+            detail={"path": request.url.path, "reasons": access.denial_reasons()},
+        )  # fmt: skip
+        raise HTTPException(403, {"message": "access denied", "reasons": access.denial_reasons()})
+    return access
+
+
+def _linked_snapshot(lake_root: Any) -> Any:
+    """The current snapshot if it has gold tables, else 503 (nothing to view yet, not a 500)."""
+    from nominal.engines.lake import LakeError
+
+    try:
+        snapshot = Lake(lake_root).require_current()
+    except LakeError as exc:
+        raise HTTPException(503, str(exc)) from None
+    if not snapshot.has("gold.nominals"):
+        raise HTTPException(503, "no linked data yet: run `nominal link`")
+    return snapshot
+
+
+def _person(
+    request: Request, nominal_id: str, purpose: str | None, user: User, session: Session
+) -> Any:
+    access = _view_access(request, session, user, purpose)
+    hub = state(request)
+    from nominal.engines import duck
+
+    snapshot = _linked_snapshot(hub.home.lake)
+    con = duck.connect(snapshot)
+    try:
+        view = person_view(con, snapshot, nominal_id, access, session)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    finally:
+        con.close()
+    session.commit()
+    hub.audit.record(
+        "view_person", "allowed", user=user, purpose=access.purpose,
+        nominal_ids=[nominal_id], record_keys=view.record_keys, client=client_address(request),
+        detail={"records": len(view.record_keys), "events": len(view.timeline)},
+    )  # fmt: skip
+    return view, access
+
+
+@router.get("/api/people/{nominal_id}")
+def api_person(
+    request: Request,
+    nominal_id: str,
+    purpose: str,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    view, _ = _person(request, nominal_id, purpose, user, session)
+    return view.to_json()
+
+
+@router.get("/people/{nominal_id}", response_class=HTMLResponse)
+def person_page(
+    request: Request,
+    nominal_id: str,
+    purpose: str | None = None,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> HTMLResponse:
+    view, access = _person(request, nominal_id, purpose, user, session)
+    return render(
+        request, "search/person.html",
+        {"view": view, "purpose": access.purpose, "title": "Person", "withheld": "withheld"},
+    )  # fmt: skip
+
+
+def _household(
+    request: Request, household_id: str, purpose: str | None, user: User, session: Session
+) -> Any:
+    access = _view_access(request, session, user, purpose)
+    hub = state(request)
+    from nominal.engines import duck
+
+    snapshot = _linked_snapshot(hub.home.lake)
+    con = duck.connect(snapshot)
+    try:
+        view = household_view(con, snapshot, household_id, access)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    finally:
+        con.close()
+    session.commit()
+    hub.audit.record(
+        "view_household", "allowed", user=user, purpose=access.purpose,
+        nominal_ids=[m["nominal_id"] for m in view.members], client=client_address(request),
+        detail={"household_id": household_id, "events": len(view.events)},
+    )  # fmt: skip
+    return view, access
+
+
+@router.get("/api/households/{household_id}")
+def api_household(
+    request: Request,
+    household_id: str,
+    purpose: str,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    view, _ = _household(request, household_id, purpose, user, session)
+    return view.to_json()
+
+
+@router.get("/households/{household_id}", response_class=HTMLResponse)
+def household_page(
+    request: Request,
+    household_id: str,
+    purpose: str | None = None,
+    user: User = Depends(current_user),
+    session: Session = Depends(db),
+) -> HTMLResponse:
+    view, access = _household(request, household_id, purpose, user, session)
+    return render(
+        request, "search/household.html",
+        {"view": view, "purpose": access.purpose, "title": "Household"},
+    )  # fmt: skip

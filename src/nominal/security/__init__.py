@@ -1,0 +1,1 @@
+"""Security helpers the other parts of the hub share (safe CSV exports)."""

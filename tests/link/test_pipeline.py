@@ -1,0 +1,308 @@
+"""The link pipeline on a small synthetic town: gold tables, accuracy, stable ids,
+incremental runs equal to full runs, lineage and ``resolve``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from nominal.engines import duck
+from nominal.engines.lake import Lake
+from nominal.link import evaluate
+from nominal.link.pipeline import link_lake, resolve, table_rows
+
+from .conftest import new_home, partition
+from .silver_from_synth import load_synth_into_home, silver_tables, write_silver
+
+GOLD_COLUMNS = {
+    "gold.nominal_records": [
+        "record_key",
+        "nominal_id",
+        "dataset",
+        "agency",
+        "source_record_id",
+        "cluster_probability",
+        "linked_run",
+    ],
+    "gold.nominals": [
+        "nominal_id",
+        "nominal_pseudo",
+        "given_name",
+        "middle_names",
+        "family_name",
+        "date_of_birth",
+        "sex",
+        "ethnicity",
+        "address_line_1",
+        "town",
+        "postcode",
+        "uprn",
+        "oa_code",
+        "nhs_number",
+        "ni_number",
+        "police_id",
+        "pupil_number",
+        "household_id",
+        "record_count",
+        "agency_count",
+        "agencies",
+        "first_seen",
+        "last_seen",
+    ],
+    "gold.nominal_lineage": [
+        "change_id",
+        "run_id",
+        "kind",
+        "from_nominal_id",
+        "to_nominal_id",
+        "changed_at",
+    ],
+    "gold.households": [
+        "household_id",
+        "household_pseudo",
+        "address_key",
+        "uprn",
+        "address_line_1",
+        "town",
+        "postcode",
+        "oa_code",
+        "first_seen",
+        "last_seen",
+        "member_count",
+    ],
+    "gold.household_members": ["household_id", "nominal_id", "from_date", "to_date", "role"],
+    "gold.relationships": ["nominal_id", "related_nominal_id", "relationship", "dataset"],
+    "gold.nominal_provenance": [
+        "nominal_id",
+        "attribute",
+        "value",
+        "record_key",
+        "dataset",
+        "rule",
+    ],
+}
+
+
+def _columns(home, table: str) -> list[str]:
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap, tables=[table])
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def test_gold_tables_have_the_interface_columns(linked) -> None:
+    home, _summary = linked
+    for table, columns in GOLD_COLUMNS.items():
+        assert _columns(home, table) == columns, table
+    events = _columns(home, "gold.events")
+    silver = _columns(home, "silver.events")
+    assert events[: len(silver)] == silver
+    assert events[len(silver) :] == [
+        "nominal_id",
+        "nominal_pseudo",
+        "household_id",
+        "household_pseudo",
+    ]
+    pairs = _columns(home, "gold.pairs")
+    assert {"record_key_l", "record_key_r", "match_weight", "mw_given_name"} <= set(pairs)
+
+
+def test_every_record_is_in_exactly_one_nominal(linked) -> None:
+    home, summary = linked
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap)
+    silver = con.execute("SELECT count(DISTINCT record_key) FROM silver.identity").fetchall()[0][0]
+    rows, keys = con.execute(
+        "SELECT count(*), count(DISTINCT record_key) FROM gold.nominal_records"
+    ).fetchall()[0]
+    assert rows == keys == silver == summary["records"]
+    live = con.execute(
+        "SELECT count(*) FROM gold.nominal_records WHERE nominal_id NOT IN "
+        "(SELECT nominal_id FROM gold.nominals)"
+    ).fetchall()[0][0]
+    assert live == 0
+    # record_count agrees with the records attached
+    bad = con.execute(
+        """SELECT count(*) FROM gold.nominals n JOIN (SELECT nominal_id, count(*) c
+           FROM gold.nominal_records GROUP BY 1) r USING (nominal_id)
+           WHERE n.record_count <> r.c"""
+    ).fetchall()[0][0]
+    assert bad == 0
+
+
+def test_accuracy_against_truth(linked, town: Path) -> None:
+    home, _summary = linked
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap)
+    evaluate.register_truth(con, town / "truth")
+    metrics = evaluate.cluster_metrics(con, "gold.nominal_records")
+    assert metrics["records"] > 3000
+    assert metrics["f1"] >= 0.98, metrics
+    assert metrics["bcubed_f1"] >= 0.98, metrics
+    per_pair = evaluate.per_dataset_pair(con)
+    assert {"datasets", "precision", "recall", "f1"} <= set(per_pair[0])
+
+
+def test_pseudonyms_are_keyed_hmacs(linked) -> None:
+    home, _summary = linked
+    row = table_rows(home, "gold.nominals", "TRUE LIMIT 1")[0]
+    expected = hmac.new(
+        home.pseudonym_key, f"nominal|{row['nominal_id']}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+    assert row["nominal_pseudo"] == expected
+
+
+def test_events_carry_nominal_and_household(linked) -> None:
+    home, _summary = linked
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap)
+    silver, gold, with_nominal, with_household = con.execute(
+        """SELECT (SELECT count(*) FROM silver.events), count(*), count(nominal_id),
+                  count(household_id) FROM gold.events"""
+    ).fetchall()[0]
+    assert gold == silver == with_nominal
+    assert with_household > 0.9 * gold
+    members = con.execute("SELECT count(*) FROM gold.household_members").fetchall()[0][0]
+    relationships = con.execute(
+        "SELECT relationship, count(*) FROM gold.relationships GROUP BY 1"
+    ).fetchall()
+    assert members > 0
+    kinds = dict(relationships)
+    assert kinds.get("parent", 0) == kinds.get("child", 0) > 0
+
+
+def test_survivorship_keeps_provenance(linked) -> None:
+    home, _summary = linked
+    snap = Lake(home.lake).require_current()
+    con = duck.connect(snap)
+    # every surviving value is backed by a record of that nominal holding it
+    missing = con.execute(
+        """SELECT count(*) FROM gold.nominal_provenance p
+           LEFT JOIN gold.nominal_records r
+             ON r.record_key = p.record_key AND r.nominal_id = p.nominal_id
+           WHERE r.record_key IS NULL"""
+    ).fetchall()[0][0]
+    assert missing == 0
+    mismatched = con.execute(
+        """SELECT count(*) FROM gold.nominals n JOIN gold.nominal_provenance p
+           ON p.nominal_id = n.nominal_id AND p.attribute = 'family_name'
+           WHERE p.value <> n.family_name"""
+    ).fetchall()[0][0]
+    assert mismatched == 0
+
+
+def test_rerun_keeps_every_id(linked) -> None:
+    home, _summary = linked
+    before = {r["record_key"]: r["nominal_id"] for r in table_rows(home, "gold.nominal_records")}
+    summary = link_lake(home, mode="full")
+    after = {r["record_key"]: r["nominal_id"] for r in table_rows(home, "gold.nominal_records")}
+    assert after == before
+    assert summary["lineage"] == {}
+    again = link_lake(home, mode="incremental")
+    assert again.get("new_records") == 0
+
+
+@pytest.fixture(scope="module")
+def split_silver(town: Path, tmp_path_factory) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+    """Silver identity/events split into 90% earlier and 10% later records."""
+    key = b"k" * 32
+    identity, events = silver_tables(town, key)
+    keys = identity["record_key"].to_pylist()
+    late_keys = {k for k in keys if int(hashlib.sha256(k.encode()).hexdigest(), 16) % 10 == 0}
+    late = pa.array([k in late_keys for k in keys])
+    late_events = pa.array([k in late_keys for k in events["record_key"].to_pylist()])
+    return (
+        identity.filter(pc.invert(late)),
+        events.filter(pc.invert(late_events)),
+        identity.filter(late),
+        events.filter(late_events),
+    )
+
+
+def test_incremental_gives_the_same_clusters_as_full(split_silver, model_dir, tmp_path) -> None:
+    early_id, early_ev, late_id, late_ev = split_silver
+    inc = new_home(tmp_path / "inc", model_dir)
+    write_silver(inc, early_id, early_ev)
+    link_lake(inc, mode="full")
+    before = {r["record_key"]: r["nominal_id"] for r in table_rows(inc, "gold.nominal_records")}
+    write_silver(inc, late_id, late_ev, append=True)
+    summary = link_lake(inc, mode="incremental")
+    assert summary["mode"] == "incremental"
+    assert summary["new_records"] == late_id.num_rows
+    assert summary["affected_nominals"] < len(set(before.values()))
+
+    full = new_home(tmp_path / "full", model_dir)
+    write_silver(full, early_id, early_ev)
+    write_silver(full, late_id, late_ev, append=True)
+    link_lake(full, mode="full")
+    assert partition(inc) == partition(full)
+
+    # earlier records keep their ids unless their nominal merged into another
+    after = {r["record_key"]: r["nominal_id"] for r in table_rows(inc, "gold.nominal_records")}
+    moved = {before[k] for k in before if after[k] != before[k]}
+    for old in moved:
+        assert resolve(old, inc) in set(after.values())
+    # gold tables stay consistent after a delta write
+    snap = Lake(inc.lake).require_current()
+    con = duck.connect(snap)
+    assert (
+        con.execute("SELECT count(*) - count(DISTINCT nominal_id) FROM gold.nominals").fetchall()[
+            0
+        ][0]
+        == 0
+    )
+    assert (
+        con.execute("SELECT count(DISTINCT nominal_id) FROM gold.nominal_records").fetchall()[0][0]
+        == con.execute("SELECT count(*) FROM gold.nominals").fetchall()[0][0]
+    )
+    assert (
+        con.execute("SELECT count(*) FROM gold.events").fetchall()[0][0]
+        == early_ev.num_rows + late_ev.num_rows
+    )
+
+
+def test_removed_and_changed_records_keep_lineage(town: Path, model_dir, tmp_path) -> None:
+    home = new_home(tmp_path / "home", model_dir)
+    identity, events = load_synth_into_home(town, home)
+    link_lake(home, mode="full")
+    records = table_rows(home, "gold.nominal_records")
+    by_nominal: dict[str, list[str]] = {}
+    for r in records:
+        by_nominal.setdefault(r["nominal_id"], []).append(r["record_key"])
+    # a nominal with a single record whose record is withdrawn: its id is retired
+    single = sorted(n for n, ks in by_nominal.items() if len(ks) == 1)[0]
+    gone_key = by_nominal[single][0]
+    keep = pc.invert(pc.is_in(identity["record_key"], pa.array([gone_key])))
+    keep_ev = pc.invert(pc.is_in(events["record_key"], pa.array([gone_key])))
+    write_silver(home, identity.filter(keep), events.filter(keep_ev))
+    summary = link_lake(home, mode="incremental")
+    assert summary["mode"] == "incremental"
+    lineage = table_rows(home, "gold.nominal_lineage", f"from_nominal_id = '{single}'")
+    assert [(r["kind"], r["to_nominal_id"]) for r in lineage] == [("forwarded", None)]
+    assert resolve(single, home) is None
+    assert not table_rows(home, "gold.nominals", f"nominal_id = '{single}'")
+
+
+def test_quality_charts_are_written(linked) -> None:
+    import json as _json
+
+    home, summary = linked
+    folder = home.reports / "linkage"
+    for name in ("match_weights", "m_u_parameters", "cluster_sizes", "uncertain_pairs"):
+        spec = _json.loads((folder / f"{name}.json").read_text())
+        assert spec["data"]["values"], name
+        html = (folder / f"{name}.html").read_text()
+        assert "vegaEmbed" in html and "cdn" not in html.lower()
+    assert summary["charts"]
+
+
+def test_resolve_is_exported_from_the_package(linked) -> None:
+    import nominal.link
+
+    home, _summary = linked
+    live = table_rows(home, "gold.nominals", "TRUE LIMIT 1")[0]["nominal_id"]
+    assert nominal.link.resolve(live, home) == live

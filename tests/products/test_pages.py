@@ -1,0 +1,228 @@
+"""The products' pages in the real app (TestClient over create_app), on the demo hub."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from nominal.config import Home
+from nominal.db import ControlPlane
+from nominal.govern.demo import DemoAccounts
+from nominal.govern.models import AuditEntry
+from nominal.products.models import Task
+
+from .web import COHORT, build_demo_hub, csrf_of, sign_in
+
+
+@pytest.fixture(scope="module")
+def demo_hub(town: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, DemoAccounts]:
+    return build_demo_hub(tmp_path_factory.mktemp("products-web") / "home", town)
+
+
+@pytest.fixture
+def app_client(demo_hub: tuple[Home, DemoAccounts]) -> Iterator[TestClient]:
+    from nominal.web.app import create_app
+
+    home, _ = demo_hub
+    with TestClient(create_app(home), base_url="https://testserver") as client:
+        yield client
+
+
+def _as(client: TestClient, demo_hub: tuple[Home, DemoAccounts], role: str) -> str:
+    home, accounts = demo_hub
+    return sign_in(client, accounts.by_role(role), home.database_url)
+
+
+def test_pages_need_a_signed_in_user(app_client: TestClient) -> None:
+    for path in ("/dashboard", "/map", "/tasking", "/workbench", "/benefits", "/usage"):
+        response = app_client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and "/sign-in" in response.headers["location"], path
+
+
+def test_dashboard_asks_for_a_purpose_then_shows_figures(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    _as(app_client, demo_hub, "practitioner")
+    first = app_client.get("/dashboard")
+    assert first.status_code == 200 and 'name="purpose"' in first.text
+    page = app_client.get("/dashboard?purpose=safeguarding_children")
+    assert page.status_code == 200, page.text
+    assert "Duplicate interventions" in page.text and 'id="kpi-events"' in page.text
+    assert "/tasking/case/nominal/" in page.text  # practitioners get nominal links
+    specs = [
+        json.loads(s)
+        for s in __import__("re").findall(
+            r'<script type="application/json" id="spec-[a-z_]+">(.*?)</script>', page.text, flags=16
+        )
+    ]
+    assert len(specs) == 4 and all("encoding" in s or "layer" in s for s in specs)
+    data = app_client.get("/api/products/dashboard?purpose=safeguarding_children").json()
+    assert data["events"] > 0 and data["people_with_duplicate_interventions"] >= 1
+    got = app_client.get("/dashboard/data/by_agency.csv?purpose=safeguarding_children")
+    assert got.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert sum(int(r["events"]) for r in rows) == data["events"]
+
+
+def test_analysts_see_pseudonyms_only(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    _as(app_client, demo_hub, "analyst")
+    page = app_client.get("/dashboard?purpose=research")
+    assert page.status_code == 200, page.text
+    assert "/tasking/case/nominal/" not in page.text and "(pseudonym)" in page.text
+    dups = app_client.get("/dashboard/data/duplicates.csv?purpose=research").text
+    assert not any(line.startswith("p") for line in dups.splitlines()[1:])  # no p<id> nominal ids
+    assert app_client.get("/tasking").status_code == 403  # analysts do not do casework
+
+
+def test_filters_narrow_the_figures(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    _as(app_client, demo_hub, "practitioner")
+    everything = app_client.get("/api/products/dashboard?purpose=safeguarding_children").json()
+    police = app_client.get(
+        "/api/products/dashboard?purpose=safeguarding_children&agency=police"
+    ).json()
+    assert 0 < police["events"] < everything["events"]
+    assert {r["agency"] for r in police["by_agency"]} == {"police"}
+    bad = app_client.get("/dashboard?purpose=safeguarding_children&age_band=teen")
+    assert bad.status_code == 422
+
+
+def test_map_and_area_click_through(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    _as(app_client, demo_hub, "practitioner")
+    page = app_client.get("/map?purpose=safeguarding_children&measure=people")
+    assert page.status_code == 200 and 'id="map"' in page.text
+    areas = json.loads(page.text.split('id="areas-geojson">')[1].split("</script>")[0])
+    assert areas["features"] and all("value" in f["properties"] for f in areas["features"])
+    oa = areas["features"][0]["properties"]["oa_code"]
+    detail = app_client.get(f"/map/areas/{oa}?purpose=safeguarding_children")
+    assert detail.status_code == 200 and oa in detail.text
+    assert app_client.get("/map?purpose=safeguarding_children&measure=vibes").status_code == 422
+    assert app_client.get("/map/data.csv?purpose=safeguarding_children").text.startswith("oa_code,")
+
+
+def test_task_from_a_cohort_then_update_it(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    home, _ = demo_hub
+    csrf = _as(app_client, demo_hub, "practitioner")
+    page = app_client.get(f"/tasking/cohorts/{COHORT}?purpose=safeguarding_children")
+    assert page.status_code == 200, page.text
+    team = page.text.split('id="team" name="team"><option value="')[1].split('"')[0]
+    made = app_client.post(
+        f"/tasking/cohorts/{COHORT}/tasks",
+        data={
+            "csrf_token": csrf,
+            "purpose": "safeguarding_children",
+            "team": team,
+            "title": "Joint visit",
+            "unit_id": [],
+            "due_on": "2026-12-31",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    control = ControlPlane(home.database_url)
+    with control.session() as s:
+        tasks = s.scalars(sa.select(Task).where(Task.title == "Joint visit")).all()
+        assert len(tasks) == 5 and {t.source for t in tasks} == {f"cohort:{COHORT}"}
+        task_id = tasks[0].id
+    queue = app_client.get(f"/tasking?team={team}")
+    assert "Joint visit" in queue.text
+    form = app_client.get(f"/tasking/tasks/{task_id}")
+    refused = app_client.post(
+        f"/tasking/tasks/{task_id}",
+        data={"csrf_token": csrf_of(form.text), "status": "done"},
+        follow_redirects=True,
+    )
+    assert "record the outcome" in refused.text
+    done = app_client.post(
+        f"/tasking/tasks/{task_id}",
+        data={"csrf_token": csrf, "status": "done", "outcome": "Seen at home"},
+        follow_redirects=True,
+    )
+    assert "Seen at home" in done.text
+    meeting = app_client.get("/tasking/meeting?purpose=safeguarding_children")
+    assert meeting.status_code == 200 and "Open intervention" in meeting.text
+    with control.session() as s:
+        actions = set(s.scalars(sa.select(AuditEntry.action)).all())
+    control.dispose()
+    assert {"task.create", "task.update", "view_cohort", "view_meeting"} <= actions
+
+
+def test_forms_without_csrf_are_refused(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    _as(app_client, demo_hub, "practitioner")
+    response = app_client.post("/tasking/new", data={"unit_id": "p1", "title": "x", "team": "x"})
+    assert response.status_code == 403
+
+
+def test_workbench_runs_selects_and_refuses_the_rest(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    csrf = _as(app_client, demo_hub, "analyst")
+    page = app_client.get("/workbench?purpose=research")
+    assert page.status_code == 200 and "events" in page.text
+    ok = app_client.post(
+        "/workbench",
+        data={
+            "csrf_token": csrf,
+            "purpose": "research",
+            "sql": "SELECT agency, count(*) AS n FROM events GROUP BY 1",
+            "output": "table",
+        },
+    )
+    assert ok.status_code == 200 and 'id="result"' in ok.text
+    as_csv = app_client.post(
+        "/workbench",
+        data={
+            "csrf_token": csrf,
+            "purpose": "research",
+            "sql": "SELECT count(*) AS n FROM nominals",
+            "output": "csv",
+        },
+    )
+    assert as_csv.text.splitlines()[0] == "n" and int(as_csv.text.splitlines()[1]) > 0
+    refused = app_client.post(
+        "/workbench",
+        data={
+            "csrf_token": csrf,
+            "purpose": "research",
+            "sql": "DROP TABLE events",
+            "output": "table",
+        },
+    )
+    assert refused.status_code == 422 and "only SELECT" in refused.text
+    home, _ = demo_hub
+    control = ControlPlane(home.database_url)
+    with control.session() as s:
+        outcomes = s.scalars(
+            sa.select(AuditEntry.outcome).where(AuditEntry.action == "workbench_query")
+        ).all()
+    control.dispose()
+    assert "allowed" in outcomes and "denied" in outcomes
+
+
+def test_benefits_and_usage(app_client: TestClient, demo_hub) -> None:  # type: ignore[no-untyped-def]
+    csrf = _as(app_client, demo_hub, "analyst")
+    page = app_client.get("/benefits?purpose=research")
+    assert page.status_code == 200, page.text
+    assert 'id="tracker"' in page.text and 'id="risk-matrix"' in page.text
+    added = app_client.post(
+        "/benefits/risks",
+        data={
+            "csrf_token": csrf,
+            "title": "Funding ends",
+            "owner": "Board",
+            "likelihood": "5",
+            "impact": "4",
+            "purpose": "research",
+        },
+        follow_redirects=True,
+    )
+    assert "Funding ends" in added.text and "5 × 4 = 20" in added.text
+    assert app_client.get("/benefits/data.csv?purpose=research").text.startswith("measure,")
+    assert app_client.get("/usage").status_code == 403  # analysts do not see usage by user group
+    _as(app_client, demo_hub, "data_owner")
+    usage = app_client.get("/usage")
+    assert usage.status_code == 200 and "Sign-ins" in usage.text
+    rows = list(csv.DictReader(io.StringIO(app_client.get("/usage/data.csv").text)))
+    assert any(r["kind"] == "sign-ins" and int(r["allowed"]) >= 1 for r in rows)
