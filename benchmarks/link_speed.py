@@ -23,10 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,25 +38,17 @@ RECORDS_PER_PERSON = 7.3  # nominal synth writes about this many records per per
 
 
 def _child(fn_source: str, home: str) -> dict[str, Any]:
-    """Run ``fn_source`` in a forked child; returns its JSON result plus peak RSS (MiB)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            scope: dict[str, Any] = {"HOME": home}
-            exec(fn_source, scope)
-            result = scope["RESULT"]
-            result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            os.write(write, json.dumps(result, default=str).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    chunks = []
-    while chunk := os.read(read, 65536):
-        chunks.append(chunk)
-    os.waitpid(pid, 0)
-    return json.loads(b"".join(chunks))
+    """Run ``fn_source`` in a fresh interpreter (spawned, never forked: a fork of a
+    process that has run DuckDB threads can deadlock); returns its JSON result with
+    its own peak resident memory (MiB)."""
+    code = (
+        f"HOME = {home!r}\n{fn_source}\n"
+        "import json, resource\n"
+        "RESULT['peak_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps(RESULT, default=str))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 FULL = """

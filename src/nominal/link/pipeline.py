@@ -174,14 +174,33 @@ def dataset_reliability(home: Home) -> dict[str, float]:
 # --------------------------------------------------------------------------------------
 # Review decisions (control plane)
 # --------------------------------------------------------------------------------------
+def control_plane(home: Home) -> Any:
+    """The control plane; migrations run only if the link tables are not there yet.
+
+    Upgrading every branch of migrations costs seconds, more than an incremental run
+    should spend on reading a handful of decisions.
+    """
+    import sqlalchemy as sa
+
+    from nominal.db import ControlPlane, make_engine
+
+    engine = make_engine(home.database_url)
+    try:
+        ready = sa.inspect(engine).has_table("link_decisions")
+    except sa.exc.SQLAlchemyError:
+        ready = False
+    finally:
+        engine.dispose()
+    return ControlPlane(home.database_url, migrate=not ready)
+
+
 def load_decisions(home: Home) -> pa.Table:
     """Latest reviewer decision per record pair (keys ordered l < r)."""
     from sqlalchemy import select
 
-    from nominal.db import ControlPlane
     from nominal.link.models import LinkDecision
 
-    cp = ControlPlane(home.database_url)
+    cp = control_plane(home)
     try:
         with cp.session() as session:
             rows = session.execute(
@@ -216,7 +235,6 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
     """Add the run's uncertain pairs without a decision to the review queue."""
     from sqlalchemy import select
 
-    from nominal.db import ControlPlane
     from nominal.link.models import LinkReviewItem
 
     rows = _q(
@@ -230,7 +248,7 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
     )
     if not rows:
         return 0
-    cp = ControlPlane(home.database_url)
+    cp = control_plane(home)
     added = 0
     try:
         with cp.session() as session:
