@@ -10,8 +10,6 @@ audited with the units it returned; a CSV export is audited as an export.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -167,10 +165,10 @@ def api_cohort(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp))
 
 @router.get("/cohorts/{cohort}.csv", include_in_schema=False)
 def cohort_csv(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp)) -> Response:
+    from nominal.security.exports import csv_text  # cells escaped against formula injection
+
     rows = _members(request, cohort, enforcer, "export")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["rank", "unit_type", "pseudonym", "output_area", "score", "reasons"])
+    lines = []
     for r in rows:
         reasons = r["reasons"]
         words = (
@@ -178,11 +176,12 @@ def cohort_csv(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp))
             if isinstance(reasons, list)
             else "; ".join(f"{k}: {v}" for k, v in reasons.items())
         )
-        writer.writerow(
+        lines.append(
             [r["rank"], r["unit_type"], r["unit_pseudo"], r["oa_code"], f"{r['score']:.4f}", words]
         )
+    header = ["rank", "unit_type", "pseudonym", "output_area", "score", "reasons"]
     return Response(
-        buffer.getvalue(),
+        csv_text(header, lines),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="cohort-{cohort}.csv"'},
     )

@@ -132,7 +132,13 @@ def link_files(
         if link_with is None
         else [db_api.register("std_0"), db_api.register("std_1")]
     )
-    linker = Linker(inputs_sdf, dict(trained), log_level=logging.ERROR)
+    scoring = dict(trained)
+    scoring["blocking_rules_to_generate_predictions"] = [
+        *trained["blocking_rules_to_generate_predictions"],
+        *({"blocking_rule": sql, "sql_dialect": "duckdb"}
+          for sql in link_settings.FILE_EXTRA_BLOCKING_SQL),
+    ]  # fmt: skip
+    linker = Linker(inputs_sdf, scoring, log_level=logging.ERROR)
     link_model.register_tf(linker, model)
     pred = linker.inference.predict(
         threshold_match_probability=link_settings.KEEP_PROBABILITY, warning_mode="never"
@@ -165,9 +171,10 @@ def link_files(
         cid: "N" + hashlib.sha256(cid.encode()).hexdigest()[:15] for cid in {r[1] for r in rows}
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
-        {"record_id": [r[0] for r in rows], "nominal_id": [nominal[r[1]] for r in rows]}
-    ).to_csv(out, index=False)
+    from nominal.security.exports import write_csv  # cells escaped against formula injection
+
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        write_csv(handle, ["record_id", "nominal_id"], ((r[0], nominal[r[1]]) for r in rows))
     pairs = int(con.execute(f"SELECT count(*) FROM {pred.physical_name}").fetchall()[0][0])
     return {
         "records": len(rows),

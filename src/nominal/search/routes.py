@@ -13,6 +13,7 @@ change to an agreement, a suspension or a user's training takes effect within th
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -33,6 +34,10 @@ from nominal.web.templating import render
 router = APIRouter()
 NAV = [("Search", "/search", ("practitioner", "analyst", "data_owner", "ig_lead", "admin"))]
 ACCESS_TTL_SECONDS = 10.0
+# Searches per user per minute (and per client address, twice that): enough for search
+# as you type, too few to trawl the population by enumerating names or dates of birth.
+SEARCH_RATE_ENV = "NOMINAL_SEARCH_RATE_PER_MINUTE"
+DEFAULT_SEARCH_RATE = 120
 QUERY_FIELDS: tuple[str, ...] = (
     "name", "given_name", "family_name", "dob", "age", "sex", "postcode", "address",
     "nhs_number", "ni_number", "police_id", "pupil_number",
@@ -74,6 +79,24 @@ def _params(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "").strip() for k in QUERY_FIELDS}
 
 
+def _throttle(request: Request, user: User) -> None:
+    """429 once a user (or client address) has searched too often in the last minute."""
+    from nominal.web.security import RateLimiter
+
+    hub = state(request)
+    limiter = hub.cache.get("search_limiter")
+    if limiter is None:
+        rate = int(os.environ.get(SEARCH_RATE_ENV) or DEFAULT_SEARCH_RATE)
+        limiter = hub.cache["search_limiter"] = RateLimiter(
+            per_client=2 * rate, per_username=rate, window=60.0
+        )
+    if not limiter.allow(client_address(request), user.username):
+        raise HTTPException(
+            429, "too many searches in the last minute: wait and try again",
+            headers={"Retry-After": "60"},
+        )  # fmt: skip
+
+
 def _run_search(
     request: Request, session: Session, user: User, purpose: str, params: dict[str, str], limit: int
 ) -> dict[str, Any]:
@@ -85,6 +108,7 @@ def _run_search(
         raise HTTPException(422, str(exc)) from None
     if query.is_empty():
         return {"results": [], "query": {}, "count": 0, "audit_seq": None, "seconds": 0.0}
+    _throttle(request, user)
     access = _access(request, session, user, purpose)
     try:
         index = _holder(request).get()
@@ -168,6 +192,19 @@ def _view_access(
     return access
 
 
+def _linked_snapshot(lake_root: Any) -> Any:
+    """The current snapshot if it has gold tables, else 503 (nothing to view yet, not a 500)."""
+    from nominal.engines.lake import LakeError
+
+    try:
+        snapshot = Lake(lake_root).require_current()
+    except LakeError as exc:
+        raise HTTPException(503, str(exc)) from None
+    if not snapshot.has("gold.nominals"):
+        raise HTTPException(503, "no linked data yet: run `nominal link`")
+    return snapshot
+
+
 def _person(
     request: Request, nominal_id: str, purpose: str | None, user: User, session: Session
 ) -> Any:
@@ -175,7 +212,7 @@ def _person(
     hub = state(request)
     from nominal.engines import duck
 
-    snapshot = Lake(hub.home.lake).require_current()
+    snapshot = _linked_snapshot(hub.home.lake)
     con = duck.connect(snapshot)
     try:
         view = person_view(con, snapshot, nominal_id, access, session)
@@ -226,7 +263,7 @@ def _household(
     hub = state(request)
     from nominal.engines import duck
 
-    snapshot = Lake(hub.home.lake).require_current()
+    snapshot = _linked_snapshot(hub.home.lake)
     con = duck.connect(snapshot)
     try:
         view = household_view(con, snapshot, household_id, access)
