@@ -59,7 +59,7 @@ def setup_governance(control: ControlPlane, contracts: Path) -> dict[str, str]:
                  "council": ("sw.khan", "KCC", "practitioner"),
                  "analyst": ("an.lee", "NPOL", "analyst")}  # fmt: skip
         for username, partner, role in users.values():
-            TOTP[username] = new_totp_secret()
+            TOTP.setdefault(username, new_totp_secret())
             user = admin.add_user(
                 s, username, username, partner, role, password=PASSWORD, totp_secret=TOTP[username]
             )

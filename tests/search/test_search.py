@@ -19,7 +19,8 @@ def people(town: Town, n: int = 40, seed: int = 3) -> list[dict[str, Any]]:
         for r in town.index.table.select(
             ["nominal_id", "given_name", "family_name", "date_of_birth", "postcode", "display_nhs_number"]
         ).to_pylist()
-        if r["given_name"] and r["family_name"] and r["date_of_birth"] and r["postcode"]
+        if r["given_name"] and r["family_name"] and r["date_of_birth"]
+        and r["postcode"] and len(r["postcode"]) >= 6 and " " in r["postcode"]
         and len(r["family_name"]) >= 4
     ]  # fmt: skip
     return random.Random(seed).sample(rows, n)

@@ -1,0 +1,74 @@
+"""Policy filtering and the audit record of a search, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from search_governance import PURPOSE, setup_governance
+from search_town import Town
+
+from nominal.db import ControlPlane
+from nominal.govern.admin import get_user, suspend_dataset
+from nominal.govern.audit import audit_log
+from nominal.govern.models import AuditEntry
+from nominal.search.access import SearchDenied, decide_search, governed_search
+from nominal.search.query import parse_query
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def control(request: pytest.FixtureRequest, town: Town, tmp_path: Path) -> Iterator[ControlPlane]:
+    url = (
+        f"sqlite:///{tmp_path / 'control.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    plane = ControlPlane(url)
+    setup_governance(plane, town.synth / "contracts")
+    try:
+        yield plane
+    finally:
+        plane.dispose()
+
+
+def entries(control: ControlPlane) -> list[AuditEntry]:
+    with control.session() as s:
+        found = list(s.scalars(sa.select(AuditEntry).order_by(AuditEntry.seq)))
+        for e in found:
+            s.expunge(e)
+        return found
+
+
+def test_search_policy_and_audit(control: ControlPlane, town: Town) -> None:
+    log = audit_log(control, town.home)
+    row = town.index.table.slice(0, 1).to_pylist()[0]
+    query = parse_query(given_name=row["given_name"], family_name=row["family_name"],
+                        dob=row["date_of_birth"].isoformat())  # fmt: skip
+    with control.session() as s:
+        user = get_user(s, town.users["practitioner"])
+        access = decide_search(s, user, PURPOSE)
+        result = governed_search(town.index, query, access, log, user, limit=3)
+    assert result.hits[0].nominal_id == row["unique_id"]
+    with control.session() as s:
+        council = get_user(s, town.users["council"])
+        with pytest.raises(SearchDenied):
+            governed_search(town.index, query, decide_search(s, council, PURPOSE), log, council)
+        # The data owner suspends every dataset the person is known through: not found.
+        for dataset in row["datasets"]:
+            suspend_dataset(s, dataset, "dpo", "test of suspension")
+    with control.session() as s:
+        user = get_user(s, town.users["practitioner"])
+        after = governed_search(town.index, query, decide_search(s, user, PURPOSE), log, user)
+    assert row["unique_id"] not in {h.nominal_id for h in after.hits}
+    log_entries = [e for e in entries(control) if e.action == "search"]
+    assert [(e.outcome, e.username) for e in log_entries] == [
+        ("allowed", town.users["practitioner"]),
+        ("denied", town.users["council"]),
+        ("allowed", town.users["practitioner"]),
+    ]
+    assert row["unique_id"] in json.loads(log_entries[0].nominal_ids)
+    assert all(e.purpose == PURPOSE for e in log_entries)
+    assert log.verify().ok
