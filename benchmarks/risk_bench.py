@@ -116,7 +116,7 @@ def run(town: Path, work: Path) -> None:
     for name, secs in (
         ("gold tables from truth (oracle linkage)", t_gold),
         ("features as of one date (person, household, area)", t_features),
-        ("train all models (features for 5 dates, fit, cards)", t_train),
+        ("train all models (features, fit, cards)", t_train),
         ("score all models, explanations and cohorts", t_score),
     ):
         print(f"{name:<44} {secs:>8.1f} {secs * per_million:>23.0f}")

@@ -37,6 +37,7 @@ def test_demo_builds_then_reuses(hub_home: Home) -> None:
         "link",
         "governance",
         "risk",
+        "products",
     ]
     assert stages["synth"]["reused"] is False
     ingest = stages["ingest"]
@@ -56,6 +57,7 @@ def test_demo_builds_then_reuses(hub_home: Home) -> None:
     assert stages["link"]["records"] == snapshot.rows("silver.identity")
     assert 0 < snapshot.rows("gold.nominals") <= stages["link"]["records"]
     assert {a["role"] for a in stages["governance"]["accounts"]} >= {"practitioner", "analyst"}
+    assert stages["products"]["teams"] == stages["governance"]["partners"] > 0
     # a 300-person town is too small for some models: each says why instead of failing
     assert set(stages["risk"]["models"]) == {
         "da_high_risk",

@@ -96,6 +96,8 @@ def test_vacuum_keeps_recent_snapshots(tmp_path: Path) -> None:
     remaining = {p.stem for p in lake.snapshots_dir.glob("*.json")}
     assert remaining == set(ids[-2:])
     assert lake.require_current().rows("silver.t") == 4
+    # the history ends at the oldest snapshot kept, without an error for the removed ones
+    assert [s.id for s in lake.history()] == list(reversed(ids[-2:]))
 
 
 def test_secret_is_generated_once_with_private_mode(hub_home) -> None:  # type: ignore[no-untyped-def]

@@ -334,7 +334,29 @@ def test_notifications_page(alert_hub: tuple[Home, ControlPlane]) -> None:
         nurse = issue_token(
             s, admin.add_user(s, "rn1", "A nurse", "KHT", "practitioner"), purpose
         ).token
+    from nominal.feeds.tokens import issue_feed_token
+
+    with control.session() as s:
+        system = issue_feed_token(s, "NPOL", [], can_pull=True).token
+        push_only = issue_feed_token(s, "NPOL", ["npol-incidents"]).token
     with TestClient(create_app(home), base_url="https://testserver") as client:
+        pulled = client.get("/api/feeds/pull/alerts", headers={"Authorization": f"Bearer {system}"})
+        assert pulled.status_code == 200
+        (alert,) = pulled.json()["alerts"]
+        assert (alert["kind"], alert["nominal_id"], alert["dataset"]) == (
+            "new_incident",
+            "N1",
+            "ae_attendances",
+        )
+        after = client.get(
+            f"/api/feeds/pull/alerts?after={alert['id']}",
+            headers={"Authorization": f"Bearer {system}"},
+        )
+        assert after.json()["alerts"] == []
+        refused = client.get(
+            "/api/feeds/pull/alerts", headers={"Authorization": f"Bearer {push_only}"}
+        )
+        assert refused.status_code == 403
         page = client.get("/notifications", headers={"Authorization": f"Bearer {police}"})
         assert page.status_code == 200
         assert "New incident" in page.text and "N1" in page.text and ">new<" in page.text
@@ -353,4 +375,8 @@ def test_notifications_page(alert_hub: tuple[Home, ControlPlane]) -> None:
     with control.session() as s:
         reads = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "alerts.read")).all()
         assert [r.username for r in reads] == ["pc1", "rn1", "pc1"]
+        pulls = s.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "feeds.pull.alerts")
+        ).all()
+        assert [p.username for p in pulls] == ["partner:NPOL", "partner:NPOL"]
         assert json.loads(reads[0].nominal_ids) == ["N1"]

@@ -44,7 +44,8 @@ def test_train_score_card_cohorts(hub: Path, trained: Trained) -> None:
     assert model["trained"] and model["oracle_roc_auc"] > 0.7
     assert model["roc_auc"] > model["count_rule_roc_auc"]
 
-    listed = _run(hub, "risk", "models")["models"]
+    listed = _run(hub, "models")["models"]
+    assert listed == _run(hub, "risk", "models")["models"]
     assert isinstance(listed, list)
     latest = [m for m in listed if m["model"] == "cin_cp_escalation" and m["latest"]]
     assert latest and latest[0]["version"] == model["version"]
@@ -53,7 +54,7 @@ def test_train_score_card_cohorts(hub: Path, trained: Trained) -> None:
     assert card["version"] == model["version"]
     assert Path(str(card["html"])).exists()
 
-    scored = _run(hub, "risk", "score", "--as-of", "2026-10-31")
+    scored = _run(hub, "score", "--as-of", "2026-10-31")
     assert scored["as_of"] == "2026-10-31"
     cohorts = _run(hub, "cohorts", "list")["cohorts"]
     assert isinstance(cohorts, list)

@@ -133,7 +133,7 @@ def test_counts_match_the_events(oracle_home: Home) -> None:
         .size()
     )
     assert high.sum() > 0
-    assert (person.loc[high.index, "p_da_high_3y"].to_numpy() == high.to_numpy()).all()
+    assert (person.loc[high.index, "p_da_high_5y"].to_numpy() == high.to_numpy()).all()
 
 
 def test_age_is_completed_years(oracle_home: Home) -> None:
@@ -143,3 +143,30 @@ def test_age_is_completed_years(oracle_home: Home) -> None:
     expected = [T.year - d.year - ((T.month, T.day) < (d.month, d.day)) for d in dob]
     assert person["p_age"].tolist() == expected
     assert (dob < T).all()  # nobody born after T is a unit as of T
+
+
+def test_a_history_loaded_in_bulk_is_detected(
+    oracle_home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Feeds backfilled in one load would look empty as of any past date; training notices."""
+    snap = Lake(oracle_home.lake).require_current()
+    assert not features.backfilled(snap, T)
+    events = snap.read("gold.events").to_pandas()
+    events["received_at"] = pd.Timestamp("2026-12-01 09:00")
+    bulk = _copy(
+        snap,
+        tmp_path_factory.mktemp("bulk") / "home",
+        {
+            "gold.events": pa.Table.from_pandas(
+                events, schema=snap.read("gold.events").schema, preserve_index=False
+            )
+        },
+    )
+    assert features.backfilled(bulk, T)
+    waiting = features.build(bulk, T, respect_received=True).household.to_pandas()
+    assert waiting["h_events_3y"].sum() == 0
+    dated = features.build(bulk, T, respect_received=False).household.to_pandas()
+    assert dated["h_events_3y"].sum() > 1000
+    # left to itself, the feature build notices the bulk load
+    auto = features.build(bulk, T).household.to_pandas()
+    pd.testing.assert_frame_equal(auto, dated)

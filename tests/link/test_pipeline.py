@@ -285,3 +285,24 @@ def test_removed_and_changed_records_keep_lineage(town: Path, model_dir, tmp_pat
     assert [(r["kind"], r["to_nominal_id"]) for r in lineage] == [("forwarded", None)]
     assert resolve(single, home) is None
     assert not table_rows(home, "gold.nominals", f"nominal_id = '{single}'")
+
+
+def test_quality_charts_are_written(linked) -> None:
+    import json as _json
+
+    home, summary = linked
+    folder = home.reports / "linkage"
+    for name in ("match_weights", "m_u_parameters", "cluster_sizes", "uncertain_pairs"):
+        spec = _json.loads((folder / f"{name}.json").read_text())
+        assert spec["data"]["values"], name
+        html = (folder / f"{name}.html").read_text()
+        assert "vegaEmbed" in html and "cdn" not in html.lower()
+    assert summary["charts"]
+
+
+def test_resolve_is_exported_from_the_package(linked) -> None:
+    import nominal.link
+
+    home, _summary = linked
+    live = table_rows(home, "gold.nominals", "TRUE LIMIT 1")[0]["nominal_id"]
+    assert nominal.link.resolve(live, home) == live

@@ -54,3 +54,9 @@ def test_mentions_stage_matches_the_truth(
     assert found == expected  # every person named in a document, on the right nominal
     assert summary["matched"] == len(expected)  # and nobody else
     assert mentions_for(home, "p-nobody") == []
+
+
+def test_no_documents_is_not_a_failure(prepared_hub: Callable[[str | None], Home]) -> None:
+    home = prepared_hub(None)  # oracle gold, no documents ingested
+    report = run_pipeline(home, ["mentions"])
+    assert report.ok and report.stages[0]["outputs"] == {}

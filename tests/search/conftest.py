@@ -8,35 +8,23 @@ tables, and the search index is built over those gold tables with that model.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from search_governance import setup_governance
+from search_town import Town
 
-from nominal.config import Home
 from nominal.config import home as make_home
 from nominal.db import ControlPlane
 from nominal.engines.lake import Lake
-from nominal.govern.audit import AuditLog, audit_log
+from nominal.govern.audit import audit_log
 from nominal.ingest.api import ingest_paths
 from nominal.link.pipeline import link_lake
-from nominal.search.index import SearchIndex, build_index
+from nominal.search.index import build_index
 from nominal.search.scoring import LinkageScorer, load_linkage_model
 from nominal.synth import generate
 
 PEOPLE = 700
 SEED = 11
-
-
-@dataclass
-class Town:
-    home: Home
-    synth: Path
-    index: SearchIndex
-    control: ControlPlane
-    audit: AuditLog
-    users: dict[str, str]
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import random
 from typing import Any
 
 import pytest
+from search_town import Town
 
-from conftest import Town
 from nominal.search.engine import search
 from nominal.search.query import QueryError, parse_dob, parse_postcode, parse_query
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from search_governance import PARTIAL_DATASET, PASSWORD, PURPOSE, TOTP
+from search_town import Town
 
-from conftest import Town
 from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.govern.admin import get_purpose, get_user

@@ -3,7 +3,10 @@ silver layer) on SQLite and on PostgreSQL, and a signed-in client helper."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from govern.lakes import build_silver
 from nominal.config import Home
+from nominal.config import home as make_home
 from nominal.govern.auth import totp_now
 from nominal.govern.demo import DemoAccount, DemoAccounts, seed_demo
 from nominal.synth import generate
@@ -25,22 +29,88 @@ def contracts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "contracts"
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NOMINAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(
+    contracts_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, DemoAccounts]:
+    """A migrated, demo-seeded SQLite control plane, copied for each test (seeding is slow)."""
+    folder = tmp_path_factory.mktemp("template")
+    path = folder / "control.db"
+    accounts = seed_demo(make_home(folder), contracts_dir, database_url=f"sqlite:///{path}")
+    return path, accounts
+
+
+@pytest.fixture(scope="session")
+def postgres_template(
+    contracts_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, DemoAccounts]]:
+    """A migrated, demo-seeded PostgreSQL database that each test clones (CREATE DATABASE
+    ... TEMPLATE) on the real server."""
+    name = f"govern_tpl_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = (
+        sa.engine.make_url(POSTGRES_ADMIN_URL)
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
+    try:
+        accounts = seed_demo(
+            make_home(tmp_path_factory.mktemp("pgtpl")), contracts_dir, database_url=url
+        )
+        yield name, accounts
+    finally:
+        with admin.connect() as con:
+            con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
+def seeded(
     request: pytest.FixtureRequest, hub_home: Home, monkeypatch: pytest.MonkeyPatch
-) -> str:
+) -> Iterator[tuple[str, DemoAccounts]]:
+    """(control-plane URL, demo accounts): a fresh copy of the seeded template per test."""
     if request.param == "sqlite":
+        template, accounts = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, hub_home.control_db_path)
         url = f"sqlite:///{hub_home.control_db_path}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv("NOMINAL_DATABASE_URL", url)
+        yield url, accounts
+        return
+    template, accounts = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    url = (
+        sa.engine.make_url(POSTGRES_ADMIN_URL)
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
     monkeypatch.setenv("NOMINAL_DATABASE_URL", url)
-    return url
+    try:
+        yield url, accounts
+    finally:
+        with admin.connect() as con:
+            con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
-def demo(hub_home: Home, contracts_dir: Path, database_url: str) -> DemoAccounts:
+def database_url(seeded: tuple[str, DemoAccounts]) -> str:
+    return seeded[0]
+
+
+@pytest.fixture
+def demo(hub_home: Home, seeded: tuple[str, DemoAccounts]) -> DemoAccounts:
     build_silver(hub_home)
-    return seed_demo(hub_home, contracts_dir, database_url=database_url)
+    return seeded[1]
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ def test_practitioner_sees_identities_analyst_pseudonyms(
     reads = _audit_rows(database_url, "read")
     assert len(reads) == 2 and all(r["outcome"] == "allowed" for r in reads)
     assert first["record_key"] in reads[-1]["record_keys"]
+    assert "GET /api/datasets/crimes/records?purpose=safeguarding_children" in reads[-1]["detail"]
 
 
 def test_deny_by_default_and_audited(

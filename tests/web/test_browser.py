@@ -41,9 +41,9 @@ def server(hub_home: Home, contracts_dir: Path) -> Iterator[tuple[str, DemoAccou
 
     build_silver(hub_home)
     accounts = seed_demo(hub_home, contracts_dir)
-    # Plain HTTP on localhost in the test, so the cookie cannot be marked Secure here
-    # (the TestClient tests check the flag over HTTPS).
-    app = create_app(hub_home, secure_cookies=False)
+    # The production default: Secure cookies. Chromium treats http://localhost as a
+    # secure context, so it stores them even without TLS.
+    app = create_app(hub_home)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)

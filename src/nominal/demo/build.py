@@ -140,6 +140,12 @@ def _risk(home: Home, options: DemoOptions, folder: Path, progress: Progress) ->
     }
 
 
+def _products(home: Home, options: DemoOptions, folder: Path, progress: Progress) -> dict[str, Any]:
+    from nominal.products.demo import seed_products
+
+    return seed_products(home)
+
+
 # (name, description, stage) in the order they run; later capabilities append here.
 STAGES: list[tuple[str, str, Stage]] = [
     ("synth", "Generating the synthetic town", _synthesise),
@@ -149,6 +155,7 @@ STAGES: list[tuple[str, str, Stage]] = [
     ("link", "Linking golden nominals and households", _link),
     ("governance", "Setting up partners, agreements and demo users", _governance),
     ("risk", "Training and scoring the risk models", _risk),
+    ("products", "Setting up partner teams, pathways and programme risks", _products),
 ]
 
 

@@ -242,12 +242,18 @@ class Lake:
         )
 
     def history(self) -> list[Snapshot]:
-        """Snapshots from the current one back through its parents (newest first)."""
+        """Snapshots from the current one back through its parents (newest first).
+
+        The chain ends at the oldest snapshot still kept: vacuum, erasure and retention
+        remove older manifests on purpose (erased data must not stay reachable).
+        """
         out: list[Snapshot] = []
         snap = self.current()
         while snap is not None:
             out.append(snap)
-            snap = self.snapshot(snap.parent) if snap.parent else None
+            if not snap.parent or not (self.snapshots_dir / f"{snap.parent}.json").exists():
+                break
+            snap = self.snapshot(snap.parent)
         return out
 
     # -- writing ----------------------------------------------------------------------

@@ -398,6 +398,25 @@ def user_unlock(username: str, json_: bool = JSON) -> None:
         out.result({"ok": True})
 
 
+@user_app.command("link-oidc")
+def user_link_oidc(
+    username: str,
+    subject: str = typer.Argument(..., help="ISSUER|SUBJECT as the identity provider asserts it"),
+    json_: bool = JSON,
+) -> None:
+    """Let USERNAME sign in through their organisation's OpenID Connect provider."""
+    from nominal.govern import admin
+
+    out = Output(json_)
+    if "|" not in subject:
+        out.fail("give the subject as ISSUER|SUBJECT")
+    with _session(out) as s:
+        user = admin.get_user(s, username)
+        user.oidc_subject = subject
+        out.print(f"{username} may sign in as {subject}")
+        out.result({"ok": True})
+
+
 @user_app.command("list")
 def user_list(json_: bool = JSON) -> None:
     import sqlalchemy as sa

@@ -182,6 +182,7 @@ class RunContext:
     key: bytes
     known: set[str]  # delivery ids already ingested
     has_postcodes: bool
+    erased: bool = False  # a temp table `erased_keys` holds records erased on request
     new_files: dict[str, list[tuple[int, Path]]] = field(default_factory=dict)
     delivery_rows: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0
@@ -359,6 +360,19 @@ def _write_all(
         ctx.con.execute("SET preserve_insertion_order = true")
 
 
+def _refuse_erased(con: duckdb.DuckDBPyConnection) -> None:
+    """A partner re-sending a record erased on request: counted in quarantine, kept nowhere.
+
+    The quarantine row names the reason but holds no copy of the row (``raw`` is NULL),
+    so the erasure stands and rows in = accepted + quarantined still holds.
+    """
+    con.execute(
+        """UPDATE staged SET __ok = false, __field = 'record_id', __raw = NULL,
+             __reasons = 'record_id: erased_on_request', __record_key = NULL
+           WHERE __record_key IN (SELECT record_key FROM erased_keys)"""
+    )
+
+
 def _mark_duplicates_in_delivery(con: duckdb.DuckDBPyConnection) -> int:
     """A source record id sent twice in one delivery: the later row supersedes the earlier."""
     dups = con.execute(
@@ -401,6 +415,8 @@ def ingest_table_delivery(
     except duckdb.Error as exc:
         raise duck_error(path, exc) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
+    if ctx.erased:
+        _refuse_erased(con)
     superseded = _mark_duplicates_in_delivery(con)
     identity, events, quarantine = _write_all(ctx, contract, delivery_id, path.name)
     stats = dq.delivery_stats(con, contract, [f.name for f in fields])
@@ -444,6 +460,18 @@ def _connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
     for macro in MACROS:
         con.execute(macro)
     return con
+
+
+def _load_erased(con: duckdb.DuckDBPyConnection, home: Home) -> bool:
+    """Load the erasure register (records erased on request) into a temp table."""
+    from nominal.govern.rights import erased_record_keys
+
+    keys = sorted(erased_record_keys(home))
+    if not keys:
+        return False
+    con.execute("CREATE OR REPLACE TEMP TABLE erased_keys (record_key VARCHAR PRIMARY KEY)")
+    con.executemany("INSERT INTO erased_keys VALUES (?)", [(k,) for k in keys])
+    return True
 
 
 def _known_deliveries(ctx_con: duckdb.DuckDBPyConnection, tx: SnapshotWriter) -> set[str]:
@@ -612,10 +640,11 @@ def run_ingest(
                 f"CREATE TEMP TABLE reference_postcodes AS SELECT DISTINCT ON (postcode) "
                 f"postcode, oa_code FROM read_parquet([{lst}])"
             )
+        erased = _load_erased(con, home)
         ctx = RunContext(
             home=home, lake=lake, tx=tx, con=con, work_dir=work, received_at=received_at,
             as_of=as_of or received_at.date(), key=home.pseudonym_key,
-            known=_known_deliveries(con, tx), has_postcodes=has_pc,
+            known=_known_deliveries(con, tx), has_postcodes=has_pc, erased=erased,
         )  # fmt: skip
         for path in files:
             if on_file is not None:

@@ -214,6 +214,12 @@ def register(app: typer.Typer) -> None:
             )
         out.result({"models": rows})
 
+    # the short forms the rest of the hub uses: `nominal models`, `nominal score`
+    app.command("models", help="List every trained risk model version with its metrics.")(
+        risk_models
+    )
+    app.command("score", help="Score the trained risk models and build the cohorts.")(risk_score)
+
     @risk_app.command("oracle")
     def risk_oracle(synth_dir: Path, json_mode: JsonOpt = False) -> None:
         """Write gold tables from a synthetic town's truth (perfect linkage), for comparison."""

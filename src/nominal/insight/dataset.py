@@ -83,7 +83,10 @@ def unit_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec, as_of: date) -> p
 
 
 def rows_for_dates(
-    snapshot: Snapshot, specs: list[ModelSpec], dates: list[date]
+    snapshot: Snapshot,
+    specs: list[ModelSpec],
+    dates: list[date],
+    respect_received: bool | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Model rows of each spec over several as-of dates (features built once per date)."""
     from nominal.engines.duck import connect
@@ -100,7 +103,7 @@ def rows_for_dates(
     )
     parts: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
     for as_of in dates:
-        features.build(snapshot, as_of, con=con)
+        features.build(snapshot, as_of, con=con, respect_received=respect_received)
         for spec in specs:
             parts[spec.name].append(unit_rows(con, spec, as_of))
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}

@@ -94,9 +94,17 @@ def age_sql(dob: str, t: str) -> str:
     )
 
 
-def _known_events(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """The events the hub knew of at ``as_of`` (temp table ``known``)."""
+def _known_events(
+    con: duckdb.DuckDBPyConnection, as_of: date, respect_received: bool = True
+) -> None:
+    """The events the hub knew of at ``as_of`` (temp table ``known``).
+
+    ``respect_received=False`` drops the ``received_at`` condition: only for training on
+    a history that was loaded in bulk after the fact (every ``received_at`` is the load
+    date), where the condition would hide every past event. Model cards say so.
+    """
     t = _d(as_of)
+    received = f"AND received_at <= CAST({t} AS TIMESTAMP)" if respect_received else ""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE known AS
@@ -105,7 +113,7 @@ def _known_events(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                event_date < {t} AND (event_end_date IS NULL OR event_end_date >= {t})
                  AS open_at
         FROM gold.events
-        WHERE event_date < {t} AND received_at <= CAST({t} AS TIMESTAMP)
+        WHERE event_date < {t} {received}
           AND nominal_id IS NOT NULL
         """
     )
@@ -196,8 +204,13 @@ def build(
     as_of: date,
     datasets: tuple[str, ...] = STANDARD_DATASETS,
     con: duckdb.DuckDBPyConnection | None = None,
+    respect_received: bool | None = None,
 ) -> FeatureSet:
-    """Compute the person, household and area features as of ``as_of``."""
+    """Compute the person, household and area features as of ``as_of``.
+
+    ``respect_received`` (wait for each event's delivery) defaults to yes unless the
+    history before ``as_of`` was loaded in bulk after it (:func:`backfilled`).
+    """
     from nominal.engines.duck import connect
 
     con = con or connect(
@@ -211,7 +224,9 @@ def build(
         ],
     )
     t = _d(as_of)
-    _known_events(con, as_of)
+    if respect_received is None:
+        respect_received = not _backfilled(con, as_of)
+    _known_events(con, as_of, respect_received)
     _members(con, as_of)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE fp AS
@@ -331,3 +346,23 @@ def write(lake: Lake, features: list[FeatureSet]) -> dict[str, int]:
             tx.replace(name, [tx.write_arrow(name, table)])
         tx.commit({"as_of": [f.as_of.isoformat() for f in features]})
     return {name: table.num_rows for name, table in tables.items()}
+
+
+def backfilled(snapshot: Snapshot, as_of: date) -> bool:
+    """Was the history before ``as_of`` loaded in bulk after it?
+
+    True when most events dated before ``as_of`` reached the hub only after it -- a
+    lake filled from historical extracts rather than from live feeds.
+    """
+    from nominal.engines.duck import connect
+
+    return _backfilled(connect(snapshot, tables=["gold.events"]), as_of)
+
+
+def _backfilled(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    row = con.execute(
+        f"""SELECT count(*) FILTER (WHERE received_at > CAST({_d(as_of)} AS TIMESTAMP)),
+                   count(*)
+            FROM gold.events WHERE event_date < {_d(as_of)}"""
+    ).fetchall()[0]
+    return bool(row[1] and row[0] > 0.5 * row[1])

@@ -14,7 +14,7 @@ import pandas as pd
 
 from nominal.config import Home
 from nominal.engines.lake import Lake, Snapshot
-from nominal.insight import cards, dataset, explain, fairness, scoring, training
+from nominal.insight import cards, dataset, explain, fairness, features, scoring, training
 from nominal.insight.specs import SPECS, ModelSpec
 
 
@@ -63,7 +63,7 @@ def truth_ids(snapshot: Snapshot, truth: Path, unit: str) -> pd.DataFrame | None
     from nominal.engines.duck import connect
 
     con = connect(snapshot, tables=["gold.nominals", "gold.nominal_records"])
-    sample = con.execute("SELECT nominal_id FROM gold.nominals LIMIT 1").fetchone()
+    sample = con.execute("SELECT nominal_id FROM gold.nominals LIMIT 1").fetchall()[0]
     if sample and str(sample[0]).startswith("p") and str(sample[0])[1:].isdigit():
         return None  # ids already carry the truth id
     if unit != "person" or not snapshot.has("gold.nominal_records"):
@@ -94,9 +94,12 @@ def train_all(
     dates = training.split_dates(end, start)
     specs: list[ModelSpec] = [SPECS[n] for n in (names or list(SPECS))]
     all_dates = [d for ds in dates.values() for d in ds]
+    # a history loaded in bulk (all received at load time) would look empty as of any
+    # past date if features waited for delivery; then event dates alone decide
+    bulk = features.backfilled(snapshot, dates["train"][-1])
     if step:
         step(f"features as of {len(all_dates)} dates")
-    rows = dataset.rows_for_dates(snapshot, specs, all_dates)
+    rows = dataset.rows_for_dates(snapshot, specs, all_dates, respect_received=not bulk)
     results = []
     for spec in specs:
         if step:
@@ -116,6 +119,11 @@ def train_all(
         folder = training.save(model, home.models)
         data = {
             "snapshot": snapshot.id,
+            "point_in_time": "events dated before each as-of date (the history was loaded in "
+            "bulk after the fact, so delivery dates could not be used; live scoring also "
+            "waits for delivery)"
+            if bulk
+            else "events dated before each as-of date and received by the hub by then",
             "linkage": "oracle (synthetic ground truth)"
             if truth is not None and truth_ids(snapshot, truth, spec.unit) is None
             else "the hub's record linkage (gold tables)",

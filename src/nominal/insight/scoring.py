@@ -385,7 +385,12 @@ def score_all(
         "as_of": as_of,
         "scores": scores.num_rows,
         "models": {
-            n: {"version": s.model.version, "units": len(s.rows), "k": s.k}
+            n: {
+                "version": s.model.version,
+                "units": len(s.rows),
+                "k": s.k,
+                "drift": drift(s.model, s.rows["score"]),
+            }
             for n, s in scored.items()
         },
         "skipped": skipped,

@@ -132,7 +132,13 @@ def link_files(
         if link_with is None
         else [db_api.register("std_0"), db_api.register("std_1")]
     )
-    linker = Linker(inputs_sdf, dict(trained), log_level=logging.ERROR)
+    scoring = dict(trained)
+    scoring["blocking_rules_to_generate_predictions"] = [
+        *trained["blocking_rules_to_generate_predictions"],
+        *({"blocking_rule": sql, "sql_dialect": "duckdb"}
+          for sql in link_settings.FILE_EXTRA_BLOCKING_SQL),
+    ]  # fmt: skip
+    linker = Linker(inputs_sdf, scoring, log_level=logging.ERROR)
     link_model.register_tf(linker, model)
     pred = linker.inference.predict(
         threshold_match_probability=link_settings.KEEP_PROBABILITY, warning_mode="never"

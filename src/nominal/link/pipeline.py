@@ -55,6 +55,7 @@ from nominal.link.standardise import register_nicknames, standardise_sql
 log = logging.getLogger(__name__)
 
 STANDARDISED = "link.standardised"
+FACTS = "link.facts"
 GOLD_TABLES = (
     "gold.nominal_records",
     "gold.nominals",
@@ -506,8 +507,16 @@ ATTRIBUTES_PERSON = (
 ATTRIBUTES_ADDRESS = ("address_line_1", "town", "postcode", "uprn")
 
 
-def build_record_facts(ctx: RunContext, reliability: dict[str, float]) -> None:
-    """``facts``: per record, its nominal, dataset reliability, dates and address key."""
+def build_record_facts(
+    ctx: RunContext, reliability: dict[str, float], only: str | None = None
+) -> None:
+    """``facts``: per record, its nominal, reliability, dates, address and roles.
+
+    With ``only`` (a table of record_key) facts are computed for those records alone
+    and the stored facts of the others (``link.facts``, written by every run) are
+    reused with their current nominal id: an incremental run never re-reads every
+    record and event.
+    """
     con = ctx.con
     rel = pa.table(
         {"dataset": list(reliability), "reliability": list(reliability.values())},
@@ -515,17 +524,17 @@ def build_record_facts(ctx: RunContext, reliability: dict[str, float]) -> None:
     )
     con.register("reliability_arrow", rel)
     has_events = _exists(con, "silver.events")
+    limit = f"WHERE record_key IN (SELECT record_key FROM {only})" if only else ""
     events = (
-        """(SELECT record_key, min(event_date) AS first_date, max(event_date) AS last_date,
+        f"""(SELECT record_key, min(event_date) AS first_date, max(event_date) AS last_date,
                   max(event_end_date) AS end_date, any_value(oa_code) AS oa_code
-           FROM silver.events GROUP BY 1)"""
+           FROM silver.events {limit} GROUP BY 1)"""
         if has_events
         else "(SELECT NULL::VARCHAR record_key, NULL::DATE first_date, NULL::DATE last_date, "
         "NULL::DATE end_date, NULL::VARCHAR oa_code LIMIT 0)"
     )
-    _q(
-        con,
-        f"""CREATE OR REPLACE TABLE facts AS
+    where = f"WHERE i.record_key IN (SELECT record_key FROM {only})" if only else ""
+    computed = f"""
         SELECT i.record_key, a.nominal_id, i.dataset, i.agency, i.source_record_id,
                coalesce(r.reliability, 0.5) AS reliability,
                coalesce(e.first_date, CAST(i.received_at AS DATE)) AS first_date,
@@ -534,19 +543,33 @@ def build_record_facts(ctx: RunContext, reliability: dict[str, float]) -> None:
                CASE WHEN s.uprn IS NOT NULL THEN 'uprn:' || s.uprn
                     WHEN s.address_std IS NOT NULL AND s.postcode_std IS NOT NULL
                     THEN 'addr:' || s.address_std || '|' || s.postcode_std END AS address_key,
-               i.household_ref, lower(i.relationship) AS relationship
+               i.household_ref, lower(i.relationship) AS relationship,
+               i.address_line_1, i.address_line_2, i.town, i.postcode, i.uprn
         FROM ident i JOIN assign a USING (record_key)
         JOIN std_all s ON s.unique_id = i.record_key
         LEFT JOIN reliability_arrow r ON r.dataset = i.dataset
-        LEFT JOIN {events} e ON e.record_key = i.record_key""",
-    )
+        LEFT JOIN {events} e ON e.record_key = i.record_key
+        {where}"""
+    if only:
+        computed += f"""
+        UNION ALL BY NAME
+        SELECT f.* REPLACE (a.nominal_id AS nominal_id)
+        FROM link.facts f JOIN assign a USING (record_key)
+        WHERE f.record_key NOT IN (SELECT record_key FROM {only})"""
+    _q(con, f"CREATE OR REPLACE TABLE facts AS {computed}")
 
 
 def build_nominals(ctx: RunContext, scope: str) -> None:
     """``nominals_new`` and ``provenance_new`` for the nominals in ``scope``."""
     con = ctx.con
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident
+        WHERE record_key IN (SELECT record_key FROM facts
+                             WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
+    )
     unpivot = " UNION ALL ".join(
-        f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident"
+        f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
         for a, src in [
             *[(a, a) for a in ATTRIBUTES_PERSON if a != "ethnicity"],
             ("ethnicity", "json_extract_string(personal_attributes, '$.ethnicity')"),
@@ -582,15 +605,15 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
         f"""CREATE OR REPLACE TABLE prov_address AS
         WITH latest AS (
             SELECT f.nominal_id, f.record_key, f.dataset, f.oa_code
-            FROM facts f JOIN ident i USING (record_key)
+            FROM facts f
             WHERE f.nominal_id IN (SELECT nominal_id FROM {scope})
-              AND i.address_line_1 IS NOT NULL
+              AND f.address_line_1 IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY f.nominal_id
                 ORDER BY f.last_date DESC, f.reliability DESC, f.record_key) = 1
         )
         SELECT l.nominal_id, u.attribute, u.value, l.record_key, l.dataset,
                'recency (whole address of the latest record)' AS rule
-        FROM latest l JOIN ident i USING (record_key),
+        FROM latest l JOIN facts i USING (record_key),
         LATERAL (VALUES ('address_line_1', i.address_line_1), ('town', i.town),
                         ('postcode', i.postcode), ('uprn', i.uprn)) u(attribute, value)
         WHERE u.value IS NOT NULL""",
@@ -651,15 +674,15 @@ def build_households(ctx: RunContext) -> None:
         con,
         """CREATE OR REPLACE TABLE addresses_new AS
         SELECT f.address_key,
-               arg_max(i.uprn, f.last_date) AS uprn,
-               arg_max(i.address_line_1, f.last_date) AS address_line_1,
-               arg_max(i.address_line_2, f.last_date) AS address_line_2,
-               arg_max(i.town, f.last_date) AS town,
-               arg_max(i.postcode, f.last_date) AS postcode,
+               arg_max(f.uprn, f.last_date) AS uprn,
+               arg_max(f.address_line_1, f.last_date) AS address_line_1,
+               arg_max(f.address_line_2, f.last_date) AS address_line_2,
+               arg_max(f.town, f.last_date) AS town,
+               arg_max(f.postcode, f.last_date) AS postcode,
                arg_max(f.oa_code, f.last_date) AS oa_code,
                min(f.first_date) AS first_seen, max(f.last_date) AS last_seen,
                count(DISTINCT f.nominal_id) AS nominal_count
-        FROM facts f JOIN ident i USING (record_key)
+        FROM facts f
         WHERE f.address_key IS NOT NULL GROUP BY 1""",
     )
     _q(
@@ -1022,6 +1045,9 @@ def link_lake(
         else:
             score_duckdb(ctx, new_table)
     summary = _incremental(ctx, lake) if incremental else _full(ctx, lake, reliability)
+    if not incremental:  # charts describe a whole run; incremental runs keep them
+        with ctx.step("charts"):
+            summary["charts"] = [str(p) for p in _charts(ctx, lake)]
     summary.update(
         {
             "ok": True,
@@ -1034,6 +1060,27 @@ def link_lake(
     )
     con.close()
     return summary
+
+
+def _charts(ctx: RunContext, lake: Lake) -> list[Path]:
+    """Quality charts of the model (once per version) and of this run's clusters."""
+    from nominal.link import charts
+
+    written: list[Path] = []
+    marker = ctx.home.reports / "linkage" / "match_weights.json"
+    try:
+        if ctx.model.meta.get("charted") is not True and (
+            not marker.exists() or ctx.model.version not in marker.read_text()
+        ):
+            written += charts.model_charts(ctx.home, ctx.model)
+        con = duck.connect(lake.require_current(), tables=["gold.nominal_records", "gold.pairs"])
+        try:
+            written += charts.run_charts(ctx.home, con)
+        finally:
+            con.close()
+    except Exception as exc:  # charts are a report: a failure must not undo the link
+        log.warning("linkage charts not written: %s", exc)
+    return written
 
 
 def _decisions_since_last_run(ctx: RunContext) -> bool:
@@ -1080,6 +1127,7 @@ def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> 
     with ctx.step("write gold"), lake.transaction("link") as tx:
         simple = {
             STANDARDISED: "SELECT * FROM std_all",
+            FACTS: "SELECT * FROM facts",
             "gold.nominal_records": f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency,
                 f.source_record_id, CAST(1.0 AS DOUBLE) AS cluster_probability,
                 '{ctx.run_id}' AS linked_run FROM facts f""",
@@ -1227,12 +1275,17 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             WHERE p.nominal_id IS DISTINCT FROM n.nominal_id""",
         )
     with ctx.step("golden nominals"):
-        build_record_facts(ctx, dataset_reliability(ctx.home))
-        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM new_assign")
-        build_nominals(ctx, "scope")
-    with ctx.step("households"):
+        if ctx.snapshot.has(FACTS):
+            _q(
+                con,
+                """CREATE OR REPLACE TABLE facts_only AS
+                SELECT unique_id AS record_key FROM std_new""",
+            )
+            build_record_facts(ctx, dataset_reliability(ctx.home), only="facts_only")
+        else:
+            build_record_facts(ctx, dataset_reliability(ctx.home))
         build_households(ctx)
-        finish_nominals(ctx)
+        # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
             """CREATE OR REPLACE TABLE household_changed AS
@@ -1240,14 +1293,15 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             LEFT JOIN gold.nominals g USING (nominal_id)
             WHERE g.household_id IS DISTINCT FROM n.household_id""",
         )
-        # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
-            """INSERT INTO scope SELECT nominal_id FROM household_changed
-            WHERE nominal_id NOT IN (SELECT nominal_id FROM scope)""",
+            """CREATE OR REPLACE TABLE scope AS
+            SELECT DISTINCT nominal_id FROM new_assign
+            UNION SELECT nominal_id FROM household_changed""",
         )
         build_nominals(ctx, "scope")
         finish_nominals(ctx)
+    with ctx.step("events"):
         _q(
             con,
             """CREATE OR REPLACE TABLE nominal_pseudo_all AS
@@ -1293,6 +1347,17 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
         f"t.unique_id IN (SELECT unique_id FROM std_new) OR t.unique_id IN {removed}",
         "std_new",
     )
+    if tx.files(FACTS):
+        _replace_rows(
+            con,
+            tx,
+            FACTS,
+            "SELECT * FROM facts WHERE record_key IN (SELECT record_key FROM changed_records)",
+            f"t.record_key IN (SELECT record_key FROM changed_records) OR t.record_key IN {removed}",
+            "changed_records",
+        )
+    else:
+        tx.replace(FACTS, [_copy(con, tx, FACTS, "SELECT * FROM facts")])
     _replace_rows(
         con,
         tx,

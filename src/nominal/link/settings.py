@@ -210,6 +210,16 @@ def prediction_blocking_rules() -> list[BlockingRuleCreator | dict[str, Any]]:
     ]
 
 
+# Broader rules for ``nominal link-file``: a file someone wants to measure the linker on
+# is small enough to afford blocks the hub's million records cannot (a date of birth
+# alone, a postcode alone, a street).
+FILE_EXTRA_BLOCKING_SQL: tuple[str, ...] = (
+    "l.dob = r.dob",
+    "l.postcode_std = r.postcode_std",
+    "l.house_number = r.house_number AND l.address_tokens[-1] = r.address_tokens[-1]",
+)
+
+
 def training_blocking_rules() -> list[BlockingRuleCreator]:
     """Blocking rules of the expectation-maximisation sessions (each frees the others).
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -58,4 +57,3 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
-    os.environ.setdefault(LEVEL_ENV, level)

@@ -145,8 +145,12 @@ def _alerts(ctx: StageContext) -> dict[str, Any]:
 
 
 def _mentions(ctx: StageContext) -> dict[str, Any]:
+    """Match document mentions; a hub that takes in no documents has nothing to do."""
+    from nominal.engines.lake import Lake
     from nominal.mentions import find_mentions
 
+    if not Lake(ctx.home.lake).require_current().has("silver.documents"):
+        return {"documents": 0, "note": "no documents have been ingested"}
     return find_mentions(ctx.home)
 
 
@@ -236,7 +240,7 @@ register_stage(
         "Match people mentioned in documents to nominals",
         _mentions,
         depends_on=("link",),
-        requires=("silver.documents", "gold.nominals"),
+        requires=("gold.nominals",),
         inputs=("silver.documents", "gold.nominals"),
         outputs=("gold.document_mentions",),
     )

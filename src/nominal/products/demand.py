@@ -14,6 +14,7 @@ its own event types there.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -44,14 +45,22 @@ class Volumes:
     total: int
 
 
-def volumes(con: duckdb.DuckDBPyConnection, filters: Filters, as_of: date | None = None) -> Volumes:
+Base = tuple[str, list[Any]]
+
+
+def volumes(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    as_of: date | None = None,
+    base: Base | None = None,
+) -> Volumes:
     """Event counts by agency, by event type, by month and agency, and by output area."""
-    base, params = scoped_events(con, filters, as_of)
+    base_sql, params = base or scoped_events(con, filters, as_of)
 
     def grouped(select: str, group: str, order: str) -> list[dict[str, Any]]:
         return run(
             con,
-            f"SELECT {select}, count(*) AS events FROM ({base}) GROUP BY {group} ORDER BY {order}",
+            f"SELECT {select}, count(*) AS events FROM ({base_sql}) GROUP BY {group} ORDER BY {order}",
             params,
         )
 
@@ -77,18 +86,19 @@ def known_to_many(
     min_agencies: int = 3,
     as_of: date | None = None,
     limit: int = 200,
+    base: Base | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """How many nominals (or households) appear in events of ``min_agencies`` or more
     agencies, and the units with most agencies first (at most ``limit``)."""
     key, pseudo = UNITS[unit]
-    base, params = scoped_events(con, filters, as_of)
+    base_sql, params = base or scoped_events(con, filters, as_of)
     sql = f"""
         WITH u AS (
             SELECT {key} AS unit_id, any_value({pseudo}) AS unit_pseudo,
                    count(DISTINCT agency) AS agency_count,
                    string_agg(DISTINCT agency, ', ' ORDER BY agency) AS agencies,
                    count(*) AS events, max(event_date) AS last_event
-            FROM ({base}) WHERE {key} IS NOT NULL GROUP BY {key}
+            FROM ({base_sql}) WHERE {key} IS NOT NULL GROUP BY {key}
             HAVING count(DISTINCT agency) >= {int(min_agencies)}
         )
         SELECT *, count(*) OVER () AS total FROM u
@@ -108,6 +118,7 @@ def duplicate_interventions(
     as_of: date | None = None,
     event_types: tuple[str, ...] = INTERVENTION_EVENT_TYPES,
     limit: int = 500,
+    base: Base | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Units with open involvement by two or more agencies on ``as_of``.
 
@@ -118,13 +129,13 @@ def duplicate_interventions(
     """
     as_of = as_of or as_of_date(con)
     key, pseudo = UNITS[unit]
-    base, params = scoped_events(con, filters, as_of)
+    base_sql, params = base or scoped_events(con, filters, as_of)
     day = f"DATE '{as_of.isoformat()}'"
     types = ", ".join("?" * len(event_types))
     sql = f"""
         WITH open_now AS (
             SELECT {key} AS unit_id, {pseudo} AS unit_pseudo, agency, event_type, event_date
-            FROM ({base})
+            FROM ({base_sql})
             WHERE {key} IS NOT NULL AND event_type IN ({types})
               AND event_date <= {day}
               AND ((event_end_date IS NULL AND coalesce(event_status, 'open') <> 'closed')
@@ -182,16 +193,30 @@ class Dashboard:
 def dashboard(
     con: duckdb.DuckDBPyConnection, filters: Filters, as_of: date | None = None
 ) -> Dashboard:
-    """Everything the demand dashboard shows, for one set of filters."""
+    """Everything the demand dashboard shows, for one set of filters.
+
+    The filtered events (joined once to the nominals and output areas) are kept in a
+    temporary table for the dashboard's nine queries, instead of re-joining per query.
+    """
     as_of = as_of or as_of_date(con)
-    people, top = known_to_many(con, filters, "nominal", as_of=as_of, limit=50)
-    households, _ = known_to_many(con, filters, "household", as_of=as_of, limit=1)
-    dup_people, dups = duplicate_interventions(con, filters, "nominal", as_of)
-    dup_households, hh_dups = duplicate_interventions(con, filters, "household", as_of)
+    sql, params = scoped_events(con, filters, as_of)
+    name = f"scoped_{uuid.uuid4().hex}"
+    con.execute(f"CREATE TEMP TABLE {name} AS {sql}", params)
+    base: Base = (f"SELECT * FROM {name}", [])
+    try:
+        people, top = known_to_many(con, filters, "nominal", as_of=as_of, limit=50, base=base)
+        households, _ = known_to_many(con, filters, "household", as_of=as_of, limit=1, base=base)
+        dup_people, dups = duplicate_interventions(con, filters, "nominal", as_of, base=base)
+        dup_households, hh_dups = duplicate_interventions(
+            con, filters, "household", as_of, base=base
+        )
+        vols = volumes(con, filters, as_of, base=base)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
     return Dashboard(
         as_of=as_of,
         filters=filters,
-        volumes=volumes(con, filters, as_of),
+        volumes=vols,
         people_3plus=people,
         households_3plus=households,
         top_people=top,

@@ -256,9 +256,13 @@ def dashboard_page(
             "identified": identified,
         },
     )
-    agencies = sorted(
-        {r["agency"] for r in demand.volumes(con, Filters(datasets=permitted.datasets)).by_agency}
-    )
+    agencies = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT agency FROM gold.events WHERE dataset IN (SELECT unnest(?)) ORDER BY 1",
+            [list(permitted.datasets)],
+        ).fetchall()
+    ]
     area_options = (
         con.execute(
             "SELECT ward_code AS code, any_value(ward_code) AS name FROM reference.output_areas GROUP BY 1 "

@@ -187,6 +187,10 @@ def search(
         row = index.row_of[item["unique_id"]]
         record = _display(index.table, row)
         reasons = [f"{r.text} ({_weight_text(r.weight)})" for r in item["reasons"]] + partial
+        if prefix:
+            kind = "sector" if " " in prefix else "district"
+            where = "recorded" if in_area[row] else "never recorded"
+            reasons.append(f"{where.capitalize()} at a postcode in {kind} {prefix}")
         out.append(
             Hit(
                 nominal_id=item["unique_id"],

@@ -171,6 +171,7 @@ def build_index(
 
     started = time.perf_counter()
     con = duck.connect(snapshot, threads=threads)
+    con.execute("SET enable_progress_bar = false")
     if not snapshot.has("gold.nominals"):
         raise LookupError("no gold.nominals in the lake: run `nominal link` first")
     std = standardised_nominals(con, "gold.nominals")

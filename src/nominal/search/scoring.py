@@ -105,7 +105,8 @@ class LinkageScorer:
 
     def __init__(self, model: link_model.LinkModel) -> None:
         self.model = model
-        self._con = duckdb.connect()
+        # Each search is a small query: one thread each, so concurrent searches share cores.
+        self._con = duckdb.connect(config={"threads": 1})
         self._local = threading.local()
         self._template = self._empty_template()
         self._con.register("score_template", self._template)
@@ -209,24 +210,15 @@ class LinkageScorer:
     def standardise(self, record: dict[str, Any]) -> pa.Table:
         """One canonical identity record in the model's standard form, with ``tf_*``.
 
-        Runs the linkage standardisation SQL (through a view made once) so that a query
-        is put in exactly the form the candidates were.
+        Uses :func:`nominal.search.standard.standardise_record`, the linkage
+        standardisation for one record (held to the SQL by the tests).
         """
-        from nominal.link.standardise import INPUT_COLUMNS
+        from nominal.search.standard import standardise_record
 
-        raw = pa.table(
-            {
-                "record_key": ["query"],
-                **{c: pa.array([record.get(c)], pa.string()) for c in INPUT_COLUMNS},
-            }
-        )
-        cursor = self._cursor()
-        cursor.register("search_query_raw", raw)
-        try:
-            table = cursor.sql("SELECT * FROM search_query_std").to_arrow_table()
-        finally:
-            cursor.unregister("search_query_raw")
-        return self.with_term_frequencies(table)
+        row = standardise_record(record)
+        schema = self._template.schema
+        base = pa.Table.from_pylist([row], schema=pa.schema([schema.field(n) for n in row]))
+        return self.with_term_frequencies(base)
 
     @property
     def template(self) -> pa.Table:

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment
+from starlette.middleware.sessions import SessionMiddleware
 
 import nominal
 from nominal import __version__
@@ -53,6 +54,8 @@ class Hub:
     templates: Environment
     audit_reads: bool = True
     nav: list[tuple[str, str, tuple[str, ...] | None]] = field(default_factory=list)
+    oidc_providers: list[Any] = field(default_factory=list)
+    oauth: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,12 +113,26 @@ def create_app(
         dependencies=[Depends(csrf_protect)],
     )
     app.state.hub = hub
+    from nominal.web import oidc
+
+    hub.oidc_providers = oidc.load_providers(home)
+    hub.oauth = oidc.registry(hub.oidc_providers)
+    # Authlib keeps the OpenID Connect state and nonce in this signed cookie.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=home.secret("oidc-state").hex(),
+        session_cookie="nominal_oidc",
+        max_age=600,
+        same_site="lax",
+        https_only=secure_cookies,
+    )
     app.middleware("http")(security_headers_middleware(hsts=True))
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
 
     from nominal.web import pages
 
     app.include_router(pages.router)
+    app.include_router(oidc.router)
     for module_name in route_modules():
         module = importlib.import_module(module_name)
         router = getattr(module, "router", None)

@@ -162,6 +162,7 @@ class Enforcer:
     audit_log: AuditLog
     client: str
     audit_reads: bool = True
+    asked: str = ""  # the request as made (method, path and query): "what was asked"
 
     def decide(
         self, dataset: str, fields: Iterable[str] | None = None, *, reidentify: bool = False
@@ -202,6 +203,8 @@ class Enforcer:
             return
         self.session.commit()
         info = dict(detail or {})
+        if self.asked:
+            info.setdefault("asked", self.asked)
         if decision is not None:
             info.setdefault("withheld", list(decision.withheld_fields))
             info.setdefault("agreements", list(decision.agreement_refs))
@@ -227,4 +230,9 @@ def pdp(
     session: Session = Depends(db),
 ) -> Enforcer:
     hub = state(request)
-    return Enforcer(session, user, purpose, hub.audit, client_address(request), hub.audit_reads)
+    asked = f"{request.method} {request.url.path}"
+    if request.url.query:
+        asked += f"?{request.url.query}"
+    return Enforcer(
+        session, user, purpose, hub.audit, client_address(request), hub.audit_reads, asked[:500]
+    )

@@ -1,0 +1,290 @@
+"""Time to first render of the demand dashboard and the map at a million people.
+
+The gold tables for 1M people are built by **replication**: a synthetic town of
+``--base`` people (default 20,000) is generated, linked by oracle
+(``nominal.insight.oracle.gold_from_truth``) and copied ``--people / --base`` times
+with every nominal, household, record and event id (and pseudonym) made unique per
+copy; the output areas are shared, so each area holds that many times the demand.
+The peer is the same measurement on the base town itself, in the same run.
+
+For each size and each of ``--runs`` runs, a fresh app is served by uvicorn and:
+
+* **server**: the wall time of the first request for the page after start-up (cold:
+  opening the lake, policy decisions, every query, rendering), then a second (warm);
+* **browser**: Chromium (Playwright, Debian's chromium) loads the page signed in and
+  we read the navigation's ``loadEventEnd`` and the time until every chart (or the
+  map) has been drawn.
+
+Prints one JSON line per run and the medians::
+
+    nice -n 10 .venv/bin/python benchmarks/products_render.py            # 1M vs 20k
+    .venv/bin/python benchmarks/products_render.py --people 100000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PURPOSE = "safeguarding_children"
+
+# table -> columns to make unique per copy (ids get "~k"; pseudonyms are re-hashed)
+REPLICATE: dict[str, dict[str, str]] = {
+    "gold.nominals": {"nominal_id": "id", "nominal_pseudo": "pseudo", "household_id": "id"},
+    "gold.households": {"household_id": "id", "household_pseudo": "pseudo"},
+    "gold.household_members": {"household_id": "id", "nominal_id": "id"},
+    "gold.relationships": {"nominal_id": "id", "related_nominal_id": "id"},
+    "gold.events": {
+        "record_key": "pseudo",
+        "event_key": "pseudo",
+        "nominal_id": "id",
+        "nominal_pseudo": "pseudo",
+        "household_id": "id",
+        "household_pseudo": "pseudo",
+    },
+}
+
+
+def replicate(home: Any, copies: int) -> None:
+    """Make ``copies`` copies of the gold tables of ``home`` in one new snapshot."""
+    from nominal.engines import duck
+    from nominal.engines.lake import Lake
+
+    lake = Lake(home.lake)
+    con = duck.connect(lake.require_current(), threads=2, memory_limit="3GB")
+    with lake.transaction(f"replicate x{copies}") as tx:
+        for table, cols in REPLICATE.items():
+            names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            select = []
+            for n in names:
+                kind = cols.get(n)
+                if kind == "id":
+                    select.append(f"CASE WHEN k = 0 THEN {n} ELSE {n} || '~' || k END AS {n}")
+                elif kind == "pseudo":
+                    select.append(
+                        f"CASE WHEN k = 0 THEN {n} ELSE left(md5({n} || k), 32) END AS {n}"
+                    )
+                else:
+                    select.append(n)
+            path = tx.new_file(table)
+            con.execute(
+                f"COPY (SELECT {', '.join(select)} FROM {table}, range({copies}) r(k)) "
+                f"TO '{path}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            tx.replace(table, [path])
+        tx.commit({"replicated": copies})
+    con.close()
+
+
+def build(root: Path, people: int, base: int, town: Path) -> Any:
+    from nominal.config import home as make_home
+    from nominal.govern.demo import seed_demo
+    from nominal.ingest.api import import_synth_geography
+    from nominal.insight.oracle import gold_from_truth
+    from nominal.products.demo import seed_products
+
+    hub = make_home(root).ensure()
+    gold_from_truth(town, hub)
+    import_synth_geography(hub, town / "geography")
+    if people > base:
+        replicate(hub, people // base)
+    accounts = seed_demo(hub, town / "contracts")
+    seed_products(hub)
+    return hub, accounts.by_role("practitioner")
+
+
+def serve(hub: Any) -> tuple[Any, threading.Thread, str]:
+    import uvicorn
+
+    from nominal.web.app import create_app
+
+    app = create_app(hub, secure_cookies=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def sign_in_cookies(base_url: str, hub: Any, account: Any) -> str:
+    """Sign in over HTTP and return the Cookie header value."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    from nominal.govern.auth import totp_now
+
+    engine = sa.create_engine(hub.database_url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text("UPDATE users SET last_totp_step = NULL WHERE username = :u"),
+            {"u": account.username},
+        )
+    engine.dispose()
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base_url + "/sign-in").read().decode()
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    data = urllib.parse.urlencode(
+        {
+            "username": account.username,
+            "password": account.password,
+            "code": totp_now(account.totp_secret),
+            "csrf_token": csrf,
+            "next": "/",
+        }
+    ).encode()
+    opener.open(base_url + "/sign-in", data=data).read()
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def timed_get(url: str, cookie: str) -> float:
+    start = time.perf_counter()
+    request = urllib.request.Request(url, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        response.read()
+        assert response.status == 200
+    return time.perf_counter() - start
+
+
+def measure(hub: Any, account: Any, browser: Any) -> dict[str, float]:
+    server, thread, base_url = serve(hub)
+    try:
+        cookie = sign_in_cookies(base_url, hub, account)
+        out: dict[str, float] = {}
+        for name, path in (
+            ("dashboard", f"/dashboard?purpose={PURPOSE}"),
+            ("map", f"/map?purpose={PURPOSE}"),
+        ):
+            out[f"{name}_server_cold_s"] = timed_get(base_url + path, cookie)
+            out[f"{name}_server_warm_s"] = timed_get(base_url + path, cookie)
+        context = browser.new_context()
+        context.add_cookies(
+            [
+                {"name": n, "value": v, "url": base_url}
+                for n, v in (c.split("=", 1) for c in cookie.split("; "))
+            ]
+        )
+        page = context.new_page()
+        for name, path, ready in (
+            (
+                "dashboard",
+                f"/dashboard?purpose={PURPOSE}",
+                "document.querySelectorAll('.nominal-chart[data-rendered=true]').length == 4",
+            ),
+            (
+                "map",
+                f"/map?purpose={PURPOSE}",
+                "document.querySelector('#map[data-rendered=true]') !== null",
+            ),
+        ):
+            start = time.perf_counter()
+            page.goto(base_url + path, timeout=600_000)
+            page.wait_for_function(ready, timeout=600_000)
+            out[f"{name}_browser_drawn_s"] = time.perf_counter() - start
+            out[f"{name}_browser_load_event_s"] = page.evaluate(
+                "performance.getEntriesByType('navigation')[0].loadEventEnd / 1000"
+            )
+        context.close()
+        return out
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--base", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from nominal.synth import generate
+
+    with tempfile.TemporaryDirectory(prefix="products-render-") as tmp:
+        root = Path(tmp)
+        town = root / "town"
+        started = time.perf_counter()
+        generate(town, args.base, seed=args.seed)
+        print(
+            json.dumps(
+                {"step": "synth", "people": args.base, "s": round(time.perf_counter() - started, 1)}
+            ),
+            flush=True,
+        )
+        sizes = {"peer": args.base, "target": args.people}
+        hubs = {}
+        for label, people in sizes.items():
+            started = time.perf_counter()
+            hubs[label] = build(root / label, people, args.base, town)
+            print(
+                json.dumps(
+                    {
+                        "step": "build",
+                        "size": label,
+                        "people": people,
+                        "s": round(time.perf_counter() - started, 1),
+                    }
+                ),
+                flush=True,
+            )
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in sizes}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for run in range(args.runs):
+                for label in sizes:  # the peer straight after the target, in each run
+                    found = measure(*hubs[label], browser)
+                    results[label].append(found)
+                    print(
+                        json.dumps(
+                            {
+                                "run": run + 1,
+                                "size": label,
+                                "people": sizes[label],
+                                **{k: round(v, 3) for k, v in found.items()},
+                            }
+                        ),
+                        flush=True,
+                    )
+            browser.close()
+        medians = {
+            label: {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+            for label, rows in results.items()
+        }
+        ratio = {
+            k: round(medians["target"][k] / medians["peer"][k], 2)
+            for k in medians["target"]
+            if medians["peer"][k]
+        }
+        print(json.dumps({"medians": medians, "people": sizes, "ratio_target_over_peer": ratio}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

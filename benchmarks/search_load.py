@@ -1,0 +1,289 @@
+"""Search latency and throughput against the real server, with policy and audit on.
+
+    .venv/bin/python benchmarks/search_load.py --town /tmp/nominal-search-quality \\
+        --nominals 1000000 --rate 50 --seconds 60
+
+1. A hub home with ``--nominals`` golden nominals: the linked synthetic town of
+   ``benchmarks/search_quality.py`` (``--town``; its real gold tables and trained
+   linkage model), plus synthetic nominals made by recombining the town's columns
+   (given name with sex, family name, date of birth shifted by up to a year, address
+   and postcode, a fresh NHS number; each with a record in one of the town's
+   datasets) until there are ``--nominals`` rows. Building a real million-person
+   town and linking it would take hours on two cores; recombining keeps the name,
+   date and postcode distributions of the town, so blocking keys are as common as a
+   real town of that size would make them.
+2. The demo governance (``nominal.govern.demo.seed_demo``) and an API token for its
+   practitioner, scoped to a purpose.
+3. The real app under uvicorn in a subprocess (one worker), warmed up (the first
+   search builds the index).
+4. An open-loop load generator (asyncio + httpx): ``--rate`` searches a second for
+   ``--seconds``, each sent on schedule whether or not earlier ones have answered,
+   each a corrupted description of a real person of the town (typo, nickname, only
+   the birth year or only the postcode sector). Prints p50, p95, p99, errors and the
+   achieved rate; checks the audit log gained one entry per search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from search_quality import KINDS, corrupt, truth_people
+
+from nominal.config import Home
+from nominal.config import home as make_home
+
+
+def nhs_number(rng: random.Random) -> str:
+    """A 10-digit number with a valid modulus-11 check digit."""
+    while True:
+        digits = [rng.randrange(10) for _ in range(9)]
+        check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
+        if check == 11:
+            check = 0
+        if check != 10:
+            return "".join(map(str, digits)) + str(check)
+
+
+def build_big_home(town: Path, target: Path, nominals: int, seed: int) -> Home:
+    """A home whose gold tables hold the town's nominals plus recombined ones."""
+    import shutil
+
+    from nominal.engines import duck
+    from nominal.engines.lake import Lake
+
+    home = make_home(target).ensure()
+    lake = Lake(home.lake)
+    current = lake.current()
+    if current is not None and current.summary.get("nominals") == nominals:
+        return home
+    source = make_home(town / "home")
+    shutil.copytree(source.root / "models", home.root / "models", dirs_exist_ok=True)
+    con = duck.connect(Lake(source.lake).require_current())
+    nominals_t = con.sql("SELECT * FROM gold.nominals").to_arrow_table()
+    records_t = con.sql("SELECT * FROM gold.nominal_records").to_arrow_table()
+    extra = nominals - nominals_t.num_rows
+    rng = np.random.default_rng(seed)
+    py = random.Random(seed)
+    n = nominals_t.num_rows
+    t = time.perf_counter()
+
+    def pick(column: str, idx: np.ndarray) -> pa.Array:
+        return nominals_t.column(column).take(pa.array(idx))
+
+    gi, fi, di, ai = (rng.integers(0, n, extra) for _ in range(4))
+    dob = pick("date_of_birth", di).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    dob = dob + rng.integers(-365, 366, extra).astype("timedelta64[D]")
+    ids = [f"X{i:09d}" for i in range(extra)]
+    columns: dict[str, Any] = {}
+    for name in nominals_t.column_names:
+        if name == "nominal_id":
+            columns[name] = pa.array(ids)
+        elif name == "nominal_pseudo":
+            columns[name] = pa.array(
+                [f"{hash((seed, i)) & (2**64 - 1):032x}" for i in range(extra)]
+            )
+        elif name in ("given_name", "sex", "middle_names"):
+            columns[name] = pick(name, gi)
+        elif name == "family_name":
+            columns[name] = pick(name, fi)
+        elif name == "date_of_birth":
+            columns[name] = pa.array(dob, pa.date32()).cast(nominals_t.schema.field(name).type)
+        elif name in ("nhs_number",):
+            columns[name] = pa.array([nhs_number(py) for _ in range(extra)])
+        elif name in ("ni_number", "police_id", "pupil_number"):
+            columns[name] = pa.nulls(extra, nominals_t.schema.field(name).type)
+        else:
+            columns[name] = pick(name, ai)
+    big = pa.concat_tables([nominals_t, pa.table(columns, schema=nominals_t.schema)])
+    datasets = records_t.column("dataset").to_numpy(zero_copy_only=False)
+    chosen = datasets[rng.integers(0, len(datasets), extra)]
+    extra_records = pa.table(
+        {
+            "record_key": pa.array([f"x{i:031d}" for i in range(extra)]),
+            "nominal_id": pa.array(ids),
+            "dataset": pa.array(chosen.tolist()),
+        }
+    )
+    agency_of = dict(
+        zip(
+            records_t.column("dataset").to_pylist(),
+            records_t.column("agency").to_pylist(),
+            strict=True,
+        )
+    )
+    extra_records = extra_records.append_column(
+        "agency", pa.array([agency_of[d] for d in chosen.tolist()])
+    )
+    for name in records_t.column_names:
+        if name not in extra_records.column_names:
+            extra_records = extra_records.append_column(
+                name, pa.nulls(extra, records_t.schema.field(name).type)
+            )
+    all_records = pa.concat_tables(
+        [records_t, extra_records.select(records_t.column_names).cast(records_t.schema)]
+    )
+    with lake.transaction("search-load-town") as tx:
+        tx.replace("gold.nominals", [tx.write_arrow("gold.nominals", big)])
+        tx.replace("gold.nominal_records", [tx.write_arrow("gold.nominal_records", all_records)])
+        tx.commit({"nominals": nominals, "source": str(town)})
+    print(f"wrote {big.num_rows:,} golden nominals in {time.perf_counter() - t:.0f} s")
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_load(
+    base: str, token: str, purpose: str, queries: list[dict[str, str]], rate: float, seconds: float
+) -> tuple[list[float], list[str], float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    total = int(rate * seconds)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
+
+        async def one(i: int) -> None:
+            params = {"purpose": purpose, "limit": "10", **queries[i % len(queries)]}
+            started = time.perf_counter()
+            try:
+                response = await client.get("/api/search", params=params)
+                if response.status_code != 200:
+                    errors.append(f"{response.status_code}: {response.text[:200]}")
+                    return
+                latencies.append(time.perf_counter() - started)
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        tasks = []
+        t0 = time.perf_counter()
+        for i in range(total):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    return latencies, errors, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--town", type=Path, default=Path("/tmp/nominal-search-quality"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/nominal-search-load"))
+    parser.add_argument("--nominals", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    home = build_big_home(args.town, args.work / "home", args.nominals, args.seed)
+
+    import sqlalchemy as sa
+
+    from nominal.db import ControlPlane
+    from nominal.govern.admin import get_purpose, get_user
+    from nominal.govern.auth import issue_token
+    from nominal.govern.demo import seed_demo
+    from nominal.govern.models import AuditEntry
+
+    accounts = seed_demo(home, args.town / "synth" / "contracts")
+    practitioner = accounts.by_role("practitioner").username
+    purpose = "safeguarding_children"
+    control = ControlPlane(home.database_url)
+    with control.session() as s:
+        token = issue_token(s, get_user(s, practitioner), get_purpose(s, purpose), days=1).token
+    people = truth_people(args.town / "synth", make_home(args.town / "home"))
+    people = [
+        p for p in people if p["given_name"] and p["family_name"] and p["dob"] and p["postcode"]
+    ]
+    rng = random.Random(args.seed)
+    from nominal.link.standardise import nickname_rows
+
+    nicknames: dict[str, list[str]] = defaultdict(list)
+    for name, canonical in nickname_rows():
+        if name != canonical:
+            nicknames[canonical].append(name)
+    queries = []
+    for i in range(2000):
+        person = rng.choice(people)
+        kind = KINDS[i % len(KINDS)]
+        if kind == "nickname" and person["given_name"].lower() not in nicknames:
+            kind = "typo"
+        queries.append(corrupt(person, kind, nicknames, rng))
+
+    port = free_port()
+    launcher = (
+        "import uvicorn, sys; from nominal.config import home; "
+        "from nominal.web.app import create_app; "
+        f"uvicorn.run(create_app(home({str(home.root)!r}), secure_cookies=False), "
+        f"host='127.0.0.1', port={port}, log_level='warning', workers=1)"
+    )
+    env = {**os.environ, "NOMINAL_HOME": str(home.root)}
+    server = subprocess.Popen([sys.executable, "-c", launcher], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                httpx.get(f"{base}/sign-in", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        t = time.perf_counter()
+        warm = httpx.get(f"{base}/api/search", params={"purpose": purpose, **queries[0]},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=1800)  # fmt: skip
+        warm.raise_for_status()
+        print(f"server up; index built by the first search in {time.perf_counter() - t:.0f} s")
+        asyncio.run(run_load(base, token, purpose, queries[1:], 10, 5))  # warm the threads
+        with control.session() as s:
+            before = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
+        latencies, errors, elapsed = asyncio.run(
+            run_load(base, token, purpose, queries, args.rate, args.seconds)
+        )
+        with control.session() as s:
+            after = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    sent = int(args.rate * args.seconds)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    print(f"\n{args.nominals:,} golden nominals; {sent} searches offered at {args.rate:g}/s "
+          f"for {args.seconds:g} s (policy decision point and audit on)")  # fmt: skip
+    print(
+        f"completed {len(latencies)}, errors {len(errors)}, achieved {len(latencies) / elapsed:.1f} searches/s"
+    )
+    if latencies:
+        print(f"latency ms: p50 {pct(0.5):.1f}  p95 {pct(0.95):.1f}  p99 {pct(0.99):.1f}  "
+              f"max {latencies[-1] * 1000:.1f}  mean {statistics.mean(latencies) * 1000:.1f}")  # fmt: skip
+    print(f"audit entries written during the run: {after - before} (one per search)")
+    for e in errors[:5]:
+        print("error:", e)
+
+
+if __name__ == "__main__":
+    main()
