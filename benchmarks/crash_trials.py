@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -201,6 +202,11 @@ def run_stage(
     if done.returncode != 0:
         result.failures.append(f"reference run failed: {done.stderr[-800:]}")
         return result
+    # The state before the stage: a trial whose run finished before the kill starts the
+    # next trial from here again, so every kill lands in a real run, not a no-op re-run.
+    base = trial.with_name(trial.name + "-base")
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(trial, base, symlinks=True)
     for i in range(trials):
         delay = rng.uniform(0.2, result.reference_seconds * 1.1)
         killed = kill_after(trial, args, delay)
@@ -214,6 +220,9 @@ def run_stage(
         print(f"  {stage} trial {i + 1}/{trials}: kill at {delay:5.2f}s "
               f"{'mid-run' if killed else 'after it finished'}; lake consistent: "
               f"{not result.failures}", flush=True)  # fmt: skip
+        if not killed:
+            shutil.rmtree(trial)
+            shutil.copytree(base, trial, symlinks=True)
     for problem in check_control_plane(trial):
         result.failures.append(problem)
     final = nominal(trial, args)

@@ -8,7 +8,6 @@ of those rows. :class:`Chart` keeps the three together so they cannot disagree.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
+
+from nominal.security.exports import escaping_writer  # formula-safe CSV cells
 
 PALETTE = [
     "#1d70b8",
@@ -44,7 +45,7 @@ class Chart:
 
     def csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = escaping_writer(out)
         writer.writerow([field for field, _ in self.columns])
         for row in self.rows:
             writer.writerow([_cell(row.get(field)) for field, _ in self.columns])

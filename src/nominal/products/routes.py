@@ -13,7 +13,6 @@ table and offered as CSV, so every page works without JavaScript.
 
 from __future__ import annotations
 
-import csv
 import io
 import threading
 from datetime import date, timedelta
@@ -43,6 +42,7 @@ from nominal.products.models import (
     Task,
     Team,
 )
+from nominal.security.exports import escaping_writer  # formula-safe CSV cells
 from nominal.web.deps import Enforcer, client_address, current_user, db, require_roles, state
 from nominal.web.templating import render
 
@@ -308,7 +308,7 @@ def dashboard_csv(
     if key in ("duplicates", "household_duplicates"):
         rows = _duplicate_rows(getattr(board, key), identified)
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = escaping_writer(out)
         writer.writerow(["unit", "agency_count", "agencies", "overlap_since", "days_overlapping"])
         for r in rows:
             writer.writerow(
@@ -411,7 +411,7 @@ def map_csv(
     permitted = permitted_for(con, enforcer)
     values = areas.area_measure(con, filters_from(request, permitted.datasets), measure)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = escaping_writer(out)
     writer.writerow(["oa_code", "ward_code", "name", "imd_decile", measure])
     for r in areas.area_table(con, values):
         writer.writerow([r["oa_code"], r["ward_code"], r["name"], r["imd_decile"], r["value"]])
@@ -1076,7 +1076,7 @@ def workbench_run(
         bench.audit = None
     if result is not None and output == "csv":
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = escaping_writer(out)
         writer.writerow(result.columns)
         writer.writerows(
             [[v.isoformat() if hasattr(v, "isoformat") else v for v in r] for r in result.rows]
@@ -1220,7 +1220,7 @@ def benefits_csv(
     assert enforcer is not None
     result, permitted = _realisation(request, enforcer, session)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = escaping_writer(out)
     writer.writerow(
         [
             "measure",
@@ -1341,7 +1341,7 @@ def usage_csv(
     weeks: int = Query(12), user: User = Depends(usage_viewers), session: Session = Depends(db)
 ) -> Response:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = escaping_writer(out)
     writer.writerow(["week", "partner", "role", "kind", "allowed", "denied"])
     for r in usage.usage(session, weeks=max(1, min(weeks, 104))):
         writer.writerow([r.week.isoformat(), r.partner, r.role, r.kind, r.allowed, r.denied])

@@ -53,3 +53,22 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buf = io.StringIO()
     write_csv(buf, header, rows)
     return buf.getvalue()
+
+
+class EscapingWriter:
+    """A drop-in for ``csv.writer(out)`` whose rows are escaped cell by cell."""
+
+    def __init__(self, out: IO[str], **kwargs: Any) -> None:
+        self._writer = csv.writer(out, **kwargs)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow([escape_cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def escaping_writer(out: IO[str], **kwargs: Any) -> EscapingWriter:
+    """``csv.writer`` with every cell passed through :func:`escape_cell`."""
+    return EscapingWriter(out, **kwargs)
