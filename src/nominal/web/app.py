@@ -128,6 +128,12 @@ def create_app(
     )
     app.middleware("http")(security_headers_middleware(hsts=True))
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
+    # GOV.UK Frontend's compiled CSS asks for its fonts and crest at /assets/.
+    app.mount(
+        "/assets",
+        StaticFiles(directory=WEB / "static" / "vendor" / "govuk" / "assets", check_dir=False),
+        name="govuk-assets",
+    )
 
     from nominal.web import pages
 
