@@ -161,11 +161,7 @@ def search(
     else:
         rows = np.zeros(0, dtype=np.int64)
     if allowed_datasets is not None and len(rows):
-        datasets = index.table.column("datasets")
-        rows = np.asarray(
-            [r for r in rows.tolist() if allowed_datasets.intersection(datasets[r].as_py())],
-            dtype=np.int64,
-        )
+        rows = rows[(index.dataset_bits[rows] & index.bits_of(allowed_datasets)) != 0]
     if len(rows) > CANDIDATE_LIMIT:
         order = sorted(rows.tolist(), key=lambda r: -hits.get(r, 0))
         rows = np.asarray(order[:CANDIDATE_LIMIT], dtype=np.int64)

@@ -133,6 +133,18 @@ class SearchIndex:
     snapshot_id: str | None
     built_seconds: float
     row_of: dict[str, int] = field(default_factory=dict)
+    # Per row, one bit per dataset the nominal has records in (see ``dataset_bit``), so
+    # the datasets a caller may see filter thousands of candidates in one NumPy step.
+    dataset_bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    dataset_bit: dict[str, int] = field(default_factory=dict)
+
+    def bits_of(self, datasets: Iterable[str]) -> np.uint64:
+        bits = 0
+        for code in datasets:
+            bit = self.dataset_bit.get(code)
+            if bit is not None:
+                bits |= 1 << bit
+        return np.uint64(bits)
 
     @property
     def size(self) -> int:
@@ -236,6 +248,14 @@ def build_index(
         [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
     )
     ids = table.column("unique_id").to_pylist()
+    lists = table.column("datasets").to_pylist()
+    codes = sorted({code for codes in lists for code in codes})
+    if len(codes) > 64:
+        raise ValueError(f"{len(codes)} datasets: the search index handles at most 64")
+    dataset_bit = {code: i for i, code in enumerate(codes)}
+    dataset_bits = np.asarray(
+        [sum(1 << dataset_bit[c] for c in set(codes_)) for codes_ in lists], dtype=np.uint64
+    )
     return SearchIndex(
         table=table,
         key_hashes=hashes[order],
@@ -246,4 +266,6 @@ def build_index(
         snapshot_id=snapshot.id,
         built_seconds=time.perf_counter() - started,
         row_of={uid: i for i, uid in enumerate(ids)},
+        dataset_bits=dataset_bits,
+        dataset_bit=dataset_bit,
     )
