@@ -6,15 +6,14 @@ HTMX replaces only the results as you type), ``/people/{nominal_id}`` and
 ``/api/households/{household_id}``. Every one states a purpose, is filtered by the
 policy decision point and writes an audit entry (a denial too).
 
-The policy decisions for one user and purpose cover every dataset, so they are kept
-for :data:`ACCESS_TTL_SECONDS` (a search as you type asks many times a minute); a
-change to an agreement, a suspension or a user's training takes effect within that.
+The policy decisions are made afresh on every request, never cached: a change to an
+agreement, a data owner's suspension or a user's training takes effect on the very next
+search, as the policy decision point promises.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +32,6 @@ from nominal.web.templating import render
 
 router = APIRouter()
 NAV = [("Search", "/search", ("practitioner", "analyst", "data_owner", "ig_lead", "admin"))]
-ACCESS_TTL_SECONDS = 10.0
 # Searches per user per minute (and per client address, twice that): enough for search
 # as you type, too few to trawl the population by enumerating names or dates of birth.
 SEARCH_RATE_ENV = "NOMINAL_SEARCH_RATE_PER_MINUTE"
@@ -53,15 +51,7 @@ def _holder(request: Request) -> IndexHolder:
 
 
 def _access(request: Request, session: Session, user: User, purpose: str) -> SearchAccess:
-    hub = state(request)
-    cache: dict[tuple[int, str], SearchAccess] = hub.cache.setdefault("search_access", {})
-    key = (user.id, purpose)
-    found = cache.get(key)
-    if found is not None and time.monotonic() - found.decided_at < ACCESS_TTL_SECONDS:
-        return found
-    access = decide_search(session, user, purpose)
-    cache[key] = access
-    return access
+    return decide_search(session, user, purpose)
 
 
 def _purpose(request: Request, session: Session, code: str | None) -> str:
