@@ -272,6 +272,11 @@ def _household(
     address = access.filter_record(
         {k: household.get(k) for k in ("address_line_1", "town", "postcode")}, address_datasets
     )
+    # The address key and UPRN identify the address as surely as its first line does.
+    if "address_line_1" not in access.visible_fields(address_datasets):
+        for key in ("address_key", "uprn"):
+            if household.get(key) is not None:
+                address[key] = WITHHELD
     return {**household, **address}, members
 
 
@@ -382,6 +387,9 @@ def household_view(
             ORDER BY event_date DESC LIMIT 500""",
         [household_id],
     )
+    if access.pseudonymised_only():  # pseudonyms only: no nominal ids
+        for event in events:
+            event["nominal_id"] = WITHHELD
     return HouseholdView(
         household=household,
         members=members,
