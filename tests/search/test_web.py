@@ -212,3 +212,36 @@ def test_search_page_and_htmx_partial(app_client: TestClient, town: Town) -> Non
     assert "Choose why you are searching" in no_purpose.text
     person = app_client.get(f"/people/{p['nominal_id']}", params={"purpose": PURPOSE})
     assert person.status_code == 200 and 'id="timeline"' in person.text
+
+
+def test_suspension_applies_to_the_very_next_search(app_client: TestClient, town: Town) -> None:
+    from nominal.govern.admin import suspend_dataset
+    from nominal.govern.models import DatasetSuspension
+
+    p = a_person(town)
+    params = {"purpose": PURPOSE, "given_name": p["given_name"], "family_name": p["family_name"],
+              "dob": p["dob"]}  # fmt: skip
+    headers = token(town, "practitioner")
+    first = app_client.get("/api/search", params=params, headers=headers)
+    assert first.status_code == 200
+    assert first.json()["results"][0]["nominal_id"] == p["nominal_id"]
+    con = duck.connect(Lake(town.home.lake).require_current())
+    datasets = [
+        d
+        for (d,) in con.execute(
+            "SELECT DISTINCT dataset FROM gold.nominal_records WHERE nominal_id = ?",
+            [p["nominal_id"]],
+        ).fetchall()
+    ]
+    try:
+        with town.control.session() as s:
+            for dataset in datasets:
+                suspend_dataset(s, dataset, "dpo", "test: suspension takes effect at once")
+        # no waiting: the next request is decided afresh
+        after = app_client.get("/api/search", params=params, headers=headers)
+        assert after.status_code in (200, 403)
+        found = after.json().get("results", []) if after.status_code == 200 else []
+        assert p["nominal_id"] not in {r["nominal_id"] for r in found}
+    finally:
+        with town.control.session() as s:
+            s.execute(sa.delete(DatasetSuspension))
