@@ -179,7 +179,7 @@ def test_pull_own_nominal_ids_under_live_agreement(
     feed_hub: Home, server: str, token_for: Callable[..., str]
 ) -> None:
     from nominal.govern import admin
-    from nominal.govern.models import AuditEntry
+    from nominal.govern.models import AuditEntry, Dataset
 
     lake = Lake(feed_hub.lake)
     with lake.transaction("test gold") as tx:
@@ -217,6 +217,21 @@ def test_pull_own_nominal_ids_under_live_agreement(
                 start=date(2020, 1, 1),
                 parties=["NPOL"],
             )
+        # a live agreement alone is not enough: it must share the dataset and the
+        # partner's onboarding must be complete
+        refused = client.get("/api/feeds/pull/nominals", headers=auth)
+        assert refused.status_code == 403, refused.text
+        with control.session() as session:
+            agreement = admin.get_agreement(session, "ISA-T2-001")
+            police = admin.get_partner(session, "NPOL")
+            dataset = Dataset(code="police_incidents", title="Incidents", partner_id=police.id)
+            dataset.fields = ["event_date"]
+            session.add(dataset)
+            session.flush()
+            admin.share_dataset(session, agreement, "police_incidents")
+            checklist = admin.checklist(session, agreement, police)
+            for item in checklist.required_items():
+                setattr(checklist, item, True)
         pulled = client.get("/api/feeds/pull/nominals", headers=auth)
         assert pulled.status_code == 200
         # only its own dataset's records, never the health record
@@ -229,6 +244,7 @@ def test_pull_own_nominal_ids_under_live_agreement(
     with control.session() as session:
         entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.seq)).all()
         assert [(e.action, e.outcome, e.username) for e in entries] == [
+            ("feeds.pull.nominals", "denied", "partner:NPOL"),
             ("feeds.pull.nominals", "denied", "partner:NPOL"),
             ("feeds.pull.nominals", "allowed", "partner:NPOL"),
         ]

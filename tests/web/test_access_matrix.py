@@ -22,8 +22,8 @@ the policy code:
   (names, dates of birth, addresses, identifiers, raw nominal and household ids);
   re-identification lifts the analyst's pseudonymisation only, not research's;
 * the partner feed API is token-scoped: a partner pulls the nominal ids of its own
-  records only, while the agreement its contract names is live and in date and the
-  dataset is not suspended.
+  records only, while the agreement its contract names is live and in date, shares the
+  dataset, the partner's onboarding is complete and the dataset is not suspended.
 
 A second test fails when the app grows an ``/api/`` path that is neither in this
 matrix nor on the commented list of endpoints that return no person-level data.
@@ -644,9 +644,9 @@ def feed_want(town: Town, token: str, state: str) -> Got:
     own = town.own[partner]
     linked = {d for ds in town.record_datasets.values() for d in ds}
     # The feed API's partner-level rule (nominal.feeds.agreements): the agreement the
-    # contract names is live and in date, and the dataset is not suspended. It does not
-    # look at the agreement's purposes, shared datasets or onboarding.
-    lapsed = state in ("expired", "agreement_suspended", "dataset_suspended")
+    # contract names is live and in date, shares the dataset, onboarding is complete and
+    # the dataset is not suspended. Purposes do not enter into it.
+    lapsed = state != "live"
     allowed = own - town.police if lapsed else own
     if not allowed:
         return Got(403)

@@ -21,9 +21,14 @@ from sqlalchemy.orm import Session
 
 
 def own_dataset_allowed(session: Session, agreement_ref: str, dataset_code: str) -> str | None:
-    """None if the partner may pull ids for its own dataset, else the reason it may not."""
-    from nominal.govern.models import Agreement, Dataset
-    from nominal.govern.policy import active_suspension
+    """None if the partner may pull ids for its own dataset, else the reason it may not.
+
+    The nominal ids come from linking with other partners' data, so pulling them is
+    sharing: the tier-2 agreement must be live and in date, must share the dataset, the
+    partner's onboarding for it must be complete, and the dataset must not be suspended.
+    """
+    from nominal.govern.models import Agreement, AgreementDataset, Dataset
+    from nominal.govern.policy import _incomplete_onboarding, active_suspension
 
     now = datetime.now(UTC)
     agreement = session.scalar(sa.select(Agreement).where(Agreement.reference == agreement_ref))
@@ -33,7 +38,20 @@ def own_dataset_allowed(session: Session, agreement_ref: str, dataset_code: str)
     if state != "live":
         return f"agreement {agreement_ref} is {state}"
     dataset = session.scalar(sa.select(Dataset).where(Dataset.code == dataset_code))
-    if dataset is not None and active_suspension(session, dataset.id, now) is not None:
+    if dataset is None:
+        return f"dataset {dataset_code} is not registered in the hub"
+    shared = session.scalar(
+        sa.select(AgreementDataset.id).where(
+            AgreementDataset.agreement_id == agreement.id,
+            AgreementDataset.dataset_id == dataset.id,
+        )
+    )
+    if agreement.tier != 2 or shared is None:
+        return f"agreement {agreement_ref} does not share {dataset_code}"
+    incomplete = _incomplete_onboarding(session, agreement, {dataset.partner_id})
+    if incomplete:
+        return f"onboarding under {agreement_ref} is not complete for {', '.join(incomplete)}"
+    if active_suspension(session, dataset.id, now) is not None:
         return f"sharing of {dataset_code} is suspended by its data owner"
     return None
 

@@ -297,7 +297,7 @@ def delivery_state(
 def pull_nominals(
     who: CallerDep, home: HomeDep, control: ControlDep, dataset: str | None = None
 ) -> dict[str, Any]:
-    """The nominal id of each of the partner's own records, for datasets whose agreement is live."""
+    """The nominal id of each of the partner's own records, where its agreement allows sharing."""
     from nominal.contracts.registry import registered_contracts
     from nominal.feeds.agreements import own_dataset_allowed
 
