@@ -18,8 +18,8 @@ demo: setup
 
 ## test: install, lint, type-check and run the test suite
 test: setup browser-deps
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
@@ -53,8 +53,8 @@ lock: | $(UV)
 	$(UV) pip compile pyproject.toml --all-extras --generate-hashes --no-emit-index-url -o requirements.lock
 
 lint:
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks fuzz
 
 typecheck:
 	$(VENV)/bin/mypy
