@@ -61,6 +61,12 @@ CANONICAL_IDENTITY_FIELDS: tuple[str, ...] = (
     "relationship",
 )
 
+# The person columns of silver.identity, in its column order: every canonical identity
+# field except the partner's record id (stored as ``source_record_id``).
+IDENTITY_TABLE_FIELDS: tuple[str, ...] = tuple(
+    f for f in CANONICAL_IDENTITY_FIELDS if f != "record_id"
+)
+
 # Content fields every events table has; anything else a contract maps becomes an
 # attribute of the event (kept as typed JSON) under its canonical name.
 CANONICAL_CONTENT_FIELDS: tuple[str, ...] = (

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from nominal.contracts.model import IDENTITY_TABLE_FIELDS
 from nominal.engines import duck
 from nominal.engines.lake import Lake, Snapshot
 from nominal.govern.policy import FIELD_COLUMNS, Decision
@@ -29,28 +30,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "partner",
     "agency",
 )
-IDENTITY_COLUMNS: tuple[str, ...] = (
-    "source_record_id",
-    "given_name",
-    "middle_names",
-    "family_name",
-    "other_names",
-    "date_of_birth",
-    "sex",
-    "address_line_1",
-    "address_line_2",
-    "town",
-    "postcode",
-    "uprn",
-    "phone",
-    "email",
-    "nhs_number",
-    "ni_number",
-    "police_id",
-    "pupil_number",
-    "household_ref",
-    "relationship",
-)
+IDENTITY_COLUMNS: tuple[str, ...] = ("source_record_id", *IDENTITY_TABLE_FIELDS)
 
 
 class NoData(LookupError):

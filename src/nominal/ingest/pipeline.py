@@ -25,7 +25,12 @@ import duckdb
 import pyarrow as pa
 
 from nominal.config import Home
-from nominal.contracts.model import CANONICAL_IDENTITY_FIELDS, Contract, contract_for
+from nominal.contracts.model import (
+    CANONICAL_IDENTITY_FIELDS,
+    IDENTITY_TABLE_FIELDS,
+    Contract,
+    contract_for,
+)
 from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
@@ -40,11 +45,7 @@ from nominal.ingest.standardise import (
     text_sql,
 )
 
-IDENTITY_COLUMNS = (
-    "given_name", "middle_names", "family_name", "other_names", "date_of_birth", "sex",
-    "address_line_1", "address_line_2", "town", "postcode", "uprn", "phone", "email",
-    "nhs_number", "ni_number", "police_id", "pupil_number", "household_ref", "relationship",
-)  # fmt: skip
+IDENTITY_COLUMNS = IDENTITY_TABLE_FIELDS
 EVENT_COLUMNS = ("event_type", "event_date", "event_end_date", "event_status", "oa_code")
 _TYPES = {"date_of_birth": "DATE", "event_date": "DATE", "event_end_date": "DATE"}
 
