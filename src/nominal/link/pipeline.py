@@ -50,6 +50,8 @@ from nominal.engines import duck
 from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter
 from nominal.link import model as link_model
 from nominal.link import settings as link_settings
+from nominal.link.households import LINEAGE as HOUSEHOLD_LINEAGE
+from nominal.link.households import assign_household_ids
 from nominal.link.standardise import register_nicknames, standardise_sql
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ GOLD_TABLES = (
     "gold.residence",
     "gold.households",
     "gold.household_members",
+    HOUSEHOLD_LINEAGE,
     "gold.relationships",
     "gold.events",
 )
@@ -734,16 +737,24 @@ def build_households(ctx: RunContext) -> None:
                                     ROWS UNBOUNDED PRECEDING) AS grp
         FROM marked""",
     )
+    # Ids carried over from the earlier run by overlap of members (households.py).
+    assign_household_ids(
+        con,
+        ctx.run_id,
+        "hh_groups",
+        previous=_exists(con, "gold.households") and _exists(con, "gold.household_members"),
+        previous_lineage=_exists(con, HOUSEHOLD_LINEAGE),
+        nominal_forwards="lineage_new" if _exists(con, "lineage_new") else None,
+    )
     _q(
         con,
         """CREATE OR REPLACE TABLE hh_ids AS
-        SELECT address_key, grp, 'H' || left(sha256(address_key || '|' ||
-               CAST(min(from_date) AS VARCHAR)), 15) AS household_id,
+        SELECT address_key, grp, any_value(a.household_id) AS household_id,
                min(from_date) AS first_seen,
                CASE WHEN bool_or(to_date IS NULL) THEN NULL ELSE max(to_date) END AS to_date,
                max(coalesce(to_date, from_date)) AS last_date,
                count(DISTINCT nominal_id) AS member_count
-        FROM hh_groups GROUP BY 1, 2""",
+        FROM hh_groups JOIN hh_assigned a USING (address_key, grp) GROUP BY 1, 2""",
     )
     _q(
         con,
@@ -1168,16 +1179,14 @@ def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> 
 
 
 def _write_lineage(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter) -> None:
-    if _count(con, "lineage_new"):
-        tx.append(
-            "gold.nominal_lineage",
-            [_copy(con, tx, "gold.nominal_lineage", "SELECT * FROM lineage_new")],
-        )
-    elif not tx.files("gold.nominal_lineage"):
-        tx.replace(
-            "gold.nominal_lineage",
-            [_copy(con, tx, "gold.nominal_lineage", "SELECT * FROM lineage_new")],
-        )
+    for table, rows in (
+        ("gold.nominal_lineage", "lineage_new"),
+        (HOUSEHOLD_LINEAGE, "household_lineage_new"),
+    ):
+        if _count(con, rows):
+            tx.append(table, [_copy(con, tx, table, f"SELECT * FROM {rows}")])
+        elif not tx.files(table):
+            tx.replace(table, [_copy(con, tx, table, f"SELECT * FROM {rows}")])
 
 
 def _run_summary(ctx: RunContext) -> dict[str, Any]:
@@ -1309,7 +1318,9 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE household_changed AS
             SELECT n.nominal_id FROM current_household n
             LEFT JOIN gold.nominals g USING (nominal_id)
-            WHERE g.household_id IS DISTINCT FROM n.household_id""",
+            WHERE g.household_id IS DISTINCT FROM n.household_id
+            UNION SELECT nominal_id FROM household_members_new
+            WHERE household_id IN (SELECT to_household_id FROM household_lineage_new)""",
         )
         _q(
             con,
