@@ -1,5 +1,6 @@
 """A demo hub for the products' page and browser tests: oracle gold tables, synthetic
-geography, a cohort, the demo governance and the products' demo teams and pathways."""
+geography, a cohort, the demand aggregates, the demo governance and the products' demo
+teams and pathways."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from nominal.govern.demo import DemoAccount, DemoAccounts, seed_demo
 from nominal.ingest.api import import_synth_geography
 from nominal.insight.oracle import gold_from_truth
 from nominal.insight.scoring import COHORT_SCHEMA
+from nominal.products.aggregates import build as build_aggregates
 from nominal.products.demo import seed_products
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -63,6 +65,7 @@ def build_demo_hub(root: Path, town: Path) -> tuple[Home, DemoAccounts]:
     with lake.transaction("test cohort") as tx:
         tx.replace("gold.cohorts", [tx.write_arrow("gold.cohorts", cohort)])
         tx.commit({})
+    build_aggregates(hub)
     accounts = seed_demo(hub, town / "contracts")
     seed_products(hub)
     return hub, accounts

@@ -129,7 +129,9 @@ def build(home: Home, *, memory_limit: str = "3GB", threads: int = 2) -> dict[st
             ).fetchall()
             if len(pairs) > MAX_PAIRS:
                 return {"skipped": f"{len(pairs)} dataset/agency pairs: more than {MAX_PAIRS}"}
-            con.execute("CREATE TEMP TABLE demand_bits (bit INTEGER, dataset VARCHAR, agency VARCHAR)")
+            con.execute(
+                "CREATE TEMP TABLE demand_bits (bit INTEGER, dataset VARCHAR, agency VARCHAR)"
+            )
             con.executemany(
                 "INSERT INTO demand_bits VALUES (?, ?, ?)",
                 [(i, d, a) for i, (d, a) in enumerate(pairs)],
@@ -241,7 +243,9 @@ class Aggregates:
             return None
         if json.loads(meta["age_bands"]) != {k: list(v) for k, v in AGE_BANDS.items()}:
             return None
-        bits = con.execute("SELECT bit, dataset, agency FROM gold.demand_bits ORDER BY bit").fetchall()
+        bits = con.execute(
+            "SELECT bit, dataset, agency FROM gold.demand_bits ORDER BY bit"
+        ).fetchall()
         return cls(date.fromisoformat(meta["as_of"]), tuple((int(b), d, a) for b, d, a in bits))
 
     @property

@@ -283,6 +283,7 @@ class Dashboard:
             "households_known_to_3_plus_agencies": self.households_3plus,
             "people_with_duplicate_interventions": self.duplicates_people,
             "households_with_duplicate_interventions": self.duplicates_households,
+            "precomputed": self.precomputed,
         }
 
 
