@@ -636,9 +636,7 @@ def task_page(
     if task is None:
         raise HTTPException(404, "no such task")
     lineage = _lineage(request)
-    live = (
-        lineage.resolve(task.unit_id) if lineage and task.unit_type == "nominal" else task.unit_id
-    )
+    live = lineage.resolve(task.unit_id, task.unit_type) if lineage else task.unit_id
     session.commit()
     _audit_case_view(request, user, f"task:{task_id}", [task.unit_id])
     return render(
@@ -711,9 +709,15 @@ def case_page(
     if unit_type not in ("nominal", "household"):
         raise HTTPException(404, "no such case type")
     lineage = _lineage(request)
-    live = lineage.resolve(unit_id) if lineage and unit_type == "nominal" else unit_id
-    items = tasking.queue(session, lineage, statuses=tuple(TASK_STATUSES), unit_id=live or unit_id)
-    enrolments = pathways.compliance(session, lineage, unit_id=live or unit_id)
+    live = lineage.resolve(unit_id, unit_type) if lineage else unit_id
+    items = tasking.queue(
+        session,
+        lineage,
+        statuses=tuple(TASK_STATUSES),
+        unit_id=live or unit_id,
+        unit_type=unit_type,
+    )
+    enrolments = pathways.compliance(session, lineage, unit_id=live or unit_id, unit_type=unit_type)
     involvement: list[dict[str, Any]] = []
     enforcer = enforcer_for(request, user, session, purpose)
     if enforcer is not None:
@@ -1172,6 +1176,14 @@ def _realisation(
     extra += [
         (e.unit_id, e.started_on)
         for e in session.scalars(sa.select(Enrolment).where(Enrolment.unit_type == "household"))
+    ]
+    # Work raised against a household since merged or re-formed counts for the household
+    # it lives on as (tasks keep the id they were raised against).
+    lineage = Lineage.load(con)
+    extra = [
+        (live, started)
+        for unit_id, started in extra
+        if (live := lineage.resolve(unit_id, "household")) is not None
     ]
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
