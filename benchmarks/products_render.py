@@ -97,20 +97,48 @@ def replicate(home: Any, copies: int) -> None:
 
 
 def build(root: Path, people: int, base: int, town: Path) -> Any:
+    """A demo hub on ``town`` (replicated up to ``people`` if that is more than
+    ``base``), with the demand aggregates built as the pipeline's products stage does.
+
+    A hub already built under ``root`` (``ready`` marker) is reused: building the gold
+    tables of a million people takes far longer than measuring them."""
     from nominal.config import home as make_home
-    from nominal.govern.demo import seed_demo
+    from nominal.govern.demo import DemoAccount
     from nominal.ingest.api import import_synth_geography
     from nominal.insight.oracle import gold_from_truth
-    from nominal.products.demo import seed_products
 
     hub = make_home(root).ensure()
+    ready = root / "products-render-ready.json"
+    if ready.exists():
+        return hub, DemoAccount(**json.loads(ready.read_text())["practitioner"])
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
     gold_from_truth(town, hub)
+    steps["gold_from_truth_s"] = time.perf_counter() - started
     import_synth_geography(hub, town / "geography")
     if people > base:
+        started = time.perf_counter()
         replicate(hub, people // base)
+        steps["replicate_s"] = time.perf_counter() - started
+    account = finish(hub, town, steps)
+    ready.write_text(json.dumps({"practitioner": account.__dict__, "steps": steps}, default=str))
+    return hub, account
+
+
+def finish(hub: Any, town: Path, steps: dict[str, float]) -> Any:
+    """Demo governance and teams, and the demand aggregates (timed into ``steps``)."""
+    from nominal.govern.demo import seed_demo
+    from nominal.products.aggregates import build as build_aggregates
+    from nominal.products.demo import seed_products
+
+    started = time.perf_counter()
+    result = build_aggregates(hub)
+    steps["aggregates_s"] = time.perf_counter() - started
+    steps["aggregate_rows"] = sum(result.get("rows", {}).values())
+    print(json.dumps({"step": "aggregates", **steps}, default=str), flush=True)
     accounts = seed_demo(hub, town / "contracts")
     seed_products(hub)
-    return hub, accounts.by_role("practitioner")
+    return accounts.by_role("practitioner")
 
 
 def serve(hub: Any) -> tuple[Any, threading.Thread, str]:
@@ -216,50 +244,95 @@ def measure(hub: Any, account: Any, browser: Any) -> dict[str, float]:
         thread.join(timeout=30)
 
 
+def compute(hub: Any, direct: bool) -> dict[str, float]:
+    """In-process time to compute the dashboard's figures (no HTTP, no rendering) from
+    the aggregates and, if ``direct``, from the events as before, on the same snapshot."""
+    from nominal.products import demand
+    from nominal.products.aggregates import Aggregates
+    from nominal.products.lakeview import Filters, open_snapshot
+
+    con, snapshot = open_snapshot(hub)
+    try:
+        started = time.perf_counter()
+        aggregates = Aggregates.load(con, snapshot)
+        assert aggregates is not None, "the aggregates are missing or stale"
+        fast = demand.dashboard(con, Filters(), aggregates=aggregates)
+        out = {"dashboard_compute_precomputed_s": time.perf_counter() - started}
+        if direct:
+            started = time.perf_counter()
+            slow = demand.dashboard(con, Filters())
+            out["dashboard_compute_direct_s"] = time.perf_counter() - started
+            assert slow.summary() | {"precomputed": 0} == fast.summary() | {"precomputed": 0}
+        return out
+    finally:
+        con.close()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--base", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--synth",
+        type=Path,
+        help="a generated population (e.g. /work/data/synth-1m) for the target, "
+        "instead of replicating the base town",
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="build the hubs here and reuse them on the next run"
+    )
+    parser.add_argument("--build-only", action="store_true", help="build the hubs, measure nothing")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from nominal.synth import generate
 
     with tempfile.TemporaryDirectory(prefix="products-render-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         town = root / "town"
-        started = time.perf_counter()
-        generate(town, args.base, seed=args.seed)
-        print(
-            json.dumps(
-                {"step": "synth", "people": args.base, "s": round(time.perf_counter() - started, 1)}
-            ),
-            flush=True,
-        )
+        if not (town / "truth").is_dir():
+            started = time.perf_counter()
+            generate(town, args.base, seed=args.seed)
+            print(
+                json.dumps(
+                    {
+                        "step": "synth",
+                        "people": args.base,
+                        "s": round(time.perf_counter() - started, 1),
+                    }
+                ),
+                flush=True,
+            )
         sizes = {"peer": args.base, "target": args.people}
+        sources = {"peer": town, "target": args.synth or town}
         hubs = {}
         for label, people in sizes.items():
             started = time.perf_counter()
-            hubs[label] = build(root / label, people, args.base, town)
+            replicate_to = people if args.synth is None else 0
+            hubs[label] = build(root / label, replicate_to, args.base, sources[label])
             print(
                 json.dumps(
                     {
                         "step": "build",
                         "size": label,
                         "people": people,
+                        "source": str(sources[label]),
                         "s": round(time.perf_counter() - started, 1),
                     }
                 ),
                 flush=True,
             )
+        if args.build_only:
+            return 0
         results: dict[str, list[dict[str, float]]] = {k: [] for k in sizes}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for run in range(args.runs):
                 for label in sizes:  # the peer straight after the target, in each run
                     found = measure(*hubs[label], browser)
+                    found.update(compute(hubs[label][0], direct=run == 0))
                     results[label].append(found)
                     print(
                         json.dumps(
@@ -274,13 +347,13 @@ def main(argv: list[str]) -> int:
                     )
             browser.close()
         medians = {
-            label: {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+            label: {k: round(statistics.median(r[k] for r in rows if k in r), 3) for k in rows[0]}
             for label, rows in results.items()
         }
         ratio = {
             k: round(medians["target"][k] / medians["peer"][k], 2)
             for k in medians["target"]
-            if medians["peer"][k]
+            if medians["peer"].get(k)
         }
         print(json.dumps({"medians": medians, "people": sizes, "ratio_target_over_peer": ratio}))
     return 0

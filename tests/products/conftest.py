@@ -1,5 +1,6 @@
 """One synthetic town per session, linked perfectly (oracle gold tables), with its
-synthetic geography imported through ingest's ONS-format importer."""
+synthetic geography imported through ingest's ONS-format importer and the demand
+aggregates built."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nominal.config import home as make_home
 from nominal.db import ControlPlane
 from nominal.ingest.api import import_synth_geography
 from nominal.insight.oracle import gold_from_truth
+from nominal.products.aggregates import build as build_aggregates
 from nominal.products.lakeview import open_snapshot
 from nominal.synth import generate
 
@@ -33,6 +35,7 @@ def gold_home(town: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     hub = make_home(tmp_path_factory.mktemp("products-home") / "home").ensure()
     gold_from_truth(town, hub)
     import_synth_geography(hub, town / "geography")
+    build_aggregates(hub)  # as the pipeline's products stage does after linking
     return hub
 
 

@@ -1,7 +1,8 @@
 """The products in real Chromium (Playwright with Debian's chromium) against the real
-app served by uvicorn: sign in with a second factor, the dashboard and the map drawn,
-a task created from a cohort, a CSV downloaded, keyboard use, and axe-core (the hub's
-own copy) on every page. Screenshots of each page are kept under ``test-artifacts/``
+app served by uvicorn: sign in with a second factor, search for a person and open
+their view (and raise a task from it), the dashboard and the map drawn, a task created
+from a cohort, a CSV downloaded, keyboard use, and axe-core (the hub's own copy) on
+every page. Screenshots of each page are kept under ``test-artifacts/``
 (or the pytest tmp dir) for people to look at.
 """
 
@@ -21,6 +22,8 @@ import sqlalchemy as sa
 
 from nominal.config import Home
 from nominal.db import ControlPlane
+from nominal.engines import duck
+from nominal.engines.lake import Lake
 from nominal.govern.auth import totp_now
 from nominal.govern.demo import DemoAccounts
 from nominal.products.models import Task
@@ -63,7 +66,9 @@ def served(
 
     from nominal.web.app import create_app
 
-    home, accounts = build_demo_hub(tmp_path_factory.mktemp("products-browser") / "home", town)
+    home, accounts = build_demo_hub(
+        tmp_path_factory.mktemp("products-browser") / "home", town, linked=True
+    )
     app = create_app(home, secure_cookies=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -159,6 +164,35 @@ def test_products_in_chromium(
     page.fill("input[name=code]", totp_now(practitioner.totp_secret))
     page.click("button[type=submit]")
     page.wait_for_url(base + "/")
+
+    # Search for a person (as you type) and open their view, then raise a task for them.
+    con = duck.connect(Lake(home.lake).require_current())
+    nominal_id, given, family = con.execute(
+        """SELECT nominal_id, given_name, family_name FROM gold.nominals
+           WHERE length(family_name) >= 5 AND given_name IS NOT NULL AND agency_count >= 2
+           ORDER BY nominal_id LIMIT 1"""
+    ).fetchall()[0]
+    con.close()
+    visit("search", "/search")
+    page.select_option("#purpose", PURPOSE)
+    page.click("#name")
+    page.keyboard.type(f"{given} {family}", delay=20)
+    person_link = page.locator(f'#search-results a[href^="/people/{nominal_id}?"]')
+    person_link.wait_for(timeout=20_000)
+    visit("search-results")
+    person_link.click()
+    page.wait_for_selector("#timeline")
+    assert page.url.startswith(f"{base}/people/{nominal_id}?")
+    assert given in page.inner_text("#person-name")
+    visit("person")
+    page.click("#create-task")
+    page.wait_for_selector("#new-task")
+    visit("person-new-task")
+    page.fill("#title", "Browser check-in from search")
+    page.click("#new-task button[type=submit]")
+    page.wait_for_url("**/tasking/tasks/**")
+    visit("person-task")
+    assert nominal_id in page.inner_text("main")
 
     # Purpose, then the dashboard with every chart drawn by vega-embed.
     visit("dashboard-purpose", "/dashboard")

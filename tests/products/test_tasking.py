@@ -1,5 +1,6 @@
-"""Joint tasking and pathways on SQLite and PostgreSQL, with nominals that are merged
-and split by later link runs (a real gold.nominal_lineage table in a real lake)."""
+"""Joint tasking and pathways on SQLite and PostgreSQL, with nominals and households
+that are merged and split by later link runs (real gold.nominal_lineage and
+gold.household_lineage tables in a real lake)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from nominal.products.models import EnrolmentStep, Task
 @pytest.fixture
 def relinked(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     """A lake where p1 was merged into p2, p3 was split into p3 and p4 (p3 keeps its
-    id), p5 forwarded to p6 which was later merged into p7, and p9 was erased."""
+    id), p5 forwarded to p6 which was later merged into p7, and p9 was erased; and the
+    same for households h1..h9."""
     home = make_home(tmp_path / "lineage-home").ensure()
     lake = Lake(home.lake)
     live = ["p2", "p3", "p4", "p7", "p8"]
@@ -64,11 +66,34 @@ def relinked(tmp_path: Path) -> duckdb.DuckDBPyConnection:
         ],
         schema=COHORT_SCHEMA,
     )
+    households = pa.table(
+        {
+            "change_id": ["hc1", "hc2", "hc3", "hc4", "hc5", "hc6"],
+            "run_id": ["r2", "r2", "r2", "r3", "r3", "r3"],
+            "kind": ["merged", "forwarded", "split", "forwarded", "forwarded", "created"],
+            "from_household_id": ["h1", "h1", "h3", "h5", "h6", None],
+            "to_household_id": ["h2", "h2", "h4", "h6", "h7", "h8"],
+            "changed_at": [at, at, at, at, at + timedelta(days=1), at],
+        }
+    )
     with lake.transaction("test") as tx:
         tx.replace(
             "gold.nominals", [tx.write_arrow("gold.nominals", pa.table({"nominal_id": live}))]
         )
         tx.replace("gold.nominal_lineage", [tx.write_arrow("gold.nominal_lineage", lineage)])
+        tx.replace(
+            "gold.households",
+            [
+                tx.write_arrow(
+                    "gold.households",
+                    pa.table({"household_id": [h.replace("p", "h") for h in live]}),
+                )
+            ],
+        )
+        tx.replace(
+            "gold.household_lineage",
+            [tx.write_arrow("gold.household_lineage", households)],
+        )
         tx.replace("gold.cohorts", [tx.write_arrow("gold.cohorts", cohorts)])
         tx.commit({})
     return duck.connect(lake.require_current())
@@ -115,6 +140,79 @@ def test_tasks_survive_merges_and_splits(
         assert [i.task.title for i in tasking.queue(s, lin, team="eh")] == ["Call"]
         # The stored id is never rewritten: the history still shows p1.
         assert s.scalar(sa.select(Task.unit_id).where(Task.title == "Visit")) == "p1"
+
+
+def test_household_lineage_follows_merges_splits_and_chains(
+    relinked: duckdb.DuckDBPyConnection,
+) -> None:
+    lin = Lineage.load(relinked)
+    assert lin.resolve("h1", "household") == "h2"
+    assert lin.resolve("h3", "household") == "h3"
+    assert lin.resolve("h4", "household") == "h4"
+    assert lin.resolve("h5", "household") == "h7"
+    assert lin.resolve("h9", "household") is None  # gone without a successor
+    assert lin.aliases("h7", "household") == {"h5", "h6", "h7"}
+    # the two kinds of unit never mix
+    assert lin.resolve("h1") is None and lin.resolve("p1", "household") is None
+
+
+def test_household_tasks_and_pathways_follow_household_relinking(
+    control: ControlPlane, relinked: duckdb.DuckDBPyConnection
+) -> None:
+    lin = Lineage.load(relinked)
+    start = date(2026, 1, 5)
+    with control.session() as s:
+        team = tasking.add_team(s, "eh", "Early help", "COUNCIL")
+        pathways.install_examples(s, escalation_team=team)
+        for unit_id, title in (("h1", "Family visit"), ("h5", "Family call"), ("h3", "Check")):
+            tasking.create_task(
+                s, unit_type="household", unit_id=unit_id, title=title, team=team, created_by="pat"
+            )
+        tasking.create_task(
+            s, unit_type="household", unit_id="h9", title="Old", team=team, created_by="pat"
+        )
+        # a nominal task under an id that is also a household's never mixes in
+        tasking.create_task(
+            s, unit_type="nominal", unit_id="p2", title="Person", team=team, created_by="pat"
+        )
+        enrolment = pathways.enrol(s, "early-help-family", "h1", by="pat", started_on=start)
+        assert enrolment.unit_type == "household"
+    with control.session() as s:
+        live = {
+            i.task.unit_id: i.live_unit_id
+            for i in tasking.queue(s, lin)
+            if i.task.unit_type == "household"
+        }
+        assert live == {"h1": "h2", "h5": "h7", "h3": "h3", "h9": None}
+        merged = tasking.queue(s, lin, unit_id="h2", unit_type="household")
+        assert [i.task.title for i in merged] == ["Family visit"]
+        assert [
+            i.task.title for i in tasking.queue(s, lin, unit_id="h7", unit_type="household")
+        ] == ["Family call"]
+        # the split-off household h4 does not take over the tasks of h3, which lives on
+        assert tasking.queue(s, lin, unit_id="h4", unit_type="household") == []
+        status = pathways.compliance(s, lin, today=start, unit_id="h2", unit_type="household")
+        assert len(status) == 1 and status[0].live_unit_id == "h2"
+        assert status[0].enrolment.unit_id == "h1"  # the stored id is never rewritten
+        # the meeting view lists the merged household's work under its live id
+        cases = tasking.meeting_view(s, relinked_events(relinked), lin)
+        ids = {(c["unit_type"], c["unit_id"]) for c in cases}
+        assert ("household", "h2") in ids and ("household", "h1") not in ids
+        assert ("household", "h7") in ids and ("nominal", "p2") in ids
+
+
+def relinked_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The relinked lake with an (empty) gold.events, as the meeting view reads it."""
+    con.execute(
+        """CREATE SCHEMA IF NOT EXISTS gold;
+           CREATE OR REPLACE VIEW gold.events AS SELECT
+             NULL::VARCHAR AS nominal_id, NULL::VARCHAR AS nominal_pseudo,
+             NULL::VARCHAR AS household_id, NULL::VARCHAR AS household_pseudo,
+             NULL::VARCHAR AS dataset, NULL::VARCHAR AS agency, NULL::VARCHAR AS event_type,
+             NULL::DATE AS event_date, NULL::DATE AS event_end_date,
+             NULL::VARCHAR AS event_status WHERE FALSE"""
+    )
+    return con
 
 
 def test_task_lifecycle_and_validation(control: ControlPlane) -> None:

@@ -1,5 +1,6 @@
 """A demo hub for the products' page and browser tests: oracle gold tables, synthetic
-geography, a cohort, the demo governance and the products' demo teams and pathways."""
+geography, a cohort, the demand aggregates, the demo governance and the products' demo
+teams and pathways."""
 
 from __future__ import annotations
 
@@ -17,19 +18,29 @@ from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.govern.auth import totp_now
 from nominal.govern.demo import DemoAccount, DemoAccounts, seed_demo
-from nominal.ingest.api import import_synth_geography
+from nominal.ingest.api import import_synth_geography, ingest_paths
 from nominal.insight.oracle import gold_from_truth
 from nominal.insight.scoring import COHORT_SCHEMA
+from nominal.link.pipeline import link_lake
+from nominal.products.aggregates import build as build_aggregates
 from nominal.products.demo import seed_products
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 COHORT = "products-test-cohort"
 
 
-def build_demo_hub(root: Path, town: Path) -> tuple[Home, DemoAccounts]:
+def build_demo_hub(root: Path, town: Path, linked: bool = False) -> tuple[Home, DemoAccounts]:
+    """The demo hub on ``town``: gold tables from the town's truth (oracle), or with
+    ``linked`` as ``make demo`` builds them: the partners' deliveries ingested and
+    linked by the hub's own Splink model (which person search needs)."""
     hub = make_home(root).ensure()
-    gold_from_truth(town, hub)
-    import_synth_geography(hub, town / "geography")
+    if linked:
+        import_synth_geography(hub, town / "geography")
+        ingest_paths(hub, [town / "feeds"], contracts=town / "contracts")
+        link_lake(hub)
+    else:
+        gold_from_truth(town, hub)
+        import_synth_geography(hub, town / "geography")
     lake = Lake(hub.lake)
     con = duck.connect(lake.require_current())
     members = con.execute(
@@ -63,6 +74,7 @@ def build_demo_hub(root: Path, town: Path) -> tuple[Home, DemoAccounts]:
     with lake.transaction("test cohort") as tx:
         tx.replace("gold.cohorts", [tx.write_arrow("gold.cohorts", cohort)])
         tx.commit({})
+    build_aggregates(hub)
     accounts = seed_demo(hub, town / "contracts")
     seed_products(hub)
     return hub, accounts

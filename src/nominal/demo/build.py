@@ -141,9 +141,10 @@ def _risk(home: Home, options: DemoOptions, folder: Path, progress: Progress) ->
 
 
 def _products(home: Home, options: DemoOptions, folder: Path, progress: Progress) -> dict[str, Any]:
+    from nominal.products.aggregates import build
     from nominal.products.demo import seed_products
 
-    return seed_products(home)
+    return {**seed_products(home), "aggregates": build(home)}
 
 
 # (name, description, stage) in the order they run; later capabilities append here.

@@ -154,6 +154,14 @@ def _mentions(ctx: StageContext) -> dict[str, Any]:
     return find_mentions(ctx.home)
 
 
+def _products(ctx: StageContext) -> dict[str, Any]:
+    """Pre-aggregate the demand dashboard's figures for the snapshot the run produced."""
+    from nominal.products.aggregates import build
+
+    ctx.progress("aggregating demand for the dashboard and the map")
+    return build(ctx.home)
+
+
 _STAGES: dict[str, Stage] = {}
 
 
@@ -253,5 +261,25 @@ register_stage(
         depends_on=("link",),
         requires=("gold.events", "gold.nominal_records"),
         inputs=("gold.events", "gold.nominal_records", "gold.scores"),
+    )
+)
+register_stage(
+    Stage(
+        "products",
+        "Pre-aggregate demand for the dashboard and the map",
+        _products,
+        depends_on=("link",),
+        requires=("gold.events", "gold.nominals"),
+        inputs=("gold.events", "gold.nominals", "reference.output_areas"),
+        outputs=(
+            "gold.demand_by_month",
+            "gold.demand_by_area_month",
+            "gold.demand_by_area",
+            "gold.demand_nominals",
+            "gold.demand_households",
+            "gold.demand_open",
+            "gold.demand_bits",
+            "gold.demand_meta",
+        ),
     )
 )

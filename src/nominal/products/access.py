@@ -35,9 +35,12 @@ def event_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def permitted_datasets(
-    con: duckdb.DuckDBPyConnection, decide: Callable[[str, tuple[str, ...]], object]
+    con: duckdb.DuckDBPyConnection,
+    decide: Callable[[str, tuple[str, ...]], object],
+    datasets: list[str] | None = None,
 ) -> Permitted:
-    """Ask ``decide(dataset, fields)`` (a bound policy decision) about every dataset.
+    """Ask ``decide(dataset, fields)`` (a bound policy decision) about every dataset
+    (``datasets``, when the caller already knows those of ``gold.events``).
 
     A dataset counts as permitted only if the decision allows it *and* leaves every
     demand field visible; the result is pseudonymised-only if any decision is.
@@ -46,7 +49,7 @@ def permitted_datasets(
     denied: list[str] = []
     refs: set[str] = set()
     pseudo = False
-    for dataset in event_datasets(con):
+    for dataset in datasets if datasets is not None else event_datasets(con):
         decision = decide(dataset, DEMAND_FIELDS)
         ok = bool(getattr(decision, "allowed", False)) and not getattr(
             decision, "withheld_fields", ()

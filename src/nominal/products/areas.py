@@ -15,6 +15,8 @@ from typing import Any
 
 import duckdb
 
+from nominal.products import aggregates as agg_tables
+from nominal.products.aggregates import Aggregates
 from nominal.products.lakeview import (
     Filters,
     ProductsError,
@@ -41,10 +43,18 @@ def area_measure(
     measure: str = "events",
     as_of: date | None = None,
     cohort: str | None = None,
+    aggregates: Aggregates | None = None,
 ) -> dict[str, float]:
-    """``{oa_code: value}`` of ``measure`` for every output area with a value."""
+    """``{oa_code: value}`` of ``measure`` for every output area with a value.
+
+    Events, people and people known to 3+ agencies come from the pre-aggregated demand
+    tables when ``aggregates`` are fresh and serve the filters."""
     if measure not in MEASURES:
         raise ProductsError(f"unknown measure {measure!r}: use one of {', '.join(MEASURES)}")
+    fast = aggregates is not None and aggregates.serves(filters, as_of)
+    if fast and aggregates is not None and measure in ("events", "people", "multi_agency"):
+        sql, params = _precomputed_measure(aggregates, filters, measure)
+        return {r["oa_code"]: float(r["v"]) for r in run(con, sql, params) if r["oa_code"]}
     as_of = as_of or as_of_date(con)
     base, params = scoped_events(con, filters, as_of)
     if measure == "events":
@@ -71,6 +81,39 @@ def area_measure(
                  GROUP BY n.oa_code"""
         params = []
     return {r["oa_code"]: float(r["v"]) for r in run(con, sql, params) if r["oa_code"]}
+
+
+def _precomputed_measure(agg: Aggregates, filters: Filters, measure: str) -> tuple[str, list[Any]]:
+    if measure == "events":
+        cond, params = agg_tables.where(filters)
+        return (
+            f"SELECT oa_code, sum(events) AS v FROM gold.demand_by_area WHERE {cond} "
+            "GROUP BY oa_code",
+            params,
+        )
+    if measure == "people":
+        # per output area (and age band) rows: a nominal counts once per area it has an
+        # allowed event in, as count(DISTINCT nominal_id) per event area does
+        params = []
+        cond = f"oa_code <> '{agg_tables.ALL}' AND mask & {agg.mask(filters)}::UBIGINT <> 0"
+        if filters.area:
+            cond += " AND (oa_code = ? OR ward_code = ?)"
+            params.extend([filters.area, filters.area])
+        if filters.age_band:
+            cond += " AND age_band = ?"
+            params.append(filters.age_band)
+        return (
+            f"SELECT oa_code, count(DISTINCT nominal_id) AS v FROM gold.demand_nominals "
+            f"WHERE {cond} GROUP BY oa_code",
+            params,
+        )
+    units, params, _ = agg_tables.units_sql(agg, filters, "nominal")
+    return (
+        f"""SELECT n.oa_code, count(*) AS v FROM ({units}) m
+            JOIN gold.nominals n ON n.nominal_id = m.unit_id
+            WHERE m.agency_count >= 3 GROUP BY n.oa_code""",
+        params,
+    )
 
 
 def geojson(

@@ -1,6 +1,7 @@
 """``nominal products ...``: the products from the command line.
 
-``demand`` prints the dashboard's figures, ``duplicates`` the duplicate interventions,
+``aggregate`` pre-aggregates demand for the dashboard and the map, ``demand`` prints
+the dashboard's figures, ``duplicates`` the duplicate interventions,
 ``benefits`` the benefits realisation, ``escalate`` escalates missed pathway
 conditions (run it daily), ``seed-demo`` sets up demo teams, pathways and risks. They
 run as the hub itself on the machine that holds its home (no purpose is asked; the
@@ -36,18 +37,37 @@ def register(app: typer.Typer) -> None:
         """The demand dashboard's headline figures."""
         from nominal.config import home
         from nominal.products import demand
+        from nominal.products.aggregates import Aggregates
         from nominal.products.lakeview import Filters, ProductsError, open_snapshot
 
         out = Output(json_mode)
         try:
-            con, _ = open_snapshot(home())
+            con, snapshot = open_snapshot(home())
             board = demand.dashboard(
-                con, Filters(area=area, age_band=age_band, agencies=(agency,) if agency else ())
+                con,
+                Filters(area=area, age_band=age_band, agencies=(agency,) if agency else ()),
+                aggregates=Aggregates.load(con, snapshot),
             )
         except ProductsError as exc:
             out.fail(str(exc))
             return
         out.result({"ok": True, **board.summary(), "by_agency": board.volumes.by_agency})
+
+    @products.command("aggregate")
+    def aggregate_cmd(json_mode: JSON = False) -> None:
+        """Pre-aggregate demand for the dashboard and the map (the pipeline's ``products``
+        stage does this after every link; run it by hand after an erasure or a rebuild)."""
+        from nominal.config import home
+        from nominal.products.aggregates import build
+
+        out = Output(json_mode)
+        with out.progress() as progress:
+            task = progress.add_task("aggregating demand", total=None)
+            result = build(home())
+            progress.update(task, completed=1, total=1)
+        for table, rows in result.get("rows", {}).items():
+            out.print(f"{table:<28} {rows:>12,}")
+        out.result({"ok": "skipped" not in result, **result})
 
     @products.command("duplicates")
     def duplicates_cmd(
@@ -63,9 +83,13 @@ def register(app: typer.Typer) -> None:
         if unit not in demand.UNITS:
             out.fail("--unit must be nominal or household")
             return
+        from nominal.products.aggregates import Aggregates
+
         try:
-            con, _ = open_snapshot(home())
-            total, rows = demand.duplicate_interventions(con, Filters(), unit)
+            con, snapshot = open_snapshot(home())
+            total, rows = demand.duplicate_interventions(
+                con, Filters(), unit, aggregates=Aggregates.load(con, snapshot)
+            )
         except ProductsError as exc:
             out.fail(str(exc))
             return

@@ -31,7 +31,7 @@ from nominal.products.models import (
     PathwayStep,
     Team,
 )
-from nominal.products.tasking import TaskingError, create_task, team_by_code
+from nominal.products.tasking import TaskingError, aliases, create_task, team_by_code
 
 EXAMPLE_PATHWAYS: tuple[dict[str, Any], ...] = (
     {
@@ -179,18 +179,22 @@ def compliance(
     *,
     today: date | None = None,
     unit_id: str | None = None,
+    unit_type: str | None = None,
 ) -> list[Compliance]:
-    """Each enrolment's compliance on ``today`` (resolved to the live nominal id)."""
+    """Each enrolment's compliance on ``today`` (resolved to the live nominal or
+    household id); ``unit_id`` (of ``unit_type``) under any id it ever had."""
     today = today or date.today()
     query = sa.select(Enrolment).order_by(Enrolment.id)
+    if unit_type is not None:
+        query = query.where(Enrolment.unit_type == unit_type)
     if unit_id is not None:
-        ids = lineage.aliases(unit_id) if lineage else {unit_id}
+        ids = aliases(lineage, unit_id, unit_type)
         query = query.where(Enrolment.unit_id.in_(sorted(ids)))
     out = []
     for e in session.scalars(query).unique():
         statuses = [s.status for s in e.steps]
         overdue = sum(1 for s in e.steps if s.status == "pending" and s.due_on < today)
-        live = lineage.resolve(e.unit_id) if lineage and e.unit_type == "nominal" else e.unit_id
+        live = lineage.resolve(e.unit_id, e.unit_type) if lineage else e.unit_id
         out.append(
             Compliance(
                 e,

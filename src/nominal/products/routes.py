@@ -30,6 +30,7 @@ from nominal.engines.lake import Lake
 from nominal.govern.models import Purpose, User
 from nominal.products import areas, benefits, charts, demand, pathways, tasking, usage, workbench
 from nominal.products.access import Permitted, permitted_datasets
+from nominal.products.aggregates import Aggregates
 from nominal.products.lakeview import AGE_BANDS, Filters, ProductsError, as_of_date, has_table
 from nominal.products.lineage import Lineage
 from nominal.products.models import (
@@ -77,9 +78,9 @@ def static_file(name: str) -> Response:
     return FileResponse(path, media_type="text/javascript" if name.endswith(".js") else None)
 
 
-def lake_cursor(request: Request) -> duckdb.DuckDBPyConnection:
-    """A cursor on a connection over the current snapshot, shared by requests and
-    re-opened when a run has switched the snapshot."""
+def _lake(request: Request) -> tuple[str, duckdb.DuckDBPyConnection, Aggregates | None]:
+    """(snapshot id, connection, fresh aggregates or None) for the current snapshot,
+    shared by requests and re-opened when a run has switched the snapshot."""
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.events"):
@@ -89,9 +90,20 @@ def lake_cursor(request: Request) -> duckdb.DuckDBPyConnection:
         if cached is None or cached[0] != snapshot.id:
             if cached is not None:
                 cached[1].close()
-            cached = (snapshot.id, duck.connect(snapshot, threads=2, memory_limit="2GB"))
+            con = duck.connect(snapshot, threads=2, memory_limit="2GB")
+            cached = (snapshot.id, con, Aggregates.load(con, snapshot))
             hub.cache["products_lake"] = cached
-        return cached[1].cursor()
+        return cached[0], cached[1], cached[2]
+
+
+def lake_cursor(request: Request) -> duckdb.DuckDBPyConnection:
+    """A cursor on a connection over the current snapshot (see :func:`_lake`)."""
+    return _lake(request)[1].cursor()
+
+
+def lake_aggregates(request: Request) -> Aggregates | None:
+    """The current snapshot's pre-aggregated demand tables, if they are fresh."""
+    return _lake(request)[2]
 
 
 def enforcer_for(
@@ -106,8 +118,14 @@ def enforcer_for(
     return Enforcer(session, user, found, hub.audit, client_address(request), hub.audit_reads)
 
 
-def permitted_for(con: duckdb.DuckDBPyConnection, enforcer: Enforcer) -> Permitted:
-    permitted = permitted_datasets(con, lambda ds, fields: enforcer.decide(ds, fields))
+def permitted_for(
+    con: duckdb.DuckDBPyConnection, enforcer: Enforcer, aggregates: Aggregates | None = None
+) -> Permitted:
+    permitted = permitted_datasets(
+        con,
+        lambda ds, fields: enforcer.decide(ds, fields),
+        aggregates.datasets if aggregates is not None else None,
+    )
     if not permitted.datasets:
         enforcer.audit("view", None, outcome="denied", detail={"reason": "no dataset shared"})
         raise HTTPException(
@@ -226,8 +244,9 @@ def _board(
     if enforcer is None:
         return None
     con = lake_cursor(request)
-    permitted = permitted_for(con, enforcer)
-    board = demand.dashboard(con, filters_from(request, permitted.datasets))
+    aggregates = lake_aggregates(request)
+    permitted = permitted_for(con, enforcer, aggregates)
+    board = demand.dashboard(con, filters_from(request, permitted.datasets), aggregates=aggregates)
     return enforcer, permitted, board, con
 
 
@@ -256,13 +275,19 @@ def dashboard_page(
             "identified": identified,
         },
     )
-    agencies = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT agency FROM gold.events WHERE dataset IN (SELECT unnest(?)) ORDER BY 1",
-            [list(permitted.datasets)],
-        ).fetchall()
-    ]
+    aggregates = lake_aggregates(request)
+    agencies = (
+        aggregates.agencies(permitted.datasets)
+        if aggregates is not None
+        else [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT agency FROM gold.events WHERE dataset IN (SELECT unnest(?)) "
+                "ORDER BY 1",
+                [list(permitted.datasets)],
+            ).fetchall()
+        ]
+    )
     area_options = (
         con.execute(
             "SELECT ward_code AS code, any_value(ward_code) AS name FROM reference.output_areas GROUP BY 1 "
@@ -352,10 +377,13 @@ def map_page(
     if enforcer is None:
         return choose_purpose(request, session, "Map")
     con = lake_cursor(request)
-    permitted = permitted_for(con, enforcer)
+    aggregates = lake_aggregates(request)
+    permitted = permitted_for(con, enforcer, aggregates)
     filters = filters_from(request, permitted.datasets)
     try:
-        values = areas.area_measure(con, filters, measure, cohort=cohort or None)
+        values = areas.area_measure(
+            con, filters, measure, cohort=cohort or None, aggregates=aggregates
+        )
     except ProductsError as exc:
         raise HTTPException(422, str(exc)) from None
     oas, wards = areas.geojson(con, values)
@@ -408,8 +436,11 @@ def map_csv(
     enforcer = enforcer_for(request, user, session, purpose)
     assert enforcer is not None
     con = lake_cursor(request)
-    permitted = permitted_for(con, enforcer)
-    values = areas.area_measure(con, filters_from(request, permitted.datasets), measure)
+    aggregates = lake_aggregates(request)
+    permitted = permitted_for(con, enforcer, aggregates)
+    values = areas.area_measure(
+        con, filters_from(request, permitted.datasets), measure, aggregates=aggregates
+    )
     out = io.StringIO()
     writer = escaping_writer(out)
     writer.writerow(["oa_code", "ward_code", "name", "imd_decile", measure])
@@ -605,9 +636,7 @@ def task_page(
     if task is None:
         raise HTTPException(404, "no such task")
     lineage = _lineage(request)
-    live = (
-        lineage.resolve(task.unit_id) if lineage and task.unit_type == "nominal" else task.unit_id
-    )
+    live = lineage.resolve(task.unit_id, task.unit_type) if lineage else task.unit_id
     session.commit()
     _audit_case_view(request, user, f"task:{task_id}", [task.unit_id])
     return render(
@@ -680,9 +709,15 @@ def case_page(
     if unit_type not in ("nominal", "household"):
         raise HTTPException(404, "no such case type")
     lineage = _lineage(request)
-    live = lineage.resolve(unit_id) if lineage and unit_type == "nominal" else unit_id
-    items = tasking.queue(session, lineage, statuses=tuple(TASK_STATUSES), unit_id=live or unit_id)
-    enrolments = pathways.compliance(session, lineage, unit_id=live or unit_id)
+    live = lineage.resolve(unit_id, unit_type) if lineage else unit_id
+    items = tasking.queue(
+        session,
+        lineage,
+        statuses=tuple(TASK_STATUSES),
+        unit_id=live or unit_id,
+        unit_type=unit_type,
+    )
+    enrolments = pathways.compliance(session, lineage, unit_id=live or unit_id, unit_type=unit_type)
     involvement: list[dict[str, Any]] = []
     enforcer = enforcer_for(request, user, session, purpose)
     if enforcer is not None:
@@ -1141,6 +1176,14 @@ def _realisation(
     extra += [
         (e.unit_id, e.started_on)
         for e in session.scalars(sa.select(Enrolment).where(Enrolment.unit_type == "household"))
+    ]
+    # Work raised against a household since merged or re-formed counts for the household
+    # it lives on as (tasks keep the id they were raised against).
+    lineage = Lineage.load(con)
+    extra = [
+        (live, started)
+        for unit_id, started in extra
+        if (live := lineage.resolve(unit_id, "household")) is not None
     ]
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()

@@ -194,7 +194,7 @@ def update_task(
 @dataclass
 class QueueItem:
     task: Task
-    live_unit_id: str | None  # None: the nominal was erased or retired
+    live_unit_id: str | None  # None: the nominal (household) was erased or retired
 
     @property
     def overdue(self) -> bool:
@@ -212,26 +212,35 @@ def queue(
     team: str | None = None,
     statuses: tuple[str, ...] = ("open", "in_progress"),
     unit_id: str | None = None,
+    unit_type: str | None = None,
 ) -> list[QueueItem]:
-    """A team's queue (or all teams'), oldest urgent first, each task's nominal resolved
-    to its live id. ``unit_id`` lists the tasks about one nominal under any id it ever had."""
+    """A team's queue (or all teams'), oldest urgent first, each task's nominal or
+    household resolved to its live id. ``unit_id`` lists the tasks about one nominal (or
+    household, with ``unit_type``) under any id it ever had."""
     query = sa.select(Task).where(Task.status.in_(statuses))
     if team:
         query = query.join(Team).where(Team.code == team)
+    if unit_type is not None:
+        query = query.where(Task.unit_type == unit_type)
     if unit_id is not None:
-        ids = lineage.aliases(unit_id) if lineage else {unit_id}
+        ids = aliases(lineage, unit_id, unit_type)
         query = query.where(Task.unit_id.in_(sorted(ids)))
     order = sa.case({p: i for i, p in enumerate(reversed(TASK_PRIORITIES))}, value=Task.priority)
     tasks = session.scalars(query.order_by(order, Task.due_on.is_(None), Task.due_on, Task.id))
     items = []
     for task in tasks.unique():
-        live = (
-            lineage.resolve(task.unit_id)
-            if lineage is not None and task.unit_type == "nominal"
-            else task.unit_id
-        )
+        live = lineage.resolve(task.unit_id, task.unit_type) if lineage else task.unit_id
         items.append(QueueItem(task, live))
     return items
+
+
+def aliases(lineage: Lineage | None, unit_id: str, unit_type: str | None) -> set[str]:
+    """The ids a task or enrolment about ``unit_id`` may be stored under (of either
+    kind of unit when ``unit_type`` is None)."""
+    if lineage is None:
+        return {unit_id}
+    kinds = (unit_type,) if unit_type else UNIT_TYPES
+    return set().union(*(lineage.aliases(unit_id, kind) for kind in kinds))
 
 
 def meeting_view(
