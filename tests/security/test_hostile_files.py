@@ -307,3 +307,80 @@ def test_lake_refuses_to_remove_outside_bronze(hub_home: Home) -> None:
         with pytest.raises(LakeError):
             lake.remove_bronze(rel)
     assert canary.read_text() == "still here"
+
+
+# -- parse time limit: a file that keeps a parser busy fails, named, and nothing is lost ---
+
+
+def _slow_xlsx() -> bytes:
+    """A 5 KB workbook whose one stray cell at XFD1048576 makes the sheet 16384 x 1048576.
+
+    openpyxl's streaming reader yields every empty row of that range; reading it takes
+    minutes (the fuzzer found a mutated row number doing this).
+    """
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(list(hostile.COLUMNS))
+    sheet.append(["1", "Ann", "Lee", "2000-01-01", "", "", "2024-05-01", "low", "1"])
+    sheet.cell(row=1_048_576, column=16_384, value="x")
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+def test_slow_xlsx_fails_at_the_parse_time_limit_and_nothing_is_lost(
+    hub_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_hostile_readers import _xlsx_bytes
+
+    monkeypatch.setenv("NOMINAL_PARSE_SECONDS", "3")
+    slow = tmp_path / "fz_xlsx_slow.xlsx"
+    slow.write_bytes(_slow_xlsx())
+    assert slow.stat().st_size < 10_000
+    good = tmp_path / "fz_xlsx_good.xlsx"
+    good.write_bytes(
+        _xlsx_bytes([["2", "Bo", "Ng", "2001-02-03", "", "", "2024-05-02", "high", 2]])
+    )
+    summary = run_ingest(hub_home, [slow, good], [hostile.contract("xlsx")])
+    stopped, taken = summary.deliveries
+    assert stopped.status == "failed"
+    assert stopped.message.startswith(
+        "fz_xlsx_slow.xlsx: parsing took longer than the limit of 3 s"
+    )
+    assert "NOMINAL_PARSE_SECONDS" in stopped.message
+    assert taken.status == "ingested" and taken.rows_accepted == 1, taken.message
+    # nothing lost: the bytes are kept in bronze and the failure is on the delivery record
+    snap = Lake(hub_home.lake).require_current()
+    assert [p.name for p in Path(hub_home.lake, "bronze").rglob("fz_xlsx_slow.xlsx")]
+    from nominal.engines import duck
+
+    con = duck.connect(snap)
+    rows = con.execute(
+        "SELECT file_name, status, message FROM silver.deliveries ORDER BY file_name"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [
+        ("fz_xlsx_good.xlsx", "ingested"),
+        ("fz_xlsx_slow.xlsx", "failed"),
+    ]
+    assert "parsing took longer than the limit" in rows[1][2]
+    assert snap.rows("silver.identity") == 1
+    con.close()
+
+
+def test_any_duckdb_reader_is_interrupted_at_the_limit(
+    hub_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CSV, NDJSON and Parquet are parsed by DuckDB in-process: a timer interrupts it."""
+    big = tmp_path / "fz_csv_big.csv"
+    big.write_bytes(GOOD_CSV + b"2,Bo,Ng,2001-02-03,,,2024-05-02,high,2\r\n" * 300_000)
+    monkeypatch.setenv("NOMINAL_PARSE_SECONDS", "0.001")
+    summary = run_ingest(hub_home, [big], [hostile.contract("csv")])
+    (stopped,) = summary.deliveries
+    assert stopped.status == "failed"
+    assert stopped.message.startswith("fz_csv_big.csv: parsing took longer than the limit")
+    # the same file under the default limit is read in full
+    monkeypatch.delenv("NOMINAL_PARSE_SECONDS")
+    (again,) = run_ingest(hub_home, [big], [hostile.contract("csv")]).deliveries
+    assert again.status == "ingested" and again.rows_in == 300_001

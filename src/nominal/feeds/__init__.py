@@ -9,10 +9,10 @@ from __future__ import annotations
 
 
 def _register_formats() -> None:
-    from nominal.feeds.fhir import read_fhir
+    from nominal.feeds.fhir import fhir_columns, read_fhir
     from nominal.ingest.readers import register_reader
 
-    register_reader("fhir", read_fhir)
+    register_reader("fhir", read_fhir, parse=fhir_columns)
 
 
 _register_formats()

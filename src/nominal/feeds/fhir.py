@@ -35,12 +35,10 @@ NHS number check digit) are left to ingest's validation, which quarantines that 
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from nominal.contracts.model import Contract
 from nominal.ingest.readers import ReadError
@@ -273,14 +271,18 @@ def bundle_rows(path: Path) -> list[dict[str, str | None]]:
     return rows
 
 
+def fhir_columns(path: Path, contract: Contract) -> dict[str, list[str | None]]:
+    """The bundle's Patients as text columns (what ingest parses in a child process)."""
+    if path.stat().st_size == 0:
+        raise ReadError(f"{path.name}: the file is empty")
+    rows = bundle_rows(path)
+    return {c: [r[c] for r in rows] for c in COLUMNS}
+
+
 def read_fhir(
     con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
 ) -> str:
     """Reader for ingest: the bundle's Patients as a registered Arrow table of text columns."""
-    if path.stat().st_size == 0:
-        raise ReadError(f"{path.name}: the file is empty")
-    rows = bundle_rows(path)
-    table = pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in COLUMNS})
-    view = f"fhir_{uuid.uuid4().hex}"
-    con.register(view, table)
-    return view
+    from nominal.ingest.readers import register_columns
+
+    return register_columns(con, "fhir", fhir_columns(path, contract))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from nominal.contracts.model import Contract
+from nominal.ingest.limits import ParseFailed, run_limited
 
 if TYPE_CHECKING:
     from nominal.ingest.pipeline import DeliveryResult, RunContext
@@ -187,8 +188,10 @@ def ingest_document(
     )  # fmt: skip
     ctx.seq += 1
     try:
-        info = extract(path)
-    except DocumentError as exc:
+        # pypdf and python-docx are Python: a crafted file could keep them busy for
+        # hours, so extraction runs in a child process under the parse time limit.
+        info = run_limited(extract, path)
+    except (DocumentError, ParseFailed) as exc:
         row = {
             "delivery_id": delivery_id,
             "feed": contract.feed,

@@ -34,8 +34,9 @@ from nominal.contracts.model import (
 from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
+from nominal.ingest.limits import ParseFailed, interrupt_after, parse_seconds
 from nominal.ingest.pseudonym import hmac_sql
-from nominal.ingest.readers import ReadError, duck_error, reader_for
+from nominal.ingest.readers import ReadError, duck_error, is_isolated, read_isolated, reader_for
 from nominal.ingest.standardise import (
     MACROS,
     FieldSQL,
@@ -397,24 +398,33 @@ def ingest_table_delivery(
     """Validate, standardise and split one tabular delivery into silver files."""
     t0 = time.perf_counter()
     con = ctx.con
-    reader = reader_for(contract.format.type)
-    source_sql = reader(con, path, contract, ctx.work_dir)
+    # Parsing (the reader, then DuckDB reading the whole file into ``staged``) runs
+    # under the parse time limit: a hostile file fails, named, instead of hanging.
+    limit = parse_seconds()
     try:
-        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()]
-    except duckdb.Error as exc:
-        raise ReadError(f"{path.name}: {exc}") from None
-    present = set(columns)
-    for name, spec in contract.fields.items():
-        if spec.source is not None and spec.required and spec.source not in present:
-            raise ReadError(
-                f"{path.name}: row 1 (header): required column {spec.source!r} "
-                f"(field {name!r}) is missing"
-            )
-    sql, fields = _staging_sql(ctx, contract, source_sql, present)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
-    except duckdb.Error as exc:
-        raise duck_error(path, exc) from None
+        with interrupt_after(con, path, limit):
+            if is_isolated(contract.format.type):
+                source_sql = read_isolated(con, path, contract, limit)
+            else:
+                source_sql = reader_for(contract.format.type)(con, path, contract, ctx.work_dir)
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
+            except duckdb.Error as exc:
+                raise ReadError(f"{path.name}: {exc}") from None
+            present = {r[0] for r in described}
+            for name, spec in contract.fields.items():
+                if spec.source is not None and spec.required and spec.source not in present:
+                    raise ReadError(
+                        f"{path.name}: row 1 (header): required column {spec.source!r} "
+                        f"(field {name!r}) is missing"
+                    )
+            sql, fields = _staging_sql(ctx, contract, source_sql, present)
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
+            except duckdb.Error as exc:
+                raise duck_error(path, exc) from None
+    except ParseFailed as exc:
+        raise ReadError(str(exc)) from None
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     if ctx.erased:
         _refuse_erased(con)

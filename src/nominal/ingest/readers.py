@@ -79,11 +79,51 @@ def check_zip(path: Path) -> None:
 
 
 _READERS: dict[str, Reader] = {}
+# Column parsers of the readers that parse in Python (openpyxl, json): ingest runs
+# them in a child process it can kill at the parse time limit (nominal.ingest.limits).
+Columns = dict[str, list[str | None]]
+Parser = Callable[[Path, Contract], Columns]
+_PARSERS: dict[str, Parser] = {}
 
 
-def register_reader(format_type: str, fn: Reader) -> None:
-    """Use ``fn`` for deliveries whose contract says ``format: {type: format_type}``."""
+def register_reader(format_type: str, fn: Reader, *, parse: Parser | None = None) -> None:
+    """Use ``fn`` for deliveries whose contract says ``format: {type: format_type}``.
+
+    A reader that parses in Python also gives ``parse(path, contract)``, returning the
+    file's columns as text (what ``fn`` registers as a view): ingest then runs it in a
+    child process under the parse time limit. DuckDB readers are interrupted in-process.
+    """
     _READERS[format_type] = fn
+    if parse is not None:
+        _PARSERS[format_type] = parse
+    else:
+        _PARSERS.pop(format_type, None)
+
+
+def is_isolated(format_type: str) -> bool:
+    return format_type in _PARSERS
+
+
+def register_columns(con: duckdb.DuckDBPyConnection, prefix: str, columns: Columns) -> str:
+    """Register text columns as a view; its name."""
+    table = pa.table({n: pa.array(c, pa.string()) for n, c in columns.items()})
+    view = f"{prefix}_{uuid.uuid4().hex}"
+    con.register(view, table)
+    return view
+
+
+def read_isolated(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, seconds: float | None = None
+) -> str:
+    """Parse ``path`` in a child process under the parse time limit; a view of its columns."""
+    from nominal.ingest.limits import ParseFailed, run_limited
+
+    parse = _PARSERS[contract.format.type]
+    try:
+        columns = run_limited(parse, path, contract, seconds=seconds)
+    except ParseFailed as exc:
+        raise ReadError(str(exc)) from None
+    return register_columns(con, contract.format.type, columns)
 
 
 def reader_for(format_type: str) -> Reader:
@@ -238,10 +278,8 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def read_xlsx(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
-) -> str:
-    """XLSX via openpyxl (read-only, streaming); cells become text, dates ISO."""
+def xlsx_columns(path: Path, contract: Contract) -> Columns:
+    """The first (or the contract's) sheet's columns as text, dates ISO (openpyxl, streaming)."""
     _check_not_empty(path)
     from openpyxl import load_workbook
 
@@ -281,10 +319,14 @@ def read_xlsx(
         ) from None
     finally:
         book.close()
-    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, columns, strict=True)})
-    view = f"xlsx_{uuid.uuid4().hex}"
-    con.register(view, table)
-    return view
+    return dict(zip(names, columns, strict=True))
+
+
+def read_xlsx(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, work_dir: Path
+) -> str:
+    """XLSX in this process (ingest itself parses in a child: :func:`read_isolated`)."""
+    return register_columns(con, "xlsx", xlsx_columns(path, contract))
 
 
 def read_parquet(
@@ -301,5 +343,5 @@ def read_parquet(
 
 register_reader("csv", read_csv)
 register_reader("ndjson", read_ndjson)
-register_reader("xlsx", read_xlsx)
+register_reader("xlsx", read_xlsx, parse=xlsx_columns)
 register_reader("parquet", read_parquet)
