@@ -170,3 +170,44 @@ def test_a_history_loaded_in_bulk_is_detected(
     # left to itself, the feature build notices the bulk load
     auto = features.build(bulk, T).household.to_pandas()
     pd.testing.assert_frame_equal(auto, dated)
+
+
+def test_a_period_summary_counts_only_once_the_period_is_over(
+    oracle_home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A school year's attendance, dated at the year's start, says nothing known at T
+    until the year is over -- even if a feed delivered it early."""
+    snap = Lake(oracle_home.lake).require_current()
+    events = snap.read("gold.events").to_pandas()
+    running = (
+        (events["dataset"] == "school_attendance")
+        & (events["event_date"] < T)
+        & (events["event_end_date"] >= T)
+    )
+    assert running.sum() > 100
+    early = events.copy()
+    early.loc[running, "received_at"] = pd.to_datetime(early.loc[running, "event_date"])
+    schema = snap.read("gold.events").schema
+    delivered = _copy(
+        snap,
+        tmp_path_factory.mktemp("early") / "home",
+        {"gold.events": pa.Table.from_pandas(early, schema=schema, preserve_index=False)},
+    )
+    without = _copy(
+        snap,
+        tmp_path_factory.mktemp("without") / "home",
+        {
+            "gold.events": pa.Table.from_pandas(
+                events[~running], schema=schema, preserve_index=False
+            )
+        },
+    )
+    for respect in (True, False):
+        a = features.build(delivered, T, respect_received=respect).person.to_pandas()
+        b = features.build(without, T, respect_received=respect).person.to_pandas()
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # once the year is over the same records do count
+    later = date(T.year + 1, 8, 31)
+    a = features.build(delivered, later, respect_received=False).person.to_pandas()
+    b = features.build(without, later, respect_received=False).person.to_pandas()
+    assert (a["p_absence_rate_5y"] != b["p_absence_rate_5y"]).sum() > 100

@@ -265,15 +265,30 @@ def register(app: typer.Typer) -> None:
     @cohorts_app.command("show")
     def cohorts_show(
         cohort: str,
-        limit: Annotated[int, typer.Option("--limit", help="Rows to show.")] = 20,
+        purpose: Annotated[
+            str, typer.Option("--purpose", help="Why you need the list (a purpose code).")
+        ],
+        as_user: Annotated[str, typer.Option("--as", help="The user reading it (username).")],
+        limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to show.")] = 20,
         json_mode: JsonOpt = False,
     ) -> None:
-        """The members of a cohort (pseudonyms only), with their reasons."""
+        """The members of a cohort (pseudonyms only), with their reasons.
+
+        Like the web cohort view: the read states a purpose, passes the policy decision
+        point for the model's outcome dataset and is audited (allowed or denied) with the
+        units it showed.
+        """
+        from nominal.db import ControlPlane
+        from nominal.govern.admin import GovernError, get_purpose, get_user
+        from nominal.govern.audit import audit_log
+        from nominal.govern.policy import decide
+        from nominal.insight.specs import SPECS
+
         out = Output(json_mode)
         con = _cohorts(out)
         frame = con.execute(
-            "SELECT rank, unit_type, unit_pseudo, oa_code, score, reasons, title, rule, size, "
-            "capacity FROM gold.cohorts WHERE cohort = ? ORDER BY rank",
+            "SELECT rank, unit_type, unit_id, unit_pseudo, oa_code, score, reasons, title, rule, "
+            "size, capacity, model FROM gold.cohorts WHERE cohort = ? ORDER BY rank",
             [cohort],
         ).df()
         if frame.empty:
@@ -281,10 +296,64 @@ def register(app: typer.Typer) -> None:
                 r[0] for r in con.execute("SELECT DISTINCT cohort FROM gold.cohorts").fetchall()
             ]
             out.fail(f"no cohort {cohort!r}; cohorts: {', '.join(sorted(known)) or 'none'}")
+        spec = SPECS.get(str(frame["model"][0]))
+        if spec is None:
+            out.fail(f"cohort {cohort!r} has no known model")
+        shown = frame.head(limit)
+        h = home().ensure()
+        control = ControlPlane(h.database_url)
+        log = audit_log(control, h)
+        asked = f"nominal cohorts show {cohort} --purpose {purpose} --limit {limit}"
+        try:
+            with control.session() as session:
+                try:
+                    user = get_user(session, as_user)
+                    get_purpose(session, purpose)
+                except GovernError as exc:
+                    out.fail(str(exc))
+                decision = decide(session, user, purpose, spec.dataset)
+            info: dict[str, Any] = {
+                "cohort": cohort,
+                "asked": asked,
+                "withheld": list(decision.withheld_fields),
+                "agreements": list(decision.agreement_refs),
+                "reasons": list(decision.reasons),
+            }
+            # the audit log writes in its own transaction, after the decision's session
+            with control.session() as session:
+                user = get_user(session, as_user)
+                if not decision.allowed:
+                    log.record(
+                        "read", "denied", user=user, purpose=purpose, dataset=spec.dataset,
+                        client="cli", detail=info,
+                    )  # fmt: skip
+                else:
+                    entry = log.record(
+                        "read", "allowed", user=user, purpose=purpose, dataset=spec.dataset,
+                        client="cli",
+                        nominal_ids=[
+                            str(u) for u in shown.loc[shown.unit_type == "person", "unit_id"]
+                        ],
+                        detail={
+                            **info,
+                            "members": len(shown),
+                            "cohort_size": len(frame),
+                            "households": [
+                                str(u)
+                                for u in shown.loc[shown.unit_type == "household", "unit_pseudo"]
+                            ],
+                        },
+                    )  # fmt: skip
+        finally:
+            control.dispose()
+        if not decision.allowed:
+            out.fail(f"access denied: {'; '.join(decision.reasons) or 'no agreement'}", code=3)
+        audit_seq = entry.seq
         out.print(f"{frame['title'][0]}: {len(frame)} (capacity {frame['capacity'][0]})")
         out.print(f"Rule: {frame['rule'][0]}")
+        out.print(f"Read for {purpose} by {as_user} (audit #{audit_seq})")
         members = []
-        for r in frame.head(limit).itertuples():
+        for r in shown.itertuples():
             reasons = json.loads(r.reasons) if r.reasons else []
             words = (
                 "; ".join(x["text"] for x in reasons)
@@ -303,6 +372,8 @@ def register(app: typer.Typer) -> None:
                 "rule": frame["rule"][0],
                 "size": len(frame),
                 "capacity": int(frame["capacity"][0]),
+                "purpose": purpose,
+                "audit_seq": audit_seq,
                 "members": members,
             }
         )

@@ -61,6 +61,8 @@ SPECIFIC: dict[str, tuple[str, str]] = {
     "probation_open": ("current probation order", "current probation orders"),
     "early_help_open": ("open early help episode", "open early help episodes"),
     "early_help_ever": ("early help episode", "early help episodes"),
+    "benefits_open": ("benefit claim open now", "benefit claims open now"),
+    "alcohol_drugs_5y": ("alcohol- or drug-related record (A&E, ambulance, police, ASB) in the last 5 years", "alcohol- or drug-related records (A&E, ambulance, police, ASB) in the last 5 years"),
     "persistent_absence_3y": ("school year of persistent absence in the last 3 years", "school years of persistent absence in the last 3 years"),
 }  # fmt: skip
 
@@ -70,6 +72,8 @@ FIXED: dict[str, str] = {
     "p_age_days": "aged {years} years and {months} months",
     "p_month_in_school_year": "born in month {v1} of the school year (1 = September, 12 = August)",
     "p_attendance_pct_last": "latest school attendance {v}%",
+    "p_absence_rate_5y": "missed {v}% of school sessions over the last 5 school years",
+    "h_absence_rate_5y": "the household's children missed {v}% of school sessions over the last 5 school years",
     "p_agencies_3y": "known to {v} agencies in the last 3 years",
     "p_agencies_12m": "known to {v} agencies in the last 12 months",
     "h_agencies_3y": "household known to {v} agencies in the last 3 years",

@@ -57,6 +57,11 @@ STANDARD_DATASETS = (
     "early_help",
 )
 
+# Records that summarise a period (a pupil's attendance over an academic year, dated
+# at its start): what they say is known only once the period is over, whatever the
+# record's own date or delivery time.
+PERIOD_DATASETS = ("school_attendance",)
+
 # Area event rates per 1,000 residents over the last 12 months.
 AREA_DATASETS = (
     "police_incidents",
@@ -105,6 +110,7 @@ def _known_events(
     """
     t = _d(as_of)
     received = f"AND received_at <= CAST({t} AS TIMESTAMP)" if respect_received else ""
+    periods = ", ".join(f"'{d}'" for d in PERIOD_DATASETS)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE known AS
@@ -114,6 +120,7 @@ def _known_events(
                  AS open_at
         FROM gold.events
         WHERE event_date < {t} {received}
+          AND (dataset NOT IN ({periods}) OR coalesce(event_end_date, event_date) < {t})
           AND nominal_id IS NOT NULL
         """
     )
@@ -196,7 +203,20 @@ def _specific_columns(prefix: str) -> str:
         count(*) FILTER (WHERE dataset = 'early_help') AS {prefix}_early_help_ever,
         count(*) FILTER (WHERE dataset = 'school_attendance'
                          AND {a.format("persistent_absence")} = 'true' AND days_ago <= 1095)
-            AS {prefix}_persistent_absence_3y"""
+            AS {prefix}_persistent_absence_3y,
+        coalesce(100.0 * sum(CAST({a.format("sessions_missed")} AS DOUBLE))
+                   FILTER (WHERE dataset = 'school_attendance' AND days_ago <= 1826)
+                 / nullif(sum(CAST({a.format("sessions_possible")} AS DOUBLE))
+                   FILTER (WHERE dataset = 'school_attendance' AND days_ago <= 1826), 0), 0)
+            AS {prefix}_absence_rate_5y,
+        count(*) FILTER (WHERE dataset = 'benefits' AND open_at) AS {prefix}_benefits_open,
+        count(*) FILTER (WHERE days_ago <= 1826 AND (
+              {a.format("presenting_complaint")} IN ('alcohol', 'overdose')
+              OR {a.format("nature_of_call")} = 'overdose or poisoning'
+              OR (dataset = 'police_incidents' AND {a.format("incident_type")} = 'alcohol related')
+              OR {a.format("offence_group")} = 'drug offences'
+              OR {a.format("asb_type")} IN ('drug use', 'street drinking')))
+            AS {prefix}_alcohol_drugs_5y"""
 
 
 def build(

@@ -10,7 +10,8 @@ trained on the hub's own linkage shows how much risk accuracy linkage errors cos
 Event content (type, dates, status, attributes) is read from the feed files exactly
 as each feed contract declares them, so gold.events has the columns and values
 ingest would give it. ``received_at`` simulates a daily feed: each record arrives
-one to fourteen days after its event date (fixed per record), which lets
+one to fourteen days after its event date (fixed per record; a record summarising a
+period, such as a year's school attendance, after the period's end), which lets
 point-in-time features respect what the hub could have known on a given day.
 
 Ids are strings: a person ``p<person_id>`` and a household ``h<household_id>``, so
@@ -41,6 +42,7 @@ from nominal.contracts.model import (
     load_contracts,
 )
 from nominal.engines.lake import Lake
+from nominal.insight.features import PERIOD_DATASETS
 
 GOLD_COLUMNS: dict[str, list[str]] = {
     "gold.nominals": [
@@ -170,10 +172,32 @@ def _content(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _feed_events(synth_dir: Path) -> pd.DataFrame:
+FEED_SCHEMA = pa.schema(
+    [
+        ("source_record_id", pa.string()),
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_date", pa.date32()),
+        ("event_end_date", pa.date32()),
+        ("event_status", pa.string()),
+        ("attributes", pa.string()),
+        ("feed", pa.string()),
+        ("dataset", pa.string()),
+        ("partner", pa.string()),
+        ("agency", pa.string()),
+        ("delivery_file", pa.string()),
+        ("delivery_id", pa.string()),
+        ("file_no", pa.int32()),
+        ("row_no", pa.int64()),
+    ]
+)
+
+
+def _feed_events(synth_dir: Path) -> pa.Table:
+    """Every delivery's content rows, one compact Arrow table (files in delivery order)."""
     contracts = load_contracts(synth_dir / "contracts")
     parts = []
-    for path in sorted((synth_dir / "feeds").iterdir()):
+    for file_no, path in enumerate(sorted((synth_dir / "feeds").iterdir())):
         contract = contract_for(path.name, contracts)
         if contract is None:
             continue
@@ -181,18 +205,21 @@ def _feed_events(synth_dir: Path) -> pd.DataFrame:
         if frame.empty:
             continue
         content = _content(contract, frame)
+        del frame
         content["feed"] = contract.feed
         content["dataset"] = contract.dataset
         content["partner"] = contract.partner.code
         content["agency"] = contract.agency
         content["delivery_file"] = path.name
         content["delivery_id"] = hashlib.sha256(path.read_bytes()).hexdigest()
-        parts.append(content)
-    events = pd.concat(parts, ignore_index=True)
-    # a re-sent record (a case closed later) supersedes the earlier sending
-    events = events.drop_duplicates(["feed", "source_record_id"], keep="last")
-    # rows ingest would quarantine (no valid event date) never reach gold
-    return events[events["event_date"].notna()].reset_index(drop=True)
+        content["file_no"] = file_no
+        content["row_no"] = range(len(content))
+        for name in ("source_record_id", "event_id", "event_type", "event_status"):
+            content[name] = content[name].astype(object).where(content[name].notna(), None)
+        parts.append(
+            pa.Table.from_pandas(content, schema=FEED_SCHEMA, preserve_index=False)
+        )  # converted per file: Arrow strings and dates are far smaller than Python objects
+    return pa.concat_tables(parts)
 
 
 def gold_from_truth(synth_dir: str | Path, home: Home) -> dict[str, int]:
@@ -211,10 +238,20 @@ def gold_from_truth(synth_dir: str | Path, home: Home) -> dict[str, int]:
     )
     con.create_function("pseudo", lambda v: _pseudo(key, v), ["VARCHAR"], "VARCHAR")
 
-    feed = _feed_events(synth_dir)
-    con.register("feed_events", feed)
+    con.register("feed_all", _feed_events(synth_dir))
+    # a re-sent record (a case closed later) supersedes the earlier sending; rows ingest
+    # would quarantine (no valid event date) never reach gold
+    con.execute(
+        """CREATE TEMP TABLE feed_events AS SELECT * FROM feed_all
+           QUALIFY row_number() OVER (PARTITION BY feed, source_record_id
+                                      ORDER BY file_no DESC, row_no DESC) = 1
+                  AND event_date IS NOT NULL"""
+    )
+    con.unregister("feed_all")
+    # a record summarising a period (a year's school attendance) is sent once it is over
+    periods = ", ".join(f"'{d}'" for d in PERIOD_DATASETS)
     events = con.sql(
-        """
+        f"""
         WITH rec AS (
           SELECT feed, source_record_id, any_value(person_id) AS person_id,
                  any_value(household_id) AS household_id,
@@ -223,7 +260,9 @@ def gold_from_truth(synth_dir: str | Path, home: Home) -> dict[str, int]:
         SELECT pseudo(f.dataset || '|' || f.source_record_id) AS record_key,
                pseudo(f.dataset || '|' || coalesce(f.event_id, f.source_record_id)) AS event_key,
                f.dataset, f.feed, f.partner, f.agency, f.delivery_id,
-               (CAST(f.event_date AS TIMESTAMP)
+               (CAST(CASE WHEN f.dataset IN ({periods})
+                          THEN coalesce(f.event_end_date, f.event_date)
+                          ELSE f.event_date END AS TIMESTAMP)
                  + to_days(CAST(1 + hash(f.feed || f.source_record_id) % 14 AS INTEGER))
                  + INTERVAL 9 HOUR) AS received_at,
                f.event_type, CAST(f.event_date AS DATE) AS event_date,
