@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from nominal.engines.lake import Snapshot
 from nominal.link.standardise import INPUT_COLUMNS, register_nicknames, standardise_sql
+from nominal.search.levels import Columns
 from nominal.search.scoring import LinkageScorer
 
 # Keys with more rows than this are too common to narrow a search (a common name
@@ -132,7 +133,9 @@ class SearchIndex:
     scorer: LinkageScorer
     snapshot_id: str | None
     built_seconds: float
-    row_of: dict[str, int] = field(default_factory=dict)
+    # The columns the linkage model's comparison levels read, as arrays (see
+    # ``LinkageScorer.columns``), so scoring candidates starts with a NumPy take.
+    score_columns: Columns | None = None
     # Per row, one bit per dataset the nominal has records in (see ``dataset_bit``), so
     # the datasets a caller may see filter thousands of candidates in one NumPy step.
     dataset_bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -150,17 +153,20 @@ class SearchIndex:
     def size(self) -> int:
         return self.table.num_rows
 
-    def lookup(self, keys: Iterable[str]) -> dict[int, int]:
-        """Row -> number of the given keys it shares (common keys skipped)."""
-        hits: dict[int, int] = {}
-        for h in hash_keys(keys):
-            lo = int(np.searchsorted(self.key_hashes, h, side="left"))
-            hi = int(np.searchsorted(self.key_hashes, h, side="right"))
-            if hi == lo or hi - lo > MAX_POSTINGS:
-                continue
-            for row in self.key_rows[lo:hi].tolist():
-                hits[row] = hits.get(row, 0) + 1
-        return hits
+    def lookup(self, keys: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, number of the given keys each shares), rows ascending; common keys skipped."""
+        hashes = np.unique(hash_keys(keys))
+        lo = np.searchsorted(self.key_hashes, hashes, side="left")
+        hi = np.searchsorted(self.key_hashes, hashes, side="right")
+        size = hi - lo
+        keep = (size > 0) & (size <= MAX_POSTINGS)
+        if not keep.any():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        postings = np.concatenate(
+            [self.key_rows[a:b] for a, b in zip(lo[keep].tolist(), hi[keep].tolist(), strict=True)]
+        )
+        rows, counts = np.unique(postings, return_counts=True)
+        return rows, counts
 
 
 def standardised_nominals(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
@@ -247,7 +253,6 @@ def build_index(
     postcodes = np.asarray(
         [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
     )
-    ids = table.column("unique_id").to_pylist()
     lists = table.column("datasets").to_pylist()
     codes = sorted({code for codes in lists for code in codes})
     if len(codes) > 64:
@@ -265,7 +270,7 @@ def build_index(
         scorer=scorer,
         snapshot_id=snapshot.id,
         built_seconds=time.perf_counter() - started,
-        row_of={uid: i for i, uid in enumerate(ids)},
+        score_columns=scorer.columns(table) if scorer.fast else None,
         dataset_bits=dataset_bits,
         dataset_bit=dataset_bit,
     )
