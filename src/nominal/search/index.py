@@ -70,9 +70,9 @@ def soundex(value: str | None) -> str | None:
     return jellyfish.soundex(value) or None if value else None
 
 
-def hash_keys(keys: Iterable[str]) -> np.ndarray:
+def hash_keys(keys: Iterable[str] | np.ndarray) -> np.ndarray:
     """64-bit hashes of key strings (deterministic across processes)."""
-    array = np.asarray(list(keys), dtype=object)
+    array = keys if isinstance(keys, np.ndarray) else np.asarray(list(keys), dtype=object)
     if len(array) == 0:
         return np.zeros(0, dtype=np.uint64)
     return pd.util.hash_array(array, categorize=False)
@@ -169,6 +169,64 @@ class SearchIndex:
         return rows, counts
 
 
+def _distinct_map(column: pa.ChunkedArray, function: Any) -> pa.Array:
+    """``function`` applied to each distinct value of ``column`` (NULL stays NULL)."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    mapped = pa.array([function(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.take(mapped, encoded.indices)
+
+
+def _blank_as_null(array: Any) -> pa.Array:
+    text = pc.cast(array, pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def table_keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(key hashes, row) for every blocking key of every row: :func:`record_keys` for a
+    whole table at once, with the phonetic codes computed once per distinct name."""
+    col = {name: _blank_as_null(table.column(name)) for name in (
+        "given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
+        "postcode_sector", "postcode_district", "postcode_std", "house_number",
+        "nhs_number", "ni_number", "police_id", "pupil_number",
+    )}  # fmt: skip
+    fm = _blank_as_null(_distinct_map(table.column("family_std"), metaphone))
+    fs = _blank_as_null(_distinct_map(table.column("family_std"), soundex))
+    gm = _blank_as_null(_distinct_map(table.column("given_std"), metaphone))
+    tokens = pc.binary_join(table.column("address_tokens"), "\x1f")
+    street = _blank_as_null(
+        _distinct_map(tokens, lambda v: _street(v.split("\x1f")) if v else None)
+    )
+    year, sector, canon = col["dob_year"], col["postcode_sector"], col["given_canon"]
+    parts: list[tuple[str, list[pa.Array]]] = [
+        ("nhs", [col["nhs_number"]]),
+        ("ni", [col["ni_number"]]),
+        ("pol", [col["police_id"]]),
+        ("upn", [col["pupil_number"]]),
+        ("gc_fm", [canon, fm]),
+        ("gi_fs", [col["given_initial"], fs]),
+        ("gm_fs", [gm, fs]),
+        ("fm_y", [fm, year]),
+        ("fs_y", [fs, year]),
+        ("gc_y", [canon, year]),
+        ("dob", [col["dob"]]),
+        ("fm_sec", [fm, sector]),
+        ("gc_sec", [canon, sector]),
+        ("fm_dist", [fm, col["postcode_district"]]),
+        ("pc", [col["postcode_std"]]),
+        ("hs", [col["house_number"], street]),
+    ]
+    n = table.num_rows
+    all_hashes: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    for prefix, values in parts:
+        keys = pc.binary_join_element_wise(pa.array([prefix] * n, pa.string()), *values, "|")
+        present = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+        text = keys.filter(pc.is_valid(keys)).to_numpy(zero_copy_only=False)
+        all_hashes.append(hash_keys(text))
+        all_rows.append(np.flatnonzero(present).astype(np.int64))
+    return np.concatenate(all_hashes), np.concatenate(all_rows)
+
+
 def standardised_nominals(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
     """Golden nominals in the linkage model's standard form (``unique_id`` = nominal id)."""
     columns = set(con.table(source).columns)
@@ -234,19 +292,7 @@ def build_index(
     ).to_arrow_table()
     con.close()
 
-    rows: list[int] = []
-    keys: list[str] = []
-    columns = [
-        "given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
-        "postcode_sector", "postcode_district", "postcode_std", "house_number",
-        "address_tokens", "nhs_number", "ni_number", "police_id", "pupil_number",
-    ]  # fmt: skip
-    data = {c: table.column(c).to_pylist() for c in columns}
-    for i in range(table.num_rows):
-        for key in record_keys({c: data[c][i] for c in columns}):
-            keys.append(key)
-            rows.append(i)
-    hashes = hash_keys(keys)
+    hashes, rows = table_keys(table)
     order = np.argsort(hashes, kind="stable")
     dob = pc.cast(table.column("dob"), pa.int32()).to_numpy(zero_copy_only=False)
     dob_days = np.where(np.isnan(dob.astype("float64")), -1, dob).astype(np.int64)
@@ -264,7 +310,7 @@ def build_index(
     return SearchIndex(
         table=table,
         key_hashes=hashes[order],
-        key_rows=np.asarray(rows, dtype=np.int64)[order],
+        key_rows=rows[order],
         dob_days=dob_days,
         postcodes=postcodes,
         scorer=scorer,
