@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -296,9 +297,7 @@ def build_index(
     order = np.argsort(hashes, kind="stable")
     dob = pc.cast(table.column("dob"), pa.int32()).to_numpy(zero_copy_only=False)
     dob_days = np.where(np.isnan(dob.astype("float64")), -1, dob).astype(np.int64)
-    postcodes = np.asarray(
-        [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
-    )
+    postcodes = _postcodes(table)
     lists = table.column("datasets").to_pylist()
     codes = sorted({code for codes in lists for code in codes})
     if len(codes) > 64:
@@ -320,3 +319,85 @@ def build_index(
         dataset_bits=dataset_bits,
         dataset_bit=dataset_bit,
     )
+
+
+# -- kept on disk ------------------------------------------------------------------------
+# An index is a pure function of a lake snapshot and a linkage model version, so it is
+# written once under the hub's home and read back by every later process (the command
+# line, a restarted server, each server worker) instead of being rebuilt: reading a
+# million nominals takes seconds, building them minutes. Only the current snapshot's
+# index is kept; older ones are deleted when a new one is written, so a record erased
+# from the lake does not live on here.
+INDEX_FORMAT = 2
+_ARRAYS = ("key_hashes", "key_rows", "dob_days", "dataset_bits")
+
+
+def index_dir(root: Path, snapshot_id: str, model_version: str | None) -> Path:
+    return root / f"{snapshot_id}-{model_version or 'none'}-v{INDEX_FORMAT}"
+
+
+def save_index(index: SearchIndex, folder: Path) -> None:
+    """Write ``index`` to ``folder`` atomically (a temporary folder renamed into place)."""
+    import json
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        with (
+            pa.OSFile(str(work / "table.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, index.table.schema) as writer,
+        ):
+            writer.write_table(index.table, max_chunksize=256 * 1024)
+        for name in _ARRAYS:
+            np.save(work / f"{name}.npy", getattr(index, name))
+        meta = {"format": INDEX_FORMAT, "snapshot_id": index.snapshot_id,
+                "dataset_bit": index.dataset_bit, "built_seconds": index.built_seconds}  # fmt: skip
+        (work / "meta.json").write_text(json.dumps(meta))
+        try:
+            work.rename(folder)
+        except OSError:  # another process wrote it first: theirs is the same index
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for other in folder.parent.iterdir():
+        if other != folder and other.is_dir() and not other.name.startswith(".building-"):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def load_index(folder: Path, scorer: LinkageScorer) -> SearchIndex | None:
+    """The index saved in ``folder``, memory-mapped; None if there is none (or unreadable)."""
+    import json
+
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return None
+    started = time.perf_counter()
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != INDEX_FORMAT:
+            return None
+        source = pa.memory_map(str(folder / "table.arrow"), "r")
+        table = pa.ipc.open_file(source).read_all()
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    except (OSError, ValueError, pa.ArrowInvalid):
+        return None
+    return SearchIndex(
+        table=table,
+        key_hashes=arrays["key_hashes"],
+        key_rows=arrays["key_rows"],
+        dob_days=arrays["dob_days"],
+        postcodes=_postcodes(table),
+        scorer=scorer,
+        snapshot_id=meta["snapshot_id"],
+        built_seconds=time.perf_counter() - started,
+        score_columns=scorer.columns(table) if scorer.fast else None,
+        dataset_bits=arrays["dataset_bits"],
+        dataset_bit={str(k): int(v) for k, v in meta["dataset_bit"].items()},
+    )
+
+
+def _postcodes(table: pa.Table) -> np.ndarray:
+    return np.asarray([p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object)
