@@ -14,13 +14,19 @@
    real town of that size would make them.
 2. The demo governance (``nominal.govern.demo.seed_demo``) and an API token for its
    practitioner, scoped to a purpose.
-3. The real app under uvicorn in a subprocess (one worker), warmed up (the first
-   search builds the index).
+3. The real app as ``nominal serve`` runs it (``nominal.web.serve:app`` under uvicorn,
+   ``--workers`` processes, default 2 for this 2-core machine) in a subprocess, warmed
+   up (the first search of each worker reads the index the first one built and saved
+   under the home, or builds it).
 4. An open-loop load generator (asyncio + httpx): ``--rate`` searches a second for
    ``--seconds``, each sent on schedule whether or not earlier ones have answered,
    each a corrupted description of a real person of the town (typo, nickname, only
    the birth year or only the postcode sector). Prints p50, p95, p99, errors and the
    achieved rate; checks the audit log gained one entry per search.
+5. Before each search phase, the same load on a trivial authenticated endpoint
+   (``--baseline``, ``/api/me``: token check and a control-plane session, no search),
+   so the ratio of search to the server's own floor is measured under the same machine
+   load as the absolute figures; the 1-minute load average is sampled every second.
 """
 
 from __future__ import annotations
@@ -152,24 +158,29 @@ def free_port() -> int:
 
 
 async def run_load(
-    base: str, token: str, purpose: str, queries: list[dict[str, str]], rate: float, seconds: float
-) -> tuple[list[float], list[str], float]:
+    base: str, token: str, purpose: str, queries: list[dict[str, str]], rate: float,
+    seconds: float, path: str = "/api/search",
+) -> tuple[list[float], list[str], float, list[float]]:  # fmt: skip
+    """Open-loop load on ``path``; (latencies, errors, elapsed, 1-minute load averages)."""
     import httpx
 
     latencies: list[float] = []
     errors: list[str] = []
+    loads: list[float] = []
     total = int(rate * seconds)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
 
         async def one(i: int) -> None:
-            params = {"purpose": purpose, "limit": "10", **queries[i % len(queries)]}
+            params = (
+                {"purpose": purpose, "limit": "10", **queries[i % len(queries)]}
+                if path == "/api/search"
+                else {}
+            )
             started = time.perf_counter()
             try:
-                response = await asyncio.wait_for(
-                    client.get("/api/search", params=params), timeout=60
-                )
+                response = await asyncio.wait_for(client.get(path, params=params), timeout=60)
                 if response.status_code != 200:
                     errors.append(f"{response.status_code}: {response.text[:200]}")
                     return
@@ -183,10 +194,12 @@ async def run_load(
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if i % max(1, int(rate)) == 0:
+                loads.append(os.getloadavg()[0])
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
-    return latencies, errors, elapsed
+    return latencies, errors, elapsed, loads
 
 
 def main() -> None:
@@ -199,6 +212,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--baseline", default="/api/me",
+        help="a trivial authenticated endpoint loaded at the same rate before each search "
+             "phase, for the ratio of search to the server's own floor ('' to skip)",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = args.rate or [50.0]
     home = build_big_home(args.town, args.work / "home", args.nominals, args.seed)
@@ -237,16 +256,17 @@ def main() -> None:
         queries.append(corrupt(person, kind, nicknames, rng))
 
     port = free_port()
+    # The hub's own entry point (``nominal serve``): the app factory under uvicorn workers.
     launcher = (
-        "import uvicorn, sys; from nominal.config import home; "
-        "from nominal.web.app import create_app; "
-        f"uvicorn.run(create_app(home({str(home.root)!r}), secure_cookies=False), "
-        f"host='127.0.0.1', port={port}, log_level='warning', workers=1)"
+        "import uvicorn; "
+        f"uvicorn.run('nominal.web.serve:app', factory=True, host='127.0.0.1', port={port}, "
+        f"log_level='warning', workers={args.workers})"
     )
     # One token drives the whole load: lift the per-user search limit for the benchmark.
     env = {
         **os.environ,
         "NOMINAL_HOME": str(home.root),
+        "NOMINAL_SECURE_COOKIES": "0",
         "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000",
     }
     server_log = open(args.work / "server.log", "w")  # noqa: SIM115 - open for the server's life
@@ -264,45 +284,64 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.5)
         t = time.perf_counter()
-        warm = httpx.get(f"{base}/api/search", params={"purpose": purpose, **queries[0]},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=1800)  # fmt: skip
-        warm.raise_for_status()
-        print(f"server up; index built by the first search in {time.perf_counter() - t:.0f} s")
+        # Concurrent first searches so that every worker loads (or builds) its index.
+        _, warm_errors, _, _ = asyncio.run(
+            run_load(base, token, purpose, queries, 2 * args.workers, 4)
+        )
+        print(f"server up ({args.workers} workers); index ready in every worker after "
+              f"{time.perf_counter() - t:.0f} s; warm-up errors {len(warm_errors)} "
+              f"{sorted(set(warm_errors))[:1]}", flush=True)  # fmt: skip
         asyncio.run(run_load(base, token, purpose, queries[1:], 10, 5))  # warm the threads
         for rate in rates:
+            if args.baseline:
+                latencies, errors, elapsed, loads = asyncio.run(
+                    run_load(base, token, purpose, queries, rate, args.seconds, args.baseline)
+                )
+                floor = report(f"GET {args.baseline} (the floor: authentication, no search)",
+                               rate, args.seconds, latencies, errors, elapsed, loads)  # fmt: skip
             with control.session() as s:
                 before = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
-            latencies, errors, elapsed = asyncio.run(
+            latencies, errors, elapsed, loads = asyncio.run(
                 run_load(base, token, purpose, queries, rate, args.seconds)
             )
             with control.session() as s:
                 after = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
-            report(args.nominals, rate, args.seconds, latencies, errors, elapsed, after - before)
+            what = f"GET /api/search over {args.nominals:,} golden nominals (policy and audit on)"
+            found = report(what, rate, args.seconds, latencies, errors, elapsed, loads)
+            print(f"audit entries written during the search phase: {after - before}")
+            if args.baseline and floor and found:
+                print("search / floor: " + "  ".join(
+                    f"{k} {found[k] / floor[k]:.1f}x" for k in ("p50", "p95", "p99")
+                ), flush=True)  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 def report(
-    nominals: int, rate: float, seconds: float, latencies: list[float], errors: list[str],
-    elapsed: float, audited: int,
-) -> None:  # fmt: skip
+    what: str, rate: float, seconds: float, latencies: list[float], errors: list[str],
+    elapsed: float, loads: list[float],
+) -> dict[str, float]:  # fmt: skip
     sent = int(rate * seconds)
     latencies.sort()
 
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
-    print(f"\n{nominals:,} golden nominals; {sent} searches offered at {rate:g}/s "
-          f"for {seconds:g} s (policy decision point and audit on)")  # fmt: skip
+    print(f"\n{what}: {sent} requests offered at {rate:g}/s for {seconds:g} s")
     print(f"completed {len(latencies)}, errors {len(errors)}, "
-          f"achieved {len(latencies) / elapsed:.1f} searches/s over {elapsed:.0f} s")  # fmt: skip
-    if latencies:
-        print(f"latency ms: p50 {pct(0.5):.1f}  p95 {pct(0.95):.1f}  p99 {pct(0.99):.1f}  "
-              f"max {latencies[-1] * 1000:.1f}  mean {statistics.mean(latencies) * 1000:.1f}")  # fmt: skip
-    print(f"audit entries written during the run: {audited}", flush=True)
+          f"achieved {len(latencies) / elapsed:.1f}/s over {elapsed:.0f} s; "
+          f"load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
+          f"(mean {statistics.mean(loads or [0]):.1f}) on {os.cpu_count()} cores")  # fmt: skip
     for e in sorted(set(errors))[:3]:
         print("error:", e[:200])
+    if not latencies:
+        return {}
+    figures = {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)}
+    print(f"latency ms: p50 {figures['p50']:.1f}  p95 {figures['p95']:.1f}  "
+          f"p99 {figures['p99']:.1f}  max {latencies[-1] * 1000:.1f}  "
+          f"mean {statistics.mean(latencies) * 1000:.1f}", flush=True)  # fmt: skip
+    return figures
 
 
 if __name__ == "__main__":

@@ -171,6 +171,33 @@ def test_concurrent_writers_never_fork_the_chain(control: ControlPlane) -> None:
     assert result.entries == 60
 
 
+def test_group_commit_returns_each_caller_its_own_committed_entry(control: ControlPlane) -> None:
+    """Concurrent callers of one log share commits; each gets back its own entry, committed."""
+    log = AuditLog(control, KEY, anchor_every=5)
+    got: dict[str, list[int]] = {}
+
+    def write(name: str) -> None:
+        seqs = []
+        for i in range(12):
+            entry = log.record("search", "allowed", username=name, detail={"i": i})
+            assert entry.username == name and json.loads(entry.detail) == {"i": i}
+            seqs.append(entry.seq)
+        got[name] = seqs
+
+    threads = [threading.Thread(target=write, args=(f"t{k}",)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(itertools.chain.from_iterable(got.values())) == list(range(1, 73))
+    with control.session() as s:
+        rows = dict(s.execute(sa.text("SELECT seq, username FROM audit_log")).all())
+    assert all(rows[seq] == name for name, seqs in got.items() for seq in seqs)
+    assert all(seqs == sorted(seqs) for seqs in got.values())
+    result = log.verify()
+    assert result.ok and result.entries == 72, result
+
+
 def test_search_and_export(log: AuditLog) -> None:
     found = log.search(record_key="rk7")
     assert sorted(e.seq for e in found) == [6, 7]

@@ -72,3 +72,51 @@ def test_search_policy_and_audit(control: ControlPlane, town: Town) -> None:
     assert row["unique_id"] in json.loads(log_entries[0].nominal_ids)
     assert all(e.purpose == PURPOSE for e in log_entries)
     assert log.verify().ok
+
+
+def test_decide_many_agrees_with_decide(control: ControlPlane, town: Town) -> None:
+    """Search asks about every dataset at once; the answers are those of ``decide``, rule by
+    rule (suspension, onboarding, agreement state, training, pseudonymised roles)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from nominal.govern.admin import (
+        get_agreement,
+        record_training,
+        set_agreement_status,
+        set_checklist,
+    )
+    from nominal.govern.models import Dataset
+    from nominal.govern.policy import decide, decide_many
+
+    def check(kind: str, purpose: str = PURPOSE) -> int:
+        at = datetime.now(UTC)
+        with control.session() as s:
+            user = get_user(s, town.users[kind])
+            datasets = list(s.scalars(sa.select(Dataset).order_by(Dataset.code)))
+            many = decide_many(s, user, purpose, datasets, at)
+            one = {d.code: decide(s, user, purpose, d, None, at) for d in datasets}
+        assert many == one
+        return sum(d.allowed for d in many.values())
+
+    everything = check("practitioner")
+    assert everything > 2
+    assert check("analyst") == everything
+    assert check("analyst", "research") == everything
+    assert check("council") == 0
+    assert check("practitioner", "no_such_purpose") == 0
+    with control.session() as s:
+        codes = list(s.scalars(sa.select(Dataset.code).order_by(Dataset.code)))
+        suspend_dataset(s, codes[0], "dpo", "test")
+    assert check("practitioner") == everything - 1
+    with control.session() as s:
+        partner = s.scalars(sa.select(Dataset).where(Dataset.code == codes[1])).one().partner
+        set_checklist(s, get_agreement(s, "ISA-2-SG"), partner.code, dpia_recorded=False)
+    assert check("practitioner") < everything - 1
+    with control.session() as s:
+        record_training(
+            s, get_user(s, town.users["practitioner"]), date.today() - timedelta(days=900)
+        )
+    assert check("practitioner") == 0
+    with control.session() as s:
+        set_agreement_status(s, get_agreement(s, "ISA-2-SG"), "suspended")
+    assert check("analyst") == 0

@@ -107,6 +107,16 @@ class Verification:
 
 
 @dataclass
+class _Pending:
+    """An entry waiting for the group commit, and what became of it."""
+
+    values: dict[str, Any]
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+    finished: bool = False
+
+
+@dataclass
 class AuditLog:
     """Writes and checks the audit chain of one control plane."""
 
@@ -114,6 +124,8 @@ class AuditLog:
     anchor_key: bytes
     anchor_every: int = DEFAULT_ANCHOR_EVERY
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue: list[_Pending] = field(default_factory=list, repr=False)
 
     # -- writing ------------------------------------------------------------------------
     def record(
@@ -150,33 +162,70 @@ class AuditLog:
             "client": client,
             "detail": json.dumps(detail or {}, sort_keys=True, default=str),
         }
+        # Group commit: every caller queues its entry; whoever holds the writer lock next
+        # appends everything queued in one transaction. Each caller returns only once its
+        # own entry is committed (or raises its error), so an entry is as durable as before
+        # when ``record`` returns, while concurrent requests share one commit.
+        pending = _Pending(values)
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._lock:
-            for _attempt in range(50):
-                try:
-                    return self._append(values)
-                except IntegrityError:
-                    # Another process took this place in the chain first: read the new head.
-                    continue
+            if not pending.finished:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None
+        return pending.entry
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Append ``batch`` in one transaction; if that fails, each entry on its own."""
+        try:
+            entries = self._append_retrying([p.values for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                batch[0].finished = True
+                return
+            for one in batch:
+                self._write([one])
+            return
+        for one, entry in zip(batch, entries, strict=True):
+            one.entry = entry
+            one.finished = True
+
+    def _append_retrying(self, rows: list[dict[str, Any]]) -> list[AuditEntry]:
+        for _attempt in range(50):
+            try:
+                return self._append(rows)
+            except IntegrityError:
+                # Another process took this place in the chain first: read the new head.
+                continue
         raise RuntimeError("could not append to the audit chain after 50 attempts")
 
-    def _append(self, values: dict[str, Any]) -> AuditEntry:
+    def _append(self, rows: list[dict[str, Any]]) -> list[AuditEntry]:
+        entries: list[AuditEntry] = []
         with self.control.session() as session:
             head = session.execute(
                 sa.select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
             ).first()
-            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-            row = {**values, "seq": seq, "prev_hash": prev}
-            row["hash"] = entry_hash(row)
-            entry = AuditEntry(**row)
-            session.add(entry)
-            if seq % self.anchor_every == 0:
-                session.add(
-                    AuditAnchor(
-                        seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
+            seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+            for values in rows:
+                seq += 1
+                row = {**values, "seq": seq, "prev_hash": prev}
+                row["hash"] = prev = entry_hash(row)
+                entry = AuditEntry(**row)
+                session.add(entry)
+                entries.append(entry)
+                if seq % self.anchor_every == 0:
+                    session.add(
+                        AuditAnchor(
+                            seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
+                        )
                     )
-                )
             session.flush()
-        return entry
+        return entries
 
     def anchor(self) -> AuditAnchor | None:
         """Seal the current head now (e.g. at the end of each day)."""

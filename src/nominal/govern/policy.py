@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -191,13 +191,7 @@ def decide(
     if fields is None and dataset_obj is not None:
         requested = dataset_obj.fields
 
-    reasons: list[str] = []
-    if not user.active:
-        reasons.append("the account is disabled")
-    if not user.nominated:
-        reasons.append(f"{user.username} is not nominated to see shared data")
-    if not user.trained_on(day):
-        reasons.append(f"{user.username} has no in-date data sharing training on {day}")
+    reasons = _user_reasons(user, day)
     if purpose_obj is None:
         reasons.append(f"unknown purpose {pu_code!r}" if pu_code else "no purpose given")
     if dataset_obj is None:
@@ -205,29 +199,143 @@ def decide(
     if purpose_obj is None or dataset_obj is None:
         return _deny(reasons, requested, ds_code, pu_code)
 
-    suspension = active_suspension(session, dataset_obj.id, at)
+    facts = _load_facts(session, user, purpose_obj, [dataset_obj], at)[dataset_obj.id]
+    return _decide_with(
+        facts, user, purpose_obj, dataset_obj, requested, day, reasons, reidentify=reidentify
+    )
+
+
+@dataclass
+class _Facts:
+    """What the rules read from the control plane about one dataset for one request."""
+
+    suspension: DatasetSuspension | None
+    candidates: list[Agreement]  # tier-2 agreements naming the dataset, purpose, partner, role
+    incomplete: dict[int, list[str]]  # agreement id -> partners whose onboarding is incomplete
+
+
+def _load_facts(
+    session: Session, user: User, purpose: Purpose, datasets: Sequence[Dataset], at: datetime
+) -> dict[int, _Facts]:
+    """The facts for each of ``datasets``, read in a fixed number of queries however many."""
+    ids = [d.id for d in datasets]
+    suspensions: dict[int, DatasetSuspension] = {}
+    for suspension in session.scalars(
+        sa.select(DatasetSuspension)
+        .where(
+            DatasetSuspension.dataset_id.in_(ids),
+            DatasetSuspension.suspended_at <= at,
+            sa.or_(DatasetSuspension.lifted_at.is_(None), DatasetSuspension.lifted_at > at),
+        )
+        .order_by(DatasetSuspension.id)
+    ):
+        suspensions.setdefault(suspension.dataset_id, suspension)
+    candidates: dict[int, list[Agreement]] = {i: [] for i in ids}
+    rows = session.execute(
+        sa.select(AgreementDataset.dataset_id, Agreement)
+        .join(AgreementDataset, AgreementDataset.agreement_id == Agreement.id)
+        .join(AgreementRecipient, AgreementRecipient.agreement_id == Agreement.id)
+        .where(
+            Agreement.tier == 2,
+            AgreementDataset.dataset_id.in_(ids),
+            AgreementRecipient.partner_id == user.partner_id,
+            AgreementRecipient.role == user.role,
+            Agreement.purposes.any(Purpose.id == purpose.id),
+        )
+        .options(selectinload(Agreement.datasets), selectinload(Agreement.parent))
+        .distinct()
+        .order_by(AgreementDataset.dataset_id, Agreement.id)
+    ).all()
+    for dataset_id, agreement in rows:
+        candidates[dataset_id].append(agreement)
+    agreement_ids = {a.id for found in candidates.values() for a in found}
+    partner_ids = {d.partner_id for d in datasets} | {user.partner_id}
+    checklists: dict[tuple[int, int], OnboardingChecklist] = {}
+    if agreement_ids:
+        for checklist in session.scalars(
+            sa.select(OnboardingChecklist).where(
+                OnboardingChecklist.agreement_id.in_(agreement_ids),
+                OnboardingChecklist.partner_id.in_(partner_ids),
+            )
+        ):
+            checklists[(checklist.agreement_id, checklist.partner_id)] = checklist
+    facts: dict[int, _Facts] = {}
+    for dataset in datasets:
+        incomplete: dict[int, list[str]] = {}
+        for agreement in candidates[dataset.id]:
+            missing: list[str] = []
+            for pid in sorted({dataset.partner_id, user.partner_id}):
+                found = checklists.get((agreement.id, pid))
+                if found is None or not found.complete:
+                    partner = session.get(Partner, pid)
+                    missing.append(partner.code if partner else str(pid))
+            incomplete[agreement.id] = missing
+        facts[dataset.id] = _Facts(suspensions.get(dataset.id), candidates[dataset.id], incomplete)
+    return facts
+
+
+def decide_many(
+    session: Session,
+    user: User,
+    purpose: Purpose | str | None,
+    datasets: Sequence[Dataset],
+    at: datetime | None = None,
+) -> dict[str, Decision]:
+    """:func:`decide` for every field of each of ``datasets`` (code -> decision).
+
+    The same rules and the same reasons as asking :func:`decide` once per dataset, read
+    from the control plane in a handful of queries rather than a handful per dataset;
+    nothing is cached between calls, so a suspension applies to the very next request.
+    """
+    at = at or datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    day = at.date()
+    purpose_obj: Purpose | None = _lookup(session, Purpose, purpose)
+    if purpose_obj is None:
+        return {d.code: decide(session, user, purpose, d, None, at) for d in datasets}
+    facts = _load_facts(session, user, purpose_obj, datasets, at)
+    out: dict[str, Decision] = {}
+    for dataset in datasets:
+        reasons = _user_reasons(user, day)
+        out[dataset.code] = _decide_with(
+            facts[dataset.id], user, purpose_obj, dataset, dataset.fields, day, reasons
+        )
+    return out
+
+
+def _user_reasons(user: User, day: date) -> list[str]:
+    reasons: list[str] = []
+    if not user.active:
+        reasons.append("the account is disabled")
+    if not user.nominated:
+        reasons.append(f"{user.username} is not nominated to see shared data")
+    if not user.trained_on(day):
+        reasons.append(f"{user.username} has no in-date data sharing training on {day}")
+    return reasons
+
+
+def _decide_with(
+    facts: _Facts,
+    user: User,
+    purpose_obj: Purpose,
+    dataset_obj: Dataset,
+    requested: Sequence[str],
+    day: date,
+    reasons: list[str],
+    *,
+    reidentify: bool = False,
+) -> Decision:
+    """The rules applied to the facts read for one dataset (``reasons`` so far: the user's)."""
+    ds_code, pu_code = dataset_obj.code, purpose_obj.code
+    suspension = facts.suspension
     if suspension is not None:
         reasons.append(
             f"sharing of {dataset_obj.code} is suspended by its data owner "
             f"({suspension.suspended_by}: {suspension.reason})"
         )
 
-    candidates = list(
-        session.scalars(
-            sa.select(Agreement)
-            .join(AgreementDataset, AgreementDataset.agreement_id == Agreement.id)
-            .join(AgreementRecipient, AgreementRecipient.agreement_id == Agreement.id)
-            .where(
-                Agreement.tier == 2,
-                AgreementDataset.dataset_id == dataset_obj.id,
-                AgreementRecipient.partner_id == user.partner_id,
-                AgreementRecipient.role == user.role,
-                Agreement.purposes.any(Purpose.id == purpose_obj.id),
-            )
-            .options(selectinload(Agreement.datasets), selectinload(Agreement.parent))
-            .distinct()
-        )
-    )
+    candidates = facts.candidates
     if not candidates:
         reasons.append(
             f"no tier-2 agreement shares {dataset_obj.code} with "
@@ -246,9 +354,7 @@ def decide(
                 f"is {parent.state(day)} on {day}"
             )
             continue
-        incomplete = _incomplete_onboarding(
-            session, agreement, {dataset_obj.partner_id, user.partner_id}
-        )
+        incomplete = facts.incomplete[agreement.id]
         if incomplete:
             reasons.append(
                 f"onboarding to {agreement.reference} is not complete for {', '.join(incomplete)}"

@@ -98,13 +98,18 @@ def query_keys(query: Query, std: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _filters(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
-    """Rows whose date of birth is within what is known in part (a year, an age range)."""
+def _dob_ok(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
+    """Whether each row's date of birth is within what is known in part (a year, an age range)."""
     keep = np.ones(len(rows), dtype=bool)
     if query.dob_range is not None:
         days = index.dob_days[rows]
         keep &= (days >= _days(query.dob_range.first)) & (days <= _days(query.dob_range.last))
-    return rows[keep]
+    return keep
+
+
+def _filters(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
+    """Rows whose date of birth is within what is known in part (a year, an age range)."""
+    return rows[_dob_ok(index, query, rows)]
 
 
 def _in_area(index: SearchIndex, query: Query, rows: np.ndarray) -> np.ndarray:
@@ -150,56 +155,75 @@ def search(
         return SearchResult(
             [], 0, 0.0, ["nothing to search for: give a name, date, postcode or id"]
         )
-    std_table = index.scorer.standardise(query.record())
+    scorer = index.scorer
+    std_table = scorer.standardise(query.record())
     std = std_table.to_pylist()[0]
-    hits = index.lookup(query_keys(query, std))
-    if hits:
-        rows = np.fromiter(hits.keys(), dtype=np.int64, count=len(hits))
-        rows = _filters(index, query, rows)
+    found, shared = index.lookup(query_keys(query, std))
+    if len(found):
+        keep = _dob_ok(index, query, found)
+        rows, shared = found[keep], shared[keep]
     elif query.dob_range is not None or query.postcode_prefix:
         rows = _scan(index, query)
+        shared = np.zeros(len(rows), dtype=np.int64)
     else:
-        rows = np.zeros(0, dtype=np.int64)
+        rows = shared = np.zeros(0, dtype=np.int64)
     if allowed_datasets is not None and len(rows):
-        rows = rows[(index.dataset_bits[rows] & index.bits_of(allowed_datasets)) != 0]
+        visible = (index.dataset_bits[rows] & index.bits_of(allowed_datasets)) != 0
+        rows, shared = rows[visible], shared[visible]
     if len(rows) > CANDIDATE_LIMIT:
-        order = sorted(rows.tolist(), key=lambda r: -hits.get(r, 0))
-        rows = np.asarray(order[:CANDIDATE_LIMIT], dtype=np.int64)
-    candidates = index.table.take(pa.array(rows, pa.int64()))
-    scored = index.scorer.score(std_table, candidates) if len(rows) else []
-    in_area = dict(zip(rows.tolist(), _in_area(index, query, rows).tolist(), strict=True))
+        # the most promising (most keys shared) first; ties in row order
+        best = np.argsort(-shared, kind="stable")[:CANDIDATE_LIMIT]
+        rows = rows[np.sort(best)]
+    if not len(rows):
+        return SearchResult([], 0, time.perf_counter() - started)
     prefix = query.postcode_prefix
-
-    def rank(item: dict[str, Any]) -> float:
-        bonus = AREA_BONUS if prefix and in_area[index.row_of[item["unique_id"]]] else 0.0
-        return float(item["match_weight"]) + bonus
-
-    scored.sort(key=lambda s: -rank(s))
+    in_area = _in_area(index, query, rows)
+    arrays = scorer.fast and index.score_columns is not None
+    scored: list[dict[str, Any]] = []
+    if arrays:
+        assert index.score_columns is not None
+        gammas, weights, total = scorer.score_arrays(
+            scorer.query_values(std_table), index.score_columns.take(rows)
+        )
+    else:
+        candidates = index.table.take(pa.array(rows, pa.int64()))
+        by_id = {s["unique_id"]: s for s in scorer.score(std_table, candidates)}
+        scored = [by_id[uid] for uid in candidates.column("unique_id").to_pylist()]
+        total = np.asarray([s["match_weight"] for s in scored], dtype=np.float64)
+    rank = total + np.where(in_area, AREA_BONUS, 0.0) if prefix else total
+    probability = _probabilities(total)
+    order = [j for j in np.argsort(-rank, kind="stable").tolist()
+             if probability[j] >= min_probability][:limit]  # fmt: skip
     partial = _partial_reasons(query)
+    shown = index.table.take(pa.array(rows[order], pa.int64())) if order else None
+    records = _display(shown) if shown is not None else []
+    datasets = shown.column("datasets").to_pylist() if shown is not None else []
     out: list[Hit] = []
-    for item in scored:
-        if item["match_probability"] < min_probability:
-            continue
-        row = index.row_of[item["unique_id"]]
-        record = _display(index.table, row)
-        reasons = [f"{r.text} ({_weight_text(r.weight)})" for r in item["reasons"]] + partial
+    for k, j in enumerate(order):
+        evidence = scorer.reasons(gammas[:, j], weights[:, j]) if arrays else scored[j]["reasons"]
+        reasons = [f"{r.text} ({_weight_text(r.weight)})" for r in evidence] + partial
         if prefix:
             kind = "sector" if " " in prefix else "district"
-            where = "recorded" if in_area[row] else "never recorded"
+            where = "recorded" if in_area[j] else "never recorded"
             reasons.append(f"{where.capitalize()} at a postcode in {kind} {prefix}")
         out.append(
             Hit(
-                nominal_id=item["unique_id"],
-                score=item["match_probability"],
-                match_weight=item["match_weight"],
+                nominal_id=records[k]["nominal_id"],
+                score=float(probability[j]),
+                match_weight=float(total[j]),
                 reasons=reasons,
-                record=record,
-                datasets=list(index.table.column("datasets")[row].as_py()),
+                record=records[k],
+                datasets=list(datasets[k]),
             )
         )
-        if len(out) >= limit:
-            break
     return SearchResult(out, len(rows), time.perf_counter() - started)
+
+
+def _probabilities(weight: np.ndarray) -> np.ndarray:
+    """Match probabilities from match weights, as Splink computes them."""
+    from nominal.search.scoring import _probability
+
+    return np.asarray([_probability(float(w)) for w in weight], dtype=np.float64)
 
 
 def _partial_reasons(query: Query) -> list[str]:
@@ -209,25 +233,27 @@ def _partial_reasons(query: Query) -> list[str]:
     return reasons
 
 
-def _display(table: pa.Table, row: int) -> dict[str, Any]:
-    def value(name: str) -> Any:
-        return table.column(name)[row].as_py()
+DISPLAY_FIELDS: dict[str, str] = {
+    "nominal_id": "nominal_id",
+    "nominal_pseudo": "nominal_pseudo",
+    "given_name": "given_name",
+    "middle_names": "middle_names",
+    "family_name": "family_name",
+    "date_of_birth": "date_of_birth",
+    "sex": "display_sex",
+    "address_line_1": "address_line_1",
+    "town": "town",
+    "postcode": "postcode",
+    "nhs_number": "display_nhs_number",
+    "ni_number": "display_ni_number",
+    "police_id": "display_police_id",
+    "pupil_number": "display_pupil_number",
+    "household_id": "household_id",
+    "agencies": "agencies",
+}
 
-    return {
-        "nominal_id": value("nominal_id"),
-        "nominal_pseudo": value("nominal_pseudo"),
-        "given_name": value("given_name"),
-        "middle_names": value("middle_names"),
-        "family_name": value("family_name"),
-        "date_of_birth": value("date_of_birth"),
-        "sex": value("display_sex"),
-        "address_line_1": value("address_line_1"),
-        "town": value("town"),
-        "postcode": value("postcode"),
-        "nhs_number": value("display_nhs_number"),
-        "ni_number": value("display_ni_number"),
-        "police_id": value("display_police_id"),
-        "pupil_number": value("display_pupil_number"),
-        "household_id": value("household_id"),
-        "agencies": value("agencies"),
-    }
+
+def _display(table: pa.Table) -> list[dict[str, Any]]:
+    """The golden-record values of each row of ``table`` (index rows), as a result shows them."""
+    columns = {name: table.column(source).to_pylist() for name, source in DISPLAY_FIELDS.items()}
+    return [{name: columns[name][i] for name in DISPLAY_FIELDS} for i in range(table.num_rows)]

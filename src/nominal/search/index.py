@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -35,6 +36,7 @@ import pyarrow.compute as pc
 
 from nominal.engines.lake import Snapshot
 from nominal.link.standardise import INPUT_COLUMNS, register_nicknames, standardise_sql
+from nominal.search.levels import Columns
 from nominal.search.scoring import LinkageScorer
 
 # Keys with more rows than this are too common to narrow a search (a common name
@@ -69,9 +71,9 @@ def soundex(value: str | None) -> str | None:
     return jellyfish.soundex(value) or None if value else None
 
 
-def hash_keys(keys: Iterable[str]) -> np.ndarray:
+def hash_keys(keys: Iterable[str] | np.ndarray) -> np.ndarray:
     """64-bit hashes of key strings (deterministic across processes)."""
-    array = np.asarray(list(keys), dtype=object)
+    array = keys if isinstance(keys, np.ndarray) else np.asarray(list(keys), dtype=object)
     if len(array) == 0:
         return np.zeros(0, dtype=np.uint64)
     return pd.util.hash_array(array, categorize=False)
@@ -132,7 +134,9 @@ class SearchIndex:
     scorer: LinkageScorer
     snapshot_id: str | None
     built_seconds: float
-    row_of: dict[str, int] = field(default_factory=dict)
+    # The columns the linkage model's comparison levels read, as arrays (see
+    # ``LinkageScorer.columns``), so scoring candidates starts with a NumPy take.
+    score_columns: Columns | None = None
     # Per row, one bit per dataset the nominal has records in (see ``dataset_bit``), so
     # the datasets a caller may see filter thousands of candidates in one NumPy step.
     dataset_bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -150,17 +154,78 @@ class SearchIndex:
     def size(self) -> int:
         return self.table.num_rows
 
-    def lookup(self, keys: Iterable[str]) -> dict[int, int]:
-        """Row -> number of the given keys it shares (common keys skipped)."""
-        hits: dict[int, int] = {}
-        for h in hash_keys(keys):
-            lo = int(np.searchsorted(self.key_hashes, h, side="left"))
-            hi = int(np.searchsorted(self.key_hashes, h, side="right"))
-            if hi == lo or hi - lo > MAX_POSTINGS:
-                continue
-            for row in self.key_rows[lo:hi].tolist():
-                hits[row] = hits.get(row, 0) + 1
-        return hits
+    def lookup(self, keys: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, number of the given keys each shares), rows ascending; common keys skipped."""
+        hashes = np.unique(hash_keys(keys))
+        lo = np.searchsorted(self.key_hashes, hashes, side="left")
+        hi = np.searchsorted(self.key_hashes, hashes, side="right")
+        size = hi - lo
+        keep = (size > 0) & (size <= MAX_POSTINGS)
+        if not keep.any():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        postings = np.concatenate(
+            [self.key_rows[a:b] for a, b in zip(lo[keep].tolist(), hi[keep].tolist(), strict=True)]
+        )
+        rows, counts = np.unique(postings, return_counts=True)
+        return rows, counts
+
+
+def _distinct_map(column: pa.ChunkedArray, function: Any) -> pa.Array:
+    """``function`` applied to each distinct value of ``column`` (NULL stays NULL)."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    mapped = pa.array([function(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.take(mapped, encoded.indices)
+
+
+def _blank_as_null(array: Any) -> pa.Array:
+    text = pc.cast(array, pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def table_keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(key hashes, row) for every blocking key of every row: :func:`record_keys` for a
+    whole table at once, with the phonetic codes computed once per distinct name."""
+    col = {name: _blank_as_null(table.column(name)) for name in (
+        "given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
+        "postcode_sector", "postcode_district", "postcode_std", "house_number",
+        "nhs_number", "ni_number", "police_id", "pupil_number",
+    )}  # fmt: skip
+    fm = _blank_as_null(_distinct_map(table.column("family_std"), metaphone))
+    fs = _blank_as_null(_distinct_map(table.column("family_std"), soundex))
+    gm = _blank_as_null(_distinct_map(table.column("given_std"), metaphone))
+    tokens = pc.binary_join(table.column("address_tokens"), "\x1f")
+    street = _blank_as_null(
+        _distinct_map(tokens, lambda v: _street(v.split("\x1f")) if v else None)
+    )
+    year, sector, canon = col["dob_year"], col["postcode_sector"], col["given_canon"]
+    parts: list[tuple[str, list[pa.Array]]] = [
+        ("nhs", [col["nhs_number"]]),
+        ("ni", [col["ni_number"]]),
+        ("pol", [col["police_id"]]),
+        ("upn", [col["pupil_number"]]),
+        ("gc_fm", [canon, fm]),
+        ("gi_fs", [col["given_initial"], fs]),
+        ("gm_fs", [gm, fs]),
+        ("fm_y", [fm, year]),
+        ("fs_y", [fs, year]),
+        ("gc_y", [canon, year]),
+        ("dob", [col["dob"]]),
+        ("fm_sec", [fm, sector]),
+        ("gc_sec", [canon, sector]),
+        ("fm_dist", [fm, col["postcode_district"]]),
+        ("pc", [col["postcode_std"]]),
+        ("hs", [col["house_number"], street]),
+    ]
+    n = table.num_rows
+    all_hashes: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    for prefix, values in parts:
+        keys = pc.binary_join_element_wise(pa.array([prefix] * n, pa.string()), *values, "|")
+        present = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+        text = keys.filter(pc.is_valid(keys)).to_numpy(zero_copy_only=False)
+        all_hashes.append(hash_keys(text))
+        all_rows.append(np.flatnonzero(present).astype(np.int64))
+    return np.concatenate(all_hashes), np.concatenate(all_rows)
 
 
 def standardised_nominals(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
@@ -228,26 +293,11 @@ def build_index(
     ).to_arrow_table()
     con.close()
 
-    rows: list[int] = []
-    keys: list[str] = []
-    columns = [
-        "given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
-        "postcode_sector", "postcode_district", "postcode_std", "house_number",
-        "address_tokens", "nhs_number", "ni_number", "police_id", "pupil_number",
-    ]  # fmt: skip
-    data = {c: table.column(c).to_pylist() for c in columns}
-    for i in range(table.num_rows):
-        for key in record_keys({c: data[c][i] for c in columns}):
-            keys.append(key)
-            rows.append(i)
-    hashes = hash_keys(keys)
+    hashes, rows = table_keys(table)
     order = np.argsort(hashes, kind="stable")
     dob = pc.cast(table.column("dob"), pa.int32()).to_numpy(zero_copy_only=False)
     dob_days = np.where(np.isnan(dob.astype("float64")), -1, dob).astype(np.int64)
-    postcodes = np.asarray(
-        [p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object
-    )
-    ids = table.column("unique_id").to_pylist()
+    postcodes = _postcodes(table)
     lists = table.column("datasets").to_pylist()
     codes = sorted({code for codes in lists for code in codes})
     if len(codes) > 64:
@@ -259,13 +309,95 @@ def build_index(
     return SearchIndex(
         table=table,
         key_hashes=hashes[order],
-        key_rows=np.asarray(rows, dtype=np.int64)[order],
+        key_rows=rows[order],
         dob_days=dob_days,
         postcodes=postcodes,
         scorer=scorer,
         snapshot_id=snapshot.id,
         built_seconds=time.perf_counter() - started,
-        row_of={uid: i for i, uid in enumerate(ids)},
+        score_columns=scorer.columns(table) if scorer.fast else None,
         dataset_bits=dataset_bits,
         dataset_bit=dataset_bit,
     )
+
+
+# -- kept on disk ------------------------------------------------------------------------
+# An index is a pure function of a lake snapshot and a linkage model version, so it is
+# written once under the hub's home and read back by every later process (the command
+# line, a restarted server, each server worker) instead of being rebuilt: reading a
+# million nominals takes seconds, building them minutes. Only the current snapshot's
+# index is kept; older ones are deleted when a new one is written, so a record erased
+# from the lake does not live on here.
+INDEX_FORMAT = 2
+_ARRAYS = ("key_hashes", "key_rows", "dob_days", "dataset_bits")
+
+
+def index_dir(root: Path, snapshot_id: str, model_version: str | None) -> Path:
+    return root / f"{snapshot_id}-{model_version or 'none'}-v{INDEX_FORMAT}"
+
+
+def save_index(index: SearchIndex, folder: Path) -> None:
+    """Write ``index`` to ``folder`` atomically (a temporary folder renamed into place)."""
+    import json
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        with (
+            pa.OSFile(str(work / "table.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, index.table.schema) as writer,
+        ):
+            writer.write_table(index.table, max_chunksize=256 * 1024)
+        for name in _ARRAYS:
+            np.save(work / f"{name}.npy", getattr(index, name))
+        meta = {"format": INDEX_FORMAT, "snapshot_id": index.snapshot_id,
+                "dataset_bit": index.dataset_bit, "built_seconds": index.built_seconds}  # fmt: skip
+        (work / "meta.json").write_text(json.dumps(meta))
+        try:
+            work.rename(folder)
+        except OSError:  # another process wrote it first: theirs is the same index
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for other in folder.parent.iterdir():
+        if other != folder and other.is_dir() and not other.name.startswith(".building-"):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def load_index(folder: Path, scorer: LinkageScorer) -> SearchIndex | None:
+    """The index saved in ``folder``, memory-mapped; None if there is none (or unreadable)."""
+    import json
+
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return None
+    started = time.perf_counter()
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != INDEX_FORMAT:
+            return None
+        source = pa.memory_map(str(folder / "table.arrow"), "r")
+        table = pa.ipc.open_file(source).read_all()
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    except (OSError, ValueError, pa.ArrowInvalid):
+        return None
+    return SearchIndex(
+        table=table,
+        key_hashes=arrays["key_hashes"],
+        key_rows=arrays["key_rows"],
+        dob_days=arrays["dob_days"],
+        postcodes=_postcodes(table),
+        scorer=scorer,
+        snapshot_id=meta["snapshot_id"],
+        built_seconds=time.perf_counter() - started,
+        score_columns=scorer.columns(table) if scorer.fast else None,
+        dataset_bits=arrays["dataset_bits"],
+        dataset_bit={str(k): int(v) for k, v in meta["dataset_bit"].items()},
+    )
+
+
+def _postcodes(table: pa.Table) -> np.ndarray:
+    return np.asarray([p or "" for p in table.column("postcodes_all").to_pylist()], dtype=object)

@@ -22,10 +22,13 @@ import math
 import re
 import threading
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker
 from splink.internals.pipeline import CTEPipeline
 from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
@@ -33,6 +36,7 @@ from splink.internals.predict import predict_from_comparison_vectors_sqls_using_
 from nominal.config import Home
 from nominal.link import model as link_model
 from nominal.link import settings as link_settings
+from nominal.search import levels as fast_levels
 
 QUERY_TABLE = "search_query"
 # The words a practitioner reads for each comparison of the model.
@@ -48,6 +52,7 @@ DESCRIPTIONS: dict[str, str] = {
     "police_id": "Police id",
 }
 CANDIDATE_TABLE = "search_candidates"
+_EPOCH = date(1970, 1, 1)
 
 
 def load_linkage_model(home: Home) -> link_model.LinkModel:
@@ -183,6 +188,7 @@ class LinkageScorer:
                         float(level._tf_minimum_u_value),
                     )
         self.comparisons = list(self.levels)
+        self._compile_levels(settings.comparisons)
         self._tf = {
             column: dict(
                 zip(
@@ -193,6 +199,138 @@ class LinkageScorer:
             )
             for column in link_settings.TF_COLUMNS
         }
+
+    def _compile_levels(self, comparisons: list[Any]) -> None:
+        """Compile every level's SQL to array code (:mod:`nominal.search.levels`).
+
+        If any condition is not understood, ``self.fast`` is False and :meth:`score` runs
+        Splink's SQL in DuckDB instead: slower, never different.
+        """
+        compiled: list[tuple[str, list[tuple[int, fast_levels.Condition | None]]]] = []
+        sqls: list[str] = []
+        try:
+            for comparison in comparisons:
+                steps: list[tuple[int, fast_levels.Condition | None]] = []
+                for level in comparison.comparison_levels:
+                    if level._is_else_level:
+                        steps.append((level.comparison_vector_value, None))
+                        continue
+                    sqls.append(level.sql_condition)
+                    steps.append(
+                        (level.comparison_vector_value, fast_levels.compile_condition(
+                            level.sql_condition))
+                    )  # fmt: skip
+                compiled.append((comparison.output_column_name, steps))
+            self._fast_columns = sorted(
+                fast_levels.columns_used(sqls) & set(self._template.column_names)
+            )
+            self._levels_compiled = compiled
+            # Evaluate once on the empty template: a column the code cannot find fails now.
+            empty = self.columns(self._template)
+            self._gammas(self.query_values(self._template.schema.empty_table()), empty)
+            self.fast = True
+        except fast_levels.Unsupported as exc:
+            logging.getLogger(__name__).warning(
+                "search scores with Splink's SQL (slower): level not compiled: %s", exc
+            )
+            self.fast = False
+        # Weights as arrays: row per comparison, indexed by gamma + 1 (gamma -1 is null).
+        self._weight_table = {
+            name: np.array(
+                [self._weights[name].get(g, 0.0) for g in range(-1, max(self._weights[name]) + 1)]
+            )
+            for name in self.comparisons
+        }
+
+    def columns(self, table: pa.Table) -> fast_levels.Columns:
+        """The candidate columns the compiled levels read, plus ``tf_*``, as arrays.
+
+        Strings and lists become object arrays holding one Python object per distinct
+        value (dictionary-encoded first), so a million rows cost a pointer each; lists
+        become frozensets (the levels only intersect them).
+        """
+        names = [*self._fast_columns, *(f"tf_{c}" for c in link_settings.TF_COLUMNS)]
+        arrays: dict[str, np.ndarray] = {}
+        for name in names:
+            column = table.column(name)
+            kind = column.type
+            if pa.types.is_date(kind):
+                days = pc.cast(pc.cast(column, pa.int32()), pa.int64())
+                arrays[name] = np.asarray(
+                    pc.fill_null(days, fast_levels.NULL_DAY).to_numpy(), dtype=np.int64
+                )
+            elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+                arrays[name] = np.asarray(
+                    pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+                )
+            else:
+                arrays[name] = _objects(column)
+        return fast_levels.Columns(arrays, table.num_rows)
+
+    def query_values(self, query: pa.Table) -> dict[str, Any]:
+        """The one query row as Python values, dates as days since 1970-01-01."""
+        if query.num_rows == 0:
+            return {name: None for name in query.column_names}
+        row = query.slice(0, 1).to_pylist()[0]
+        for name in query.column_names:
+            if pa.types.is_date(query.schema.field(name).type) and row[name] is not None:
+                row[name] = (row[name] - _EPOCH).days
+        return row
+
+    def _gammas(self, query: dict[str, Any], columns: fast_levels.Columns) -> np.ndarray:
+        """Comparison vectors: one row per comparison, one column per candidate."""
+        out = np.zeros((len(self._levels_compiled), columns.n), dtype=np.int64)
+        for i, (_name, steps) in enumerate(self._levels_compiled):
+            decided = np.zeros(columns.n, dtype=bool)
+            row = out[i]
+            for gamma, condition in steps:
+                if condition is None:  # ELSE
+                    row[~decided] = gamma
+                    break
+                hit = condition(query, columns) & ~decided
+                row[hit] = gamma
+                decided |= hit
+        return out
+
+    def score_arrays(
+        self, query: dict[str, Any], columns: fast_levels.Columns
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(gammas, weights per comparison, total match weight) for every candidate.
+
+        Splink's sum: the prior, plus per comparison the level's match weight, plus for
+        levels with term-frequency adjustments ``weight * (log2 u_exact - log2 max(tf))``
+        using the more common of the two values (the query's or the candidate's).
+        """
+        gammas = self._gammas(query, columns)
+        weights = np.zeros(gammas.shape, dtype=np.float64)
+        for i, name in enumerate(self.comparisons):
+            weights[i] = self._weight_table[name][gammas[i] + 1]
+        for (name, gamma), (column, adj, log2_u, min_u) in self._tf_levels.items():
+            i = self.comparisons.index(name)
+            mask = gammas[i] == gamma
+            if not mask.any():
+                continue
+            left = query.get(f"tf_{column}")
+            right = columns[f"tf_{column}"][mask]
+            # the more common of the two; fmax ignores a missing (NaN) candidate value
+            value = right if left is None else np.fmax(right, left)
+            usable = ~np.isnan(value)
+            adjust = np.zeros(len(value))
+            adjust[usable] = adj * (log2_u - np.log2(np.maximum(value[usable], min_u)))
+            weights[i, mask] += adjust
+        total = self.prior_weight + weights.sum(axis=0)
+        return gammas, weights, total
+
+    def reasons(self, gammas: np.ndarray, weights: np.ndarray) -> list[Reason]:
+        """The evidence for one candidate (its column of ``gammas`` and ``weights``)."""
+        out = []
+        for i, name in enumerate(self.comparisons):
+            gamma = int(gammas[i])
+            if gamma != -1:
+                level = self.levels[name][gamma]
+                out.append(Reason(name, f"{level.description}: {level.label}", float(weights[i])))
+        out.sort(key=lambda r: -r.weight)
+        return out
 
     @staticmethod
     def _empty_template() -> pa.Table:
@@ -270,6 +408,27 @@ class LinkageScorer:
         """
         if candidates.num_rows == 0:
             return []
+        if self.fast:
+            gammas, weights, total = self.score_arrays(
+                self.query_values(query), self.columns(candidates)
+            )
+            ids = candidates.column("unique_id").to_pylist()
+            return [
+                {
+                    "unique_id": uid,
+                    "match_weight": float(total[j]),
+                    "match_probability": _probability(float(total[j])),
+                    "gammas": {n: int(gammas[i, j]) for i, n in enumerate(self.comparisons)},
+                    "reasons": self.reasons(gammas[:, j], weights[:, j]),
+                }
+                for j, uid in enumerate(ids)
+            ]
+        return self.score_sql(query, candidates)
+
+    def score_sql(self, query: pa.Table, candidates: pa.Table) -> list[dict[str, Any]]:
+        """:meth:`score` with the comparison levels run as Splink's SQL in DuckDB."""
+        if candidates.num_rows == 0:
+            return []
         rows = self._run("SELECT * FROM search_gammas", query, candidates)
         query_tf = {c: query.column(f"tf_{c}")[0].as_py() for c in link_settings.TF_COLUMNS}
         tf_columns = {c: candidates.column(f"tf_{c}").to_pylist() for c in link_settings.TF_COLUMNS}
@@ -313,6 +472,33 @@ class LinkageScorer:
         if candidates.num_rows == 0:
             return []
         return self._run(self.splink_sql, query, candidates)
+
+
+def _objects(column: pa.ChunkedArray) -> np.ndarray:
+    """An object array of the column's values, one Python object per distinct value."""
+    n = len(column)
+    out = np.empty(n, dtype=object)
+    if n == 0:
+        return out
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        # Lists: distinct lists via their joined text (elements never hold the separator).
+        joined = pc.binary_join(column, "\x1f")
+        if pc.sum(pc.list_value_length(column)).as_py() and pc.list_flatten(column).null_count:
+            raise ValueError("list columns with NULL elements are not supported")
+        encoded = pc.dictionary_encode(joined).combine_chunks()
+        distinct = [
+            frozenset(v.split("\x1f")) if v else frozenset() for v in encoded.dictionary.to_pylist()
+        ]
+    else:
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        distinct = encoded.dictionary.to_pylist()
+    values = np.empty(len(distinct) + 1, dtype=object)
+    for i, value in enumerate(distinct):
+        values[i] = value
+    values[len(distinct)] = None
+    indices = pc.fill_null(encoded.indices, len(distinct)).to_numpy(zero_copy_only=False)
+    out[:] = values[indices]
+    return out
 
 
 def _probability(weight: float) -> float:

@@ -11,10 +11,36 @@ import threading
 from dataclasses import dataclass, field
 
 from nominal.config import Home
-from nominal.engines.lake import Lake
+from nominal.engines.lake import Lake, Snapshot
 from nominal.link import model as link_model
-from nominal.search.index import SearchIndex, build_index
+from nominal.search.index import SearchIndex, build_index, index_dir, load_index, save_index
 from nominal.search.scoring import LinkageScorer, load_linkage_model
+
+
+def cached_index(
+    home: Home, snapshot: Snapshot, scorer: LinkageScorer, version: str | None
+) -> SearchIndex:
+    """The index of ``snapshot`` under model ``version``: read from the home's cache, or
+    built and saved there. A file lock makes concurrent processes (server workers, the
+    command line) build it once; the others wait and read it."""
+    import fcntl
+
+    root = home.root / "cache" / "search"
+    folder = index_dir(root, snapshot.id, version)
+    index = load_index(folder, scorer)
+    if index is not None:
+        return index
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            index = load_index(folder, scorer)
+            if index is None:
+                index = build_index(snapshot, scorer)
+                save_index(index, folder)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return index
 
 
 class SearchUnavailable(RuntimeError):
@@ -48,6 +74,6 @@ class IndexHolder:
                     scorer = LinkageScorer(load_linkage_model(self.home))
                 except link_model.ModelError as exc:
                     raise SearchUnavailable(str(exc)) from None
-                index = build_index(snapshot, scorer)
+                index = cached_index(self.home, snapshot, scorer, version)
                 self._index, self._model_version = index, version
             return index
