@@ -511,6 +511,8 @@ def _supersede(ctx: RunContext) -> int:
     order = {str(p): seq for seq, p in ctx.new_files["silver.identity"]}
     new_set = {str(p) for p in new}
     old = [p for p in ctx.tx.files("silver.identity") if str(p) not in new_set]
+    if len(new) == 1 and not old:
+        return 0  # one delivery into an empty lake: nothing it could supersede
     lst = ", ".join(sql_literal(str(p)) for p in new)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE new_keys AS SELECT record_key, delivery_id, filename "

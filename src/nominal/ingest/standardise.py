@@ -50,8 +50,12 @@ MACROS = (
     "WHEN n = 0 THEN upper(s[1]) || lower(s[2:]) "
     "WHEN n = 1 THEN upper(s[1]) || lower(s[2:i]) || upper(s[i + 1]) || lower(s[i + 2:]) "
     "ELSE nominal_title_words(s) END",
-    "CREATE OR REPLACE MACRO nominal_title(s) AS nominal_title2(s, "
-    "length(s) - length(translate(s, ' -''', '')), strpos(translate(s, '-''', '  '), ' '))",
+    # A name with no separator at all (most names) skips counting them: three
+    # ``contains`` cost a fraction of the two ``translate`` calls.
+    "CREATE OR REPLACE MACRO nominal_title(s) AS CASE "
+    "WHEN contains(s, ' ') OR contains(s, '-') OR contains(s, '''') THEN nominal_title2(s, "
+    "length(s) - length(translate(s, ' -''', '')), strpos(translate(s, '-''', '  '), ' ')) "
+    "ELSE upper(s[1]) || lower(s[2:]) END",
     # Runs of whitespace become one space (tabs and newlines are rare: test first).
     "CREATE OR REPLACE MACRO nominal_squash(s) AS CASE "
     "WHEN contains(s, '  ') OR contains(s, chr(9)) OR contains(s, chr(10)) "
@@ -96,9 +100,25 @@ def _mapped(text: str, spec: FieldSpec) -> str:
 
 
 def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
-    """The raw column as trimmed text, with the contract's null markers as NULL."""
-    t = f"trim(CAST({column_sql} AS VARCHAR))"
-    return f"CASE WHEN {one_of(t, tuple(null_values) or ('',))} THEN NULL ELSE {t} END"
+    """The raw column as trimmed text, with the contract's null markers as NULL.
+
+    ``trim`` copies every string, and most values have no spaces to trim, so it runs
+    only on values that start or end with a space; the markers are compared only with
+    values short enough to be one (``strlen`` is the stored byte length).
+    """
+    markers = tuple(null_values) or ("",)
+    # A value with no outer space is its own trim; only markers without one can match it.
+    plain = tuple(m for m in markers if m == m.strip(" "))
+    x = f"CAST({column_sql} AS VARCHAR)"
+    t = f"trim({x})"
+    first = ""
+    if plain:
+        longest = max(len(m.encode("utf-8")) for m in plain)
+        first = f"WHEN strlen({x}) <= {longest} AND {one_of(x, plain)} THEN NULL "
+    return (
+        f"CASE {first}WHEN prefix({x}, ' ') OR suffix({x}, ' ') THEN "
+        f"CASE WHEN {one_of(t, markers)} THEN NULL ELSE {t} END ELSE {x} END"
+    )
 
 
 def constant_sql(spec: FieldSpec) -> str:
