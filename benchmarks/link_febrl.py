@@ -7,8 +7,11 @@ scored against the ``rec_id`` ground truth (``rec-<entity>-org`` / ``-dup-<n>``)
 - **nominal**: ``nominal link-file`` (our standardisation, comparisons, blocking and
   unsupervised training; no family veto, threshold 0.5);
 - **splink**: Splink 5 with the comparisons and blocking rules of its own FEBRL4 example
-  (``NameComparison`` for names, ``DateOfBirthComparison``, exact street number,
-  Damerau-Levenshtein postcode; the same training steps), clustered at 0.5.
+  (docs/demos/examples/duckdb/febrl4: ``NameComparison`` for names,
+  ``DateOfBirthComparison``, exact street number, Damerau-Levenshtein postcode), in two
+  variants: the stronger one this benchmark always used (EM blocked on the names and on
+  the date of birth, clustered at 0.5) and the example's training steps as published
+  (EM on date of birth and postcode, clustered at 0.99).
 
 Pairwise precision / recall / F1 for each (cross-file pairs only for FEBRL4)::
 
@@ -63,7 +66,14 @@ def nominal_run(files: list[Path], tmp: Path) -> pd.DataFrame:
     return pd.read_csv(out).rename(columns={"nominal_id": "cluster"})
 
 
-def splink_run(frames: list[pd.DataFrame]) -> pd.DataFrame:
+def splink_run(frames: list[pd.DataFrame], *, as_published: bool = False) -> pd.DataFrame:
+    """Splink with its FEBRL4 example's comparisons and blocking rules (soc_sec_id out).
+
+    ``as_published``: also the example's training steps (deterministic rules at recall
+    0.8, EM blocked on date of birth then postcode without term frequencies) and its
+    clustering threshold 0.99. Otherwise the stronger variant this benchmark has always
+    compared against: EM blocked on the names then date of birth, clustered at 0.5.
+    """
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -98,16 +108,28 @@ def splink_run(frames: list[pd.DataFrame]) -> pd.DataFrame:
     db_api = DuckDBAPI()
     dfs = [db_api.register(f) for f in frames]
     linker = Linker(dfs if len(dfs) == 2 else dfs[0], settings, log_level=logging.ERROR)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth")], recall=0.6
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e7)
-    for rule in (block_on("given_name", "surname"), block_on("date_of_birth")):
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, record_sample_proportion=1.0
+    if as_published:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on("given_name", "surname", "date_of_birth")], recall=0.8
         )
+        linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+        for rule in (block_on("date_of_birth"), block_on("postcode")):
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+        cut = 0.99
+    else:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on("given_name", "surname", "date_of_birth")], recall=0.6
+        )
+        linker.training.estimate_u_using_random_sampling(max_pairs=1e7)
+        for rule in (block_on("given_name", "surname"), block_on("date_of_birth")):
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, record_sample_proportion=1.0
+            )
+        cut = 0.5
     pred = linker.inference.predict(threshold_match_probability=0.2)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, 0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, cut)
     out = clusters.as_pandas_dataframe()[["rec_id", "cluster_id"]]
     return out.rename(columns={"rec_id": "record_id", "cluster_id": "cluster"})
 
@@ -130,11 +152,18 @@ def run() -> dict[str, dict[str, dict[str, float]]]:
             t = time.perf_counter()
             ours = _score(nominal_run(files, tmp), cross_only=len(frames) == 2)
             ours["seconds"] = round(time.perf_counter() - t, 1)
-            t = time.perf_counter()
+            results[case] = {"nominal link-file": ours}
             frames_s = [f.fillna("").astype(str).replace("", None) for f in frames]
-            theirs = _score(splink_run(frames_s), cross_only=len(frames) == 2)
-            theirs["seconds"] = round(time.perf_counter() - t, 1)
-            results[case] = {"nominal link-file": ours, "splink FEBRL4 example": theirs}
+            for who, published in (
+                ("splink FEBRL4 example", False),
+                ("splink example as published", True),
+            ):
+                t = time.perf_counter()
+                theirs = _score(
+                    splink_run(frames_s, as_published=published), cross_only=len(frames) == 2
+                )
+                theirs["seconds"] = round(time.perf_counter() - t, 1)
+                results[case][who] = theirs
     return results
 
 
@@ -142,7 +171,8 @@ def run() -> dict[str, dict[str, dict[str, float]]]:
 def test_febrl_ahead_of_plain_splink() -> None:
     results = run()
     for case in results.values():
-        assert case["nominal link-file"]["f1"] >= case["splink FEBRL4 example"]["f1"]
+        for who in ("splink FEBRL4 example", "splink example as published"):
+            assert case["nominal link-file"]["f1"] >= case[who]["f1"]
 
 
 def main() -> None:
@@ -150,7 +180,7 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     for case, rows in results.items():
         for who, m in rows.items():
-            print(f"{case:<30} {who:<24} P={m['precision']:.4f} R={m['recall']:.4f} "
+            print(f"{case:<30} {who:<28} P={m['precision']:.4f} R={m['recall']:.4f} "
                   f"F1={m['f1']:.4f} ({m['seconds']} s)")  # fmt: skip
 
 

@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+import nominal.link
 from nominal.config import Home
-from nominal.link.households import resolve_household
 from nominal.link.pipeline import link_lake, table_rows
 
 from .conftest import new_home
@@ -161,8 +161,8 @@ def test_household_ids_are_stable_and_changes_have_lineage(
     assert gone not in third
     assert ("merged", gone, merged) in _lineage(home)
     assert ("forwarded", gone, merged) in _lineage(home)
-    assert resolve_household(home, gone) == merged
-    assert resolve_household(home, merged) == merged
+    assert nominal.link.resolve_household(gone, home) == merged
+    assert nominal.link.resolve_household(merged, home) == merged
     # nominals and events point at live households only
     live = set(third)
     assert {r["household_id"] for r in table_rows(home, "gold.nominals")} <= live | {None}
@@ -185,6 +185,6 @@ def test_nothing_is_carried_over_on_a_first_run(model_dir: Path, tmp_path: Path)
     home = new_home(tmp_path / "home", model_dir)
     write_silver(home, *_silver(PEOPLE))
     link_lake(home, mode="full")
-    assert resolve_household(home, "Hnot-a-household") is None
+    assert nominal.link.resolve_household("Hnot-a-household", home) is None
     kinds = {k for k, _f, _t in _lineage(home)}
     assert kinds == {"created"}

@@ -109,6 +109,7 @@ def per_dataset_pair(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             {
                 "datasets": f"{d1}~{d2}",
                 "true_pairs": true,
+                "predicted_pairs": pred,
                 "precision": p,
                 "recall": r,
                 "f1": _f1(p, r),

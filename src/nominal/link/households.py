@@ -202,16 +202,17 @@ def assign_household_ids(
     )
 
 
-def resolve_household(home: Any, household_id: str) -> str | None:
+def resolve_household(household_id: str, home: Any = None) -> str | None:
     """The live household id for ``household_id`` (itself if live; None if none).
 
     Follows ``forwarded`` rows of ``gold.household_lineage``, so a task or cohort that
     holds an id from an earlier run still finds the household it meant.
     """
+    from nominal.config import home as default_home
     from nominal.engines import duck
     from nominal.engines.lake import Lake
 
-    snap = Lake(home.lake).require_current()
+    snap = Lake((home or default_home()).lake).require_current()
     tables = ["gold.households"] + ([LINEAGE] if snap.has(LINEAGE) else [])
     con = duck.connect(snap, tables=tables)
     try:
