@@ -4,7 +4,8 @@ The gold tables for 1M people are built by **replication**: a synthetic town of
 ``--base`` people (default 20,000) is generated, linked by oracle
 (``nominal.insight.oracle.gold_from_truth``) and copied ``--people / --base`` times
 with every nominal, household, record and event id (and pseudonym) made unique per
-copy; the output areas are shared, so each area holds that many times the demand.
+copy, and every output area and ward too (the copies share their shapes), so a
+million people live in fifty times the areas, as they would in a real region.
 The peer is the same measurement on the base town itself, in the same run.
 
 For each size and each of ``--runs`` runs, a fresh app is served by uvicorn and:
@@ -50,8 +51,13 @@ PURPOSE = "safeguarding_children"
 
 # table -> columns to make unique per copy (ids get "~k"; pseudonyms are re-hashed)
 REPLICATE: dict[str, dict[str, str]] = {
-    "gold.nominals": {"nominal_id": "id", "nominal_pseudo": "pseudo", "household_id": "id"},
-    "gold.households": {"household_id": "id", "household_pseudo": "pseudo"},
+    "gold.nominals": {
+        "nominal_id": "id",
+        "nominal_pseudo": "pseudo",
+        "household_id": "id",
+        "oa_code": "id",
+    },
+    "gold.households": {"household_id": "id", "household_pseudo": "pseudo", "oa_code": "id"},
     "gold.household_members": {"household_id": "id", "nominal_id": "id"},
     "gold.relationships": {"nominal_id": "id", "related_nominal_id": "id"},
     "gold.events": {
@@ -61,7 +67,11 @@ REPLICATE: dict[str, dict[str, str]] = {
         "nominal_pseudo": "pseudo",
         "household_id": "id",
         "household_pseudo": "pseudo",
+        "oa_code": "id",
     },
+    # each copy is a town of its own: its own output areas and wards (same shapes)
+    "reference.output_areas": {"oa_code": "id", "ward_code": "id"},
+    "reference.wards": {"ward_code": "id"},
 }
 
 

@@ -93,6 +93,16 @@ def test_map_measures_equal_the_direct_computation(
             fast = areas.area_measure(con, filters, measure, aggregates=agg)
             assert fast == direct, (measure, filters)
     assert sum(areas.area_measure(con, Filters(), "multi_agency", aggregates=agg).values()) > 0
+    # the map's click-through: events and people per agency in one output area
+    busiest = con.execute(
+        "SELECT oa_code FROM gold.events GROUP BY 1 ORDER BY count(*) DESC LIMIT 2"
+    ).fetchall()
+    for (oa,) in busiest:
+        for filters in (Filters(), *_filters(con)[1::7]):
+            direct = areas.area_details(con, oa, filters)
+            fast = areas.area_details(con, oa, filters, aggregates=agg)
+            assert fast == direct, (oa, filters)
+        assert areas.area_details(con, oa, Filters(), aggregates=agg)["events"] > 0
 
 
 def test_other_days_and_date_ranges_are_computed_directly(

@@ -43,6 +43,7 @@ ARGS = [
     "--disable-sync",
 ]
 PURPOSE = "safeguarding_children"
+BROWSER_TOWN = 800  # people: enough for every page to have data, small enough to link fast
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="run `make browser-deps` for chromium"
 )
@@ -59,16 +60,17 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(
-    town: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Home, DemoAccounts]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Home, DemoAccounts]]:
+    """The real app on a small town linked as ``make demo`` links it (ingest, then the
+    hub's own Splink model, which person search scores with)."""
     import uvicorn
 
+    from nominal.synth import generate
     from nominal.web.app import create_app
 
-    home, accounts = build_demo_hub(
-        tmp_path_factory.mktemp("products-browser") / "home", town, linked=True
-    )
+    root = tmp_path_factory.mktemp("products-browser")
+    generate(root / "town", BROWSER_TOWN, seed=7)
+    home, accounts = build_demo_hub(root / "home", root / "town", linked=True)
     app = create_app(home, secure_cookies=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,6 +134,7 @@ def run_axe(page: Any) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.timeout(1200)  # a long flow; the shared test machine can be slow
 def test_products_in_chromium(
     served: tuple[str, Home, DemoAccounts], browser: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

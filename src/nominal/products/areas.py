@@ -116,6 +116,44 @@ def _precomputed_measure(agg: Aggregates, filters: Filters, measure: str) -> tup
     )
 
 
+def _area_agencies(
+    con: duckdb.DuckDBPyConnection, agg: Aggregates, oa_code: str, filters: Filters
+) -> list[dict[str, Any]]:
+    """Events and distinct people per agency in one output area, from the aggregates."""
+    scoped = Filters(
+        age_band=filters.age_band, agencies=filters.agencies, datasets=filters.datasets
+    )
+    cond, params = agg_tables.where(scoped)
+    events = {
+        r["agency"]: int(r["events"])
+        for r in run(
+            con,
+            f"SELECT agency, sum(events) AS events FROM gold.demand_by_area "
+            f"WHERE oa_code = ? AND {cond} GROUP BY agency",
+            [oa_code, *params],
+        )
+    }
+    masks = agg.agency_masks(agg.mask(scoped))
+    people: dict[str, int] = {}
+    if masks:
+        agencies = sorted(masks)
+        counts = ", ".join(
+            f"count(DISTINCT nominal_id) FILTER (WHERE mask & {masks[a]}::UBIGINT <> 0)"
+            for a in agencies
+        )
+        age = " AND age_band = ?" if filters.age_band else ""
+        row = first(
+            con.execute(
+                f"SELECT {counts} FROM gold.demand_nominals "
+                f"WHERE oa_code = ? AND oa_code <> '{agg_tables.ALL}'{age}",
+                [oa_code, *([filters.age_band] if filters.age_band else [])],
+            )
+        )
+        people = dict(zip(agencies, (int(v) for v in row or ()), strict=False))
+    rows = [{"agency": a, "events": n, "people": people.get(a, 0)} for a, n in events.items() if n]
+    return sorted(rows, key=lambda r: (-r["events"], r["agency"]))
+
+
 def geojson(
     con: duckdb.DuckDBPyConnection, values: dict[str, float]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -173,9 +211,14 @@ def area_table(con: duckdb.DuckDBPyConnection, values: dict[str, float]) -> list
 
 
 def area_details(
-    con: duckdb.DuckDBPyConnection, oa_code: str, filters: Filters, as_of: date | None = None
+    con: duckdb.DuckDBPyConnection,
+    oa_code: str,
+    filters: Filters,
+    as_of: date | None = None,
+    aggregates: Aggregates | None = None,
 ) -> dict[str, Any]:
-    """What the map's click-through shows: the area, its ward, deprivation and its demand."""
+    """What the map's click-through shows: the area, its ward, deprivation and its demand
+    (from the pre-aggregated tables when ``aggregates`` are fresh and serve the filters)."""
     info: dict[str, Any] = {"oa_code": oa_code, "ward_code": None, "name": oa_code}
     if has_table(con, "reference.output_areas"):
         found = first(
@@ -193,7 +236,9 @@ def area_details(
         )
         info["ward_name"] = ward[0] if ward else None
     info["by_agency"] = []
-    if has_table(con, "gold.events"):
+    if aggregates is not None and aggregates.serves(filters, as_of):
+        info["by_agency"] = _area_agencies(con, aggregates, oa_code, filters)
+    elif has_table(con, "gold.events"):
         scoped = Filters(
             area=oa_code,
             age_band=filters.age_band,

@@ -464,8 +464,11 @@ def area_page(
     if enforcer is None:
         return choose_purpose(request, session, f"Area {oa_code}")
     con = lake_cursor(request)
-    permitted = permitted_for(con, enforcer)
-    info = areas.area_details(con, oa_code, filters_from(request, permitted.datasets))
+    aggregates = lake_aggregates(request)
+    permitted = permitted_for(con, enforcer, aggregates)
+    info = areas.area_details(
+        con, oa_code, filters_from(request, permitted.datasets), aggregates=aggregates
+    )
     enforcer.audit(
         "view_area", None, detail={"oa_code": oa_code, "datasets": list(permitted.datasets)}
     )
