@@ -48,3 +48,52 @@ def test_json_lines_with_fields(
     configure_logging(level="warning", fmt="text")
     log.info("quiet now")
     assert capsys.readouterr().err == ""
+
+
+def test_nominal_serve_writes_access_and_server_logs_as_json_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real server (``nominal serve`` in a subprocess): every stderr line is JSON, access
+    lines carry method/path/status as fields and never the query string (search terms)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMINAL_")}
+    env.update(NOMINAL_HOME=str(tmp_path / "home"), NOMINAL_LOG_LEVEL="info")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nominal.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300  # a loaded CI machine imports slowly
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.3)
+        secret = "Zebedee"
+        searched = httpx.get(f"{base}/api/search", params={"purpose": "x", "family_name": secret})
+        assert searched.status_code == 401
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is JSON, or this fails
+    access = [e for e in entries if e["logger"] == "uvicorn.access"]
+    assert {(e["method"], e["path"], e["status"]) for e in access} >= {
+        ("GET", "/healthz", 200),
+        ("GET", "/api/search", 401),
+    }
+    assert all(e["level"] == "info" and e["time"].endswith("+00:00") for e in access)
+    assert any(e["logger"] == "uvicorn.error" and "startup" in e["message"] for e in entries)
+    assert secret not in err  # the query string (a name) never reaches the log

@@ -68,4 +68,9 @@ def _serve(output: Output, hub: Home, host: str, port: int) -> None:
     output.print(f"Serving the hub at http://{host}:{port}/ (Ctrl+C to stop)")
     # Plain HTTP on the developer's own machine, so the session cookie cannot be
     # marked Secure; a deployment serves HTTPS behind a proxy (docs/operations.md).
-    uvicorn.run(create_app(hub, secure_cookies=False), host=host, port=port)
+    from nominal.ops.logs import uvicorn_log_config
+
+    uvicorn.run(
+        create_app(hub, secure_cookies=False), host=host, port=port,
+        log_config=uvicorn_log_config(),
+    )  # fmt: skip

@@ -28,6 +28,7 @@ The table holds names from restricted documents, so it is read only through
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -395,22 +396,45 @@ def find_mentions(home: Home, threshold: float = THRESHOLD) -> dict[str, Any]:
     }
 
 
-def mentions_for(home: Home, nominal_id: str) -> list[dict[str, Any]]:
+def mentions_for(
+    home: Home, nominal_id: str, datasets: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
     """The document passages that mention one nominal, best match first.
 
-    The caller (the person view) has already checked the policy decision point for the
-    documents dataset and audits what it shows.
+    Each row names the ``dataset`` the document was delivered as (from
+    ``silver.deliveries``). ``datasets`` keeps only documents of those datasets: the
+    caller (the person view) passes the datasets the policy decision point allows for
+    the user and purpose, and audits what it shows.
     """
     from nominal.engines.duck import connect
 
     snap = Lake(home.lake).current()
     if snap is None or not snap.has(TABLE):
         return []
-    con = connect(snap, tables=[TABLE])
-    cursor = con.execute(
-        f"SELECT document_id, file_name, mention, passage, score, method FROM {TABLE} "
-        "WHERE nominal_id = ? ORDER BY score DESC, file_name",
-        [nominal_id],
-    )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    allowed = None if datasets is None else sorted(set(datasets))
+    if allowed == []:
+        return []
+    has_deliveries = snap.has("silver.deliveries")
+    con = connect(snap, tables=[TABLE, "silver.deliveries"] if has_deliveries else [TABLE])
+    try:
+        dataset = "d.dataset" if has_deliveries else "CAST(NULL AS VARCHAR)"
+        join = (
+            "LEFT JOIN (SELECT DISTINCT delivery_id, dataset FROM silver.deliveries) d "
+            "ON d.delivery_id = m.document_id"
+            if has_deliveries
+            else ""
+        )
+        where, params = "m.nominal_id = ?", [nominal_id]
+        if allowed is not None:
+            where += f" AND {dataset} IN ({', '.join('?' for _ in allowed)})"
+            params += allowed
+        cursor = con.execute(
+            f"SELECT m.document_id, {dataset} AS dataset, m.file_name, m.mention, m.passage, "
+            f"m.score, m.method FROM {TABLE} m {join} WHERE {where} "
+            "ORDER BY m.score DESC, m.file_name, m.passage",
+            params,
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()

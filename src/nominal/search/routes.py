@@ -26,7 +26,7 @@ from nominal.govern.models import Purpose, User
 from nominal.search.access import SearchAccess, SearchDenied, decide_search, governed_search
 from nominal.search.query import QueryError, parse_query
 from nominal.search.service import IndexHolder, SearchUnavailable
-from nominal.search.views import NotFound, household_view, person_view
+from nominal.search.views import NotFound, document_mentions, household_view, person_view
 from nominal.web.deps import client_address, current_user, db, state
 from nominal.web.templating import render
 
@@ -210,11 +210,14 @@ def _person(
         raise HTTPException(404, str(exc)) from None
     finally:
         con.close()
+    # documents that mention the person: only datasets the decisions above allow
+    view.documents = document_mentions(hub.home, nominal_id, access)
     session.commit()
     hub.audit.record(
         "view_person", "allowed", user=user, purpose=access.purpose,
         nominal_ids=[nominal_id], record_keys=view.record_keys, client=client_address(request),
-        detail={"records": len(view.record_keys), "events": len(view.timeline)},
+        detail={"records": len(view.record_keys), "events": len(view.timeline),
+                "documents": sorted({d["document_id"] for d in view.documents})},
     )  # fmt: skip
     return view, access
 

@@ -18,6 +18,7 @@ import duckdb
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nominal.config import Home
 from nominal.engines import duck
 from nominal.engines.lake import Lake, Snapshot
 from nominal.search.access import RECORD_FIELDS, WITHHELD, SearchAccess
@@ -63,6 +64,8 @@ class PersonView:
     scores: list[dict[str, Any]]
     tasks: list[dict[str, Any]]
     record_keys: list[str] = field(default_factory=list)
+    # passages of ingested documents that mention this person (gold.document_mentions)
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         def clean(value: Any) -> Any:
@@ -203,6 +206,24 @@ def person_view(
         tasks=tasks,
         record_keys=[r["record_key"] for r in records],
     )
+
+
+def document_mentions(home: Home, nominal_id: str, access: SearchAccess) -> list[dict[str, Any]]:
+    """Passages of documents mentioning ``nominal_id``, as ``access`` allows.
+
+    Only documents of datasets the policy decision point allows for this user and
+    purpose; under a pseudonymised-only decision the passage, the name as written and
+    the file name (all of which can identify) are withheld.
+    """
+    from nominal.mentions import mentions_for
+
+    shown = []
+    for m in mentions_for(home, nominal_id, datasets=access.allowed_datasets):
+        if access.decisions[m["dataset"]].pseudonymised_only:
+            m = {**m, "passage": WITHHELD, "mention": WITHHELD, "file_name": WITHHELD}
+        m["score"] = round(float(m["score"]), 4)
+        shown.append(m)
+    return shown
 
 
 def _datasets_of(con: duckdb.DuckDBPyConnection, nominal_ids: list[str]) -> dict[str, set[str]]:

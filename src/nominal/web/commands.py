@@ -14,16 +14,26 @@ def serve(
     workers: int = typer.Option(1, help="server processes"),
 ) -> None:
     """Serve the hub's pages and API."""
+    import logging
+    import logging.config
     import os
 
     import uvicorn
 
     from nominal.config import home
+    from nominal.ops.logs import uvicorn_log_config
 
     if insecure_cookies:
         os.environ["NOMINAL_SECURE_COOKIES"] = "0"
     home().ensure()
-    typer.echo(f"nominal: serving on http://{host}:{port} (home {home().root})")
+    # JSON lines like the rest of the hub (NOMINAL_LOG_FORMAT, NOMINAL_LOG_LEVEL), for
+    # uvicorn's own loggers too; access lines without query strings (search terms).
+    log_config = uvicorn_log_config()
+    logging.config.dictConfig(log_config)
+    logging.getLogger("nominal.web").info(
+        "serving", extra={"url": f"http://{host}:{port}", "home": str(home().root),
+                          "workers": workers},
+    )  # fmt: skip
     uvicorn.run(
         "nominal.web.serve:app",
         host=host,
@@ -32,6 +42,7 @@ def serve(
         factory=True,
         proxy_headers=True,
         server_header=False,
+        log_config=log_config,
     )
 
 
