@@ -33,6 +33,7 @@ from nominal.insight.dataset import feature_columns
 from nominal.insight.specs import ModelSpec
 
 MIN_POSITIVES = 5  # below this many outcomes in a slice, a model is not trained
+TIE_BREAK = 1e-6  # weight of the raw score in isotonic-calibrated probabilities
 
 
 class TrainingError(RuntimeError):
@@ -306,7 +307,12 @@ class Calibrated:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         raw = self.raw(x)
         if self.method == "isotonic":
+            # isotonic regression is a step function: units on one step would tie and
+            # the ranking (ROC AUC, the top k) would lose what LightGBM knows; a
+            # millionth of a strictly increasing function of the raw score breaks the
+            # ties in LightGBM's order without moving any probability measurably
             p = np.asarray(self.iso.predict(raw), dtype=float)
+            p = p * (1 - TIE_BREAK) + TIE_BREAK / (1 + np.exp(-raw))
         else:
             p = self.platt.predict_proba(raw.reshape(-1, 1))[:, 1]
         return np.column_stack([1 - p, p])

@@ -1,0 +1,110 @@
+"""Risk at scale: features, training and scoring times for a large synthetic population.
+
+The hub's lake must already hold the town's feeds, ingested by the hub itself
+(``nominal ingest DIR/feeds --contracts DIR/contracts``). Linking a million people is
+not part of this benchmark: the linked (gold) tables are built from the ingested
+``silver.events`` with the synthetic truth's person and household ids (perfect
+linkage, ``gold_from_truth(..., events_from="silver")``) -- the figures are the risk
+steps' own costs, not linkage's. Each step prints its time and the process's peak
+memory as it finishes, so a run stopped early still reports the steps it finished::
+
+    NOMINAL_HOME=/tmp/hub-1m nominal ingest /data/synth-1m/feeds --contracts /data/synth-1m/contracts
+    .venv/bin/python benchmarks/risk_scale.py --town /data/synth-1m --home /tmp/hub-1m \\
+        --models-from /tmp/hub-100k [--train]
+
+``--models-from`` copies already trained models (e.g. from a ``risk_bench.py --home``
+run) so scoring can be timed without training at this size; ``--train`` trains all
+four models here first (long: features for every as-of date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _step(name: str, seconds: float, detail: str = "") -> None:
+    print(f"{name:<48} {seconds:>9.1f} s   peak RSS {_peak_mib():>7,.0f} MiB  {detail}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--town", type=Path, required=True, help="folder nominal synth wrote")
+    parser.add_argument("--home", type=Path, required=True, help="hub home with the ingest")
+    parser.add_argument("--models-from", type=Path, help="hub home with trained models")
+    parser.add_argument("--train", action="store_true", help="train the models here")
+    parser.add_argument("--as-of", default="2026-10-31")
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit")
+    args = parser.parse_args(argv)
+
+    from nominal.config import home
+    from nominal.engines import duck
+    from nominal.engines.lake import Lake
+    from nominal.insight import features, risk, scoring
+    from nominal.insight.oracle import gold_from_truth
+
+    # every DuckDB session of this process stays within the limit (the machine is shared)
+    assert duck.connect.__kwdefaults__ is not None
+    duck.connect.__kwdefaults__["memory_limit"] = args.memory_limit
+    as_of = date.fromisoformat(args.as_of)
+    hub = home(args.home).ensure()
+    lake = Lake(hub.lake)
+
+    snapshot = lake.require_current()
+    if not snapshot.has("gold.events"):
+        t0 = time.perf_counter()
+        rows = gold_from_truth(args.town, hub, events_from="silver", memory_limit=args.memory_limit)
+        _step(
+            "gold tables from silver + truth ids",
+            time.perf_counter() - t0,
+            f"{rows['gold.nominals']:,} people, {rows['gold.events']:,} events",
+        )
+        snapshot = lake.require_current()
+    people = len(snapshot.read("gold.nominals", columns=["nominal_id"]))
+    print(f"{people:,} people in gold.nominals", flush=True)
+
+    t0 = time.perf_counter()
+    built = features.build(snapshot, as_of)
+    _step(
+        f"features as of {as_of} (person, household, area)",
+        time.perf_counter() - t0,
+        f"{built.person.num_rows:,} people, {built.household.num_rows:,} households",
+    )
+    del built
+
+    if args.train:
+        t0 = time.perf_counter()
+        results = risk.train_all(hub, end=as_of, truth=args.town / "truth")
+        _step("train all models (features for every as-of date)", time.perf_counter() - t0)
+        for r in results:
+            print(f"  {r.summary()}", flush=True)
+    elif args.models_from is not None:
+        source = home(args.models_from).models / "risk"
+        target = hub.models / "risk"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
+        print(f"models copied from {source}", flush=True)
+
+    t0 = time.perf_counter()
+    scored = scoring.score_all(hub, as_of)
+    _step(
+        "score all models (features, SHAP reasons, cohorts)",
+        time.perf_counter() - t0,
+        f"{scored['scores']:,} units scored",
+    )
+    for name, info in scored["models"].items():
+        print(f"  {name:<20} {info['units']:>9,} units", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
