@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from search_town import Town
 
@@ -134,19 +135,94 @@ def test_reasons_come_from_the_model(town: Town) -> None:
 def test_search_scores_equal_splink_prediction(town: Town) -> None:
     """The fast path adds up exactly what Splink's own prediction SQL computes."""
     scorer = town.index.scorer
-    for p in people(town, 5):
-        query = scorer.standardise(
-            {"given_name": p["given_name"], "family_name": typo(p["family_name"]),
-             "date_of_birth": p["date_of_birth"].isoformat(), "postcode": p["postcode"]}
-        )  # fmt: skip
-        candidates = town.index.table.slice(0, 150)
-        ours = {r["unique_id"]: r["match_weight"] for r in scorer.score(query, candidates)}
-        splink = {
-            r["unique_id_r"]: r["match_weight"] for r in scorer.score_with_splink(query, candidates)
-        }
-        assert ours.keys() == splink.keys()
-        for uid, weight in splink.items():
-            assert ours[uid] == pytest.approx(weight, abs=1e-6)
+    assert scorer.fast, "every comparison level of the model compiles to array code"
+    comparisons = scorer.comparisons
+    for k, p in enumerate(people(town, 12)):
+        record = {"given_name": p["given_name"], "family_name": typo(p["family_name"]),
+                  "date_of_birth": p["date_of_birth"].isoformat(), "postcode": p["postcode"]}  # fmt: skip
+        if k % 3 == 1:  # names swapped, an initial, only part of what is known
+            record["given_name"], record["family_name"] = p["family_name"], p["given_name"][0]
+            record["date_of_birth"] = None
+        if k % 3 == 2:
+            record["nhs_number"] = p["display_nhs_number"]
+            record["address_line_1"] = "1 High Street"
+            record["sex"] = "F"
+        query = scorer.standardise(record)
+        candidates = town.index.table.slice(k * 50, 300)
+        # the path a search takes: the index's own arrays of the candidate rows
+        rows = np.arange(k * 50, k * 50 + candidates.num_rows)
+        assert town.index.score_columns is not None
+        gammas, _, total = scorer.score_arrays(
+            scorer.query_values(query), town.index.score_columns.take(rows)
+        )
+        ids = candidates.column("unique_id").to_pylist()
+        splink = {r["unique_id_r"]: r for r in scorer.score_with_splink(query, candidates)}
+        assert set(ids) == splink.keys()
+        for j, uid in enumerate(ids):
+            assert total[j] == pytest.approx(splink[uid]["match_weight"], abs=1e-6)
+            assert [int(g) for g in gammas[:, j]] == [
+                splink[uid][f"gamma_{c}"] for c in comparisons
+            ]
+        sql = {r["unique_id"]: r["match_weight"] for r in scorer.score_sql(query, candidates)}
+        assert all(sql[uid] == pytest.approx(total[j], abs=1e-9) for j, uid in enumerate(ids))
+
+
+def test_levels_keep_sql_null_semantics() -> None:
+    """A NULL on either side makes an atom NULL, read as FALSE; OR still finds a TRUE."""
+    from nominal.search.levels import NULL_DAY, Columns, compile_condition
+
+    c = Columns(
+        {
+            "a": np.array(["x", None, "y"], dtype=object),
+            "d": np.array([10, NULL_DAY, 12], dtype=np.int64),
+            "n": np.array([1.0, np.nan, 3.0]),
+        },
+        3,
+    )
+    assert compile_condition('"a_l" = "a_r"')({"a": "x"}, c).tolist() == [True, False, False]
+    assert compile_condition('"a_l" IS NULL OR "a_r" IS NULL')({"a": "x"}, c).tolist() == [
+        False, True, False,
+    ]  # fmt: skip
+    assert compile_condition('"a_l" = "a_r"')({"a": None}, c).tolist() == [False] * 3
+    days = compile_condition('(ABS(EPOCH("d_l") - EPOCH("d_r")) <= 86400)')
+    assert days({"d": 11}, c).tolist() == [True, False, True]
+    either = compile_condition('("a_l" = "a_r") OR (abs(n_l - n_r) = 1)')
+    assert either({"a": "y", "n": 2}, c).tolist() == [True, False, True]
+    with pytest.raises(Exception, match="levenshtein"):
+        compile_condition('levenshtein("a_l", "a_r") <= 1')
+
+
+def test_keys_of_the_whole_table_equal_keys_of_each_record(town: Town) -> None:
+    from nominal.search.index import hash_keys, record_keys, table_keys
+
+    table = town.index.table
+    hashes, rows = table_keys(table)
+    names = ["given_std", "family_std", "given_canon", "given_initial", "dob_year", "dob",
+             "postcode_sector", "postcode_district", "postcode_std", "house_number",
+             "address_tokens", "nhs_number", "ni_number", "police_id", "pupil_number"]  # fmt: skip
+    data = {c: table.column(c).to_pylist() for c in names}
+    expected = []
+    for i in range(table.num_rows):
+        for h in hash_keys(record_keys({c: data[c][i] for c in names})).tolist():
+            expected.append((h, i))
+    assert sorted(zip(hashes.tolist(), rows.tolist(), strict=True)) == sorted(expected)
+
+
+def test_saved_index_searches_like_the_built_one(town: Town, tmp_path: Any) -> None:
+    from nominal.search.index import load_index, save_index
+
+    folder = tmp_path / "idx"
+    save_index(town.index, folder)
+    loaded = load_index(folder, town.index.scorer)
+    assert loaded is not None and loaded.size == town.index.size
+    for p in people(town, 10):
+        query = parse_query(given_name=p["given_name"], family_name=typo(p["family_name"]),
+                            dob=str(p["date_of_birth"].year))  # fmt: skip
+        built = search(town.index, query, limit=5).hits
+        read = search(loaded, query, limit=5).hits
+        assert [(h.nominal_id, h.score, h.reasons, h.record) for h in built] == [
+            (h.nominal_id, h.score, h.reasons, h.record) for h in read
+        ]
 
 
 def test_query_parsing() -> None:

@@ -156,8 +156,7 @@ def search(
             [], 0, 0.0, ["nothing to search for: give a name, date, postcode or id"]
         )
     scorer = index.scorer
-    std_table = scorer.standardise(query.record())
-    std = std_table.to_pylist()[0]
+    std = scorer.standardise_values(query.record())
     found, shared = index.lookup(query_keys(query, std))
     if len(found):
         keep = _dob_ok(index, query, found)
@@ -183,10 +182,11 @@ def search(
     if arrays:
         assert index.score_columns is not None
         gammas, weights, total = scorer.score_arrays(
-            scorer.query_values(std_table), index.score_columns.take(rows)
+            scorer.values_for_levels(std), index.score_columns.take(rows)
         )
     else:
         candidates = index.table.take(pa.array(rows, pa.int64()))
+        std_table = scorer.standardise(query.record())
         by_id = {s["unique_id"]: s for s in scorer.score(std_table, candidates)}
         scored = [by_id[uid] for uid in candidates.column("unique_id").to_pylist()]
         total = np.asarray([s["match_weight"] for s in scored], dtype=np.float64)

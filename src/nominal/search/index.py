@@ -292,6 +292,8 @@ def build_index(
            LEFT JOIN postcodes_t pc ON pc.pc_nominal_id = s.unique_id"""
     ).to_arrow_table()
     con.close()
+    # One chunk per column: taking rows from a chunked column concatenates its chunks first.
+    table = table.combine_chunks()
 
     hashes, rows = table_keys(table)
     order = np.argsort(hashes, kind="stable")
@@ -349,7 +351,8 @@ def save_index(index: SearchIndex, folder: Path) -> None:
             pa.OSFile(str(work / "table.arrow"), "wb") as sink,
             pa.ipc.new_file(sink, index.table.schema) as writer,
         ):
-            writer.write_table(index.table, max_chunksize=256 * 1024)
+            # one record batch: a take from a chunked table would concatenate the chunks
+            writer.write_table(index.table.combine_chunks(), max_chunksize=index.table.num_rows)
         for name in _ARRAYS:
             np.save(work / f"{name}.npy", getattr(index, name))
         meta = {"format": INDEX_FORMAT, "snapshot_id": index.snapshot_id,
@@ -381,6 +384,8 @@ def load_index(folder: Path, scorer: LinkageScorer) -> SearchIndex | None:
             return None
         source = pa.memory_map(str(folder / "table.arrow"), "r")
         table = pa.ipc.open_file(source).read_all()
+        if any(column.num_chunks > 1 for column in table.columns):
+            table = table.combine_chunks()
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     except (OSError, ValueError, pa.ArrowInvalid):
         return None

@@ -188,6 +188,7 @@ class LinkageScorer:
                         float(level._tf_minimum_u_value),
                     )
         self.comparisons = list(self.levels)
+        self._date_columns = [f.name for f in self._template.schema if pa.types.is_date(f.type)]
         self._compile_levels(settings.comparisons)
         self._tf = {
             column: dict(
@@ -266,6 +267,24 @@ class LinkageScorer:
             else:
                 arrays[name] = _objects(column)
         return fast_levels.Columns(arrays, table.num_rows)
+
+    def standardise_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`standardise` as plain Python values (no Arrow table), with ``tf_*``."""
+        from nominal.search.standard import standardise_record
+
+        row = standardise_record(record)
+        for column in link_settings.TF_COLUMNS:
+            row[f"tf_{column}"] = self.term_frequency(column, row.get(column))
+        return row
+
+    def values_for_levels(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A standardised query row as the compiled levels read it (dates as day numbers)."""
+        out: dict[str, Any] = dict.fromkeys(self._template.column_names)
+        out.update(row)
+        for name in self._date_columns:
+            if out[name] is not None:
+                out[name] = (out[name] - _EPOCH).days
+        return out
 
     def query_values(self, query: pa.Table) -> dict[str, Any]:
         """The one query row as Python values, dates as days since 1970-01-01."""
