@@ -76,7 +76,9 @@ def _stages(h: Any, names: list[str], engine: str) -> dict[str, float]:
     report = run_pipeline(h, names, engine)
     if not report.ok:
         raise SystemExit(f"{engine} {names} failed: {report.error}")
-    return {s["stage"]: float(s["seconds"]) for s in report.stages}
+    times = {s["stage"]: float(s["seconds"]) for s in report.stages}
+    print(f"  {engine} {json.dumps(times)}", flush=True)
+    return times
 
 
 def ingested(root: Path, town_dir: Path) -> tuple[Path, float, int]:
