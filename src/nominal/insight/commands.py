@@ -141,6 +141,9 @@ def register(app: typer.Typer) -> None:
             typer.Option("--as-of", help="Score as of (default: after the latest event)."),
         ] = None,
         model: Annotated[list[str] | None, typer.Option("--model", help="Model (repeat).")] = None,
+        engine: Annotated[
+            str, typer.Option("--engine", help="duckdb (default) or spark (pyspark).")
+        ] = "duckdb",
         json_mode: JsonOpt = False,
     ) -> None:
         """Score the trained models into gold.scores and build gold.cohorts."""
@@ -150,10 +153,17 @@ def register(app: typer.Typer) -> None:
         out = Output(json_mode)
         names = _models(out, model)
         when = _date(out, as_of, "--as-of")
+        if engine not in ("duckdb", "spark"):
+            out.fail(f"unknown engine {engine!r}: use duckdb or spark")
         try:
             with out.progress() as progress:
                 task = progress.add_task("Scoring", total=1)
-                result = scoring.score_all(home().ensure(), when, names)
+                if engine == "spark":
+                    from nominal.insight import spark
+
+                    result = spark.score_all(home().ensure(), when, names)
+                else:
+                    result = scoring.score_all(home().ensure(), when, names)
                 progress.advance(task)
         except (LakeError, training.TrainingError) as exc:
             out.fail(str(exc))

@@ -137,7 +137,8 @@ def _members(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         FROM gold.household_members m JOIN gold.nominals n USING (nominal_id)
         WHERE m.from_date <= {t} AND (m.to_date IS NULL OR m.to_date > {t})
           AND n.date_of_birth < {t}
-        QUALIFY row_number() OVER (PARTITION BY m.nominal_id ORDER BY m.from_date DESC) = 1
+        QUALIFY row_number() OVER (PARTITION BY m.nominal_id
+                                   ORDER BY m.from_date DESC, m.household_id) = 1
         """
     )
 
@@ -260,7 +261,8 @@ def build(
           FROM known GROUP BY nominal_id),
         att AS (
           SELECT nominal_id,
-                 CAST(arg_max(json_extract(attributes, '$.attendance_pct'), event_date)
+                 CAST(arg_max(json_extract(attributes, '$.attendance_pct'),
+                              (event_date, json_extract_string(attributes, '$.attendance_pct')))
                       AS DOUBLE) AS p_attendance_pct_last
           FROM known WHERE dataset = 'school_attendance' AND days_ago <= 730
           GROUP BY nominal_id)
@@ -291,7 +293,7 @@ def build(
           SELECT household_id, {_count_columns("h", datasets)}{_specific_columns("h")}
           FROM known_hh GROUP BY household_id),
         area AS (
-          SELECT household_id, arg_max(oa_code, event_date) AS oa_code
+          SELECT household_id, arg_max(oa_code, (event_date, oa_code)) AS oa_code
           FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id)
         SELECT {t} AS as_of, comp.household_id,
                coalesce(area.oa_code, h.oa_code) AS oa_code,

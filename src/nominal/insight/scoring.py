@@ -172,16 +172,25 @@ def score_model(
         if col not in rows:
             rows[col] = 0.0
     rows["score"] = model.predict(rows) if len(rows) else []
-    rows = rows.sort_values(["score", "unit_id"], ascending=[False, True]).reset_index(drop=True)
-    rows["rank"] = range(1, len(rows) + 1)
-    k = training.effective_k(model.spec.capacity, len(rows))
-    rows["band"] = [band(r, k) for r in rows["rank"]]
     if len(rows):
         _, why = explain.reasons(model, rows)
     else:
         why = []
     rows["reasons"] = [json.dumps(r) for r in why]
     rows["unit_pseudo"] = rows["unit_id"].map(pseudo)
+    return ranked(model, rows)
+
+
+def ranked(model: training.TrainedModel, rows: pd.DataFrame) -> Scored:
+    """Rank scored units (highest score first, then by id) and band them by capacity.
+
+    ``rows`` has each unit's ``unit_id``, ``unit_pseudo``, ``oa_code``, ``score`` and
+    ``reasons``; both engines' scoring ends here, so ranks, bands and cohorts agree.
+    """
+    rows = rows.sort_values(["score", "unit_id"], ascending=[False, True]).reset_index(drop=True)
+    rows["rank"] = range(1, len(rows) + 1)
+    k = training.effective_k(model.spec.capacity, len(rows))
+    rows["band"] = [band(r, k) for r in rows["rank"]]
     return Scored(model.spec, model, rows, k)
 
 
@@ -346,16 +355,7 @@ def score_all(
     lake = Lake(home.lake)
     snapshot = lake.require_current()
     as_of = as_of or default_as_of(snapshot)
-    chosen = names or list(SPECS)
-    models = {}
-    skipped = {}
-    for name in chosen:
-        try:
-            models[name] = training.load(home.models, name)
-        except training.TrainingError as exc:
-            skipped[name] = str(exc)
-    if not models:
-        raise training.TrainingError("no trained model to score: run `nominal risk train`")
+    models, skipped = load_models(home, names or list(SPECS))
     con = connect(
         snapshot,
         tables=[
@@ -374,6 +374,29 @@ def score_all(
         ).fetchall()
     )
     scored = {name: score_model(m, con, as_of, pseudo) for name, m in models.items()}
+    return write_scores(lake, scored, as_of, skipped)
+
+
+def load_models(
+    home: Home, names: list[str]
+) -> tuple[dict[str, training.TrainedModel], dict[str, str]]:
+    """The latest version of each named model, and why any could not be loaded."""
+    models = {}
+    skipped = {}
+    for name in names:
+        try:
+            models[name] = training.load(home.models, name)
+        except training.TrainingError as exc:
+            skipped[name] = str(exc)
+    if not models:
+        raise training.TrainingError("no trained model to score: run `nominal risk train`")
+    return models, skipped
+
+
+def write_scores(
+    lake: Lake, scored: dict[str, Scored], as_of: date, skipped: dict[str, str]
+) -> dict[str, Any]:
+    """Write gold.scores and gold.cohorts (one snapshot) and summarise what was scored."""
     scores = _score_table(list(scored.values()), as_of)
     cohort_table = cohorts(scored, as_of)
     with lake.transaction("risk-score") as tx:

@@ -82,6 +82,9 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
 
     summary = ingest_paths(ctx.home, None, ctx.rich_progress)
     figures = summary.to_dict()
+    # Ingest runs on the driver whatever the engine: each delivery is parsed, checked
+    # against its contract and written with DuckDB (see docs/deploying-spark.md).
+    figures["engine"] = "duckdb"
     failed = [d for d in summary.deliveries if d.status not in ("ingested", "duplicate")]
     figures["deliveries"] = [
         {k: d[k] for k in ("file", "feed", "status", "rows_in", "message")}
@@ -107,6 +110,11 @@ def _features(ctx: StageContext) -> dict[str, Any]:
     from nominal.engines.lake import Lake
     from nominal.insight import features, scoring
 
+    if ctx.engine == "spark":
+        from nominal.insight import spark
+
+        ctx.progress("features on Spark")
+        return spark.build_and_write(ctx.home)
     lake = Lake(ctx.home.lake)
     snapshot = lake.require_current()
     as_of = scoring.default_as_of(snapshot)
@@ -116,7 +124,11 @@ def _features(ctx: StageContext) -> dict[str, Any]:
 
 
 def _score(ctx: StageContext) -> dict[str, Any]:
-    """Score with the trained risk models, training them first if there are none."""
+    """Score with the trained risk models, training them first if there are none.
+
+    Training runs on the driver (DuckDB and LightGBM) whatever the engine: it reads a
+    sample of as-of dates, and the fitted model is then applied on Spark's executors.
+    """
     from nominal.insight import risk, scoring, training
 
     trained = []
@@ -126,7 +138,12 @@ def _score(ctx: StageContext) -> dict[str, Any]:
         trained = [r.name for r in results if r.model is not None]
     ctx.progress("scoring")
     try:
-        summary = scoring.score_all(ctx.home)
+        if ctx.engine == "spark":
+            from nominal.insight import spark
+
+            summary = spark.score_all(ctx.home)
+        else:
+            summary = scoring.score_all(ctx.home)
     except training.TrainingError as exc:
         raise StageError(str(exc)) from None
     return {**summary, "trained": trained}

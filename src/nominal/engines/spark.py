@@ -1,0 +1,113 @@
+"""Spark sessions over a lake snapshot, and Spark output written back into the lake.
+
+The Spark engine reads and writes the same lake layout as DuckDB: each table
+``layer.name`` of a snapshot becomes a temporary view ``layer_name`` over exactly the
+data files the snapshot lists, and a Spark result is written as Parquet part files
+that become the table's data files in the next snapshot (the manifest and the
+atomic ``CURRENT`` pointer are written by the driver as before).
+
+``NOMINAL_SPARK_MASTER`` chooses the cluster (default ``local[2]``: the hub's own
+machine), ``NOMINAL_SPARK_DRIVER_MEMORY`` the driver's memory (default ``2g``) and
+``NOMINAL_SPARK_SHUFFLE_PARTITIONS`` the shuffle partitions (default 8, sized for
+local mode). Splink's similarity functions are loaded from the jar the installed
+package ships, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nominal.engines.lake import Snapshot, SnapshotWriter
+
+_SESSION: Any = None
+
+
+def session() -> Any:
+    """The process's Spark session (created once; local mode unless configured)."""
+    global _SESSION
+    if _SESSION is not None:
+        return _SESSION
+    from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
+
+    master = os.environ.get("NOMINAL_SPARK_MASTER", "local[2]")
+    if master.startswith("local"):
+        # Python workers (model scoring) run this interpreter, with its packages; on a
+        # cluster PYSPARK_PYTHON names the shipped environment (docs/deploying-spark.md)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    partitions = os.environ.get("NOMINAL_SPARK_SHUFFLE_PARTITIONS", "8")
+    _SESSION = (
+        SparkSession.builder.master(master)
+        .appName("nominal")
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.sql.shuffle.partitions", partitions)
+        .config("spark.default.parallelism", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", os.environ.get("NOMINAL_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    _SESSION.sparkContext.setLogLevel("ERROR")
+    _SESSION.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="nominal-spark-"))
+    return _SESSION
+
+
+def view_name(table: str) -> str:
+    """The temporary view of lake table ``layer.name`` (``layer_name``)."""
+    return table.replace(".", "_")
+
+
+def attach_snapshot(spark: Any, snapshot: Snapshot, tables: Iterable[str]) -> list[str]:
+    """Create (or replace) a temporary view over each chosen table's data files."""
+    made: list[str] = []
+    for table in tables:
+        files = snapshot.files(table)
+        if not files:
+            continue
+        frame = spark.read.option("mergeSchema", "true").parquet(*[str(f) for f in files])
+        frame.createOrReplaceTempView(view_name(table))
+        made.append(table)
+    return made
+
+
+def write_table(tx: SnapshotWriter, table: str, frame: Any) -> list[Path]:
+    """Write a Spark DataFrame as data files of ``table`` in the snapshot being built.
+
+    Spark writes its part files into a scratch folder beside the table's files; each
+    is then moved to a path the transaction hands out, so the files are registered
+    (and removed again if the transaction fails) like any other data file.
+    """
+    layer, _, name = table.partition(".")
+    scratch = tx.lake.root / "data" / layer / name / f"_spark-{uuid.uuid4().hex}"
+    try:
+        frame.write.mode("overwrite").option("compression", "zstd").parquet(str(scratch))
+        paths: list[Path] = []
+        for part in sorted(scratch.glob("part-*.parquet")):
+            target = tx.new_file(table)
+            os.replace(part, target)
+            paths.append(target)
+        if not paths:  # an empty result still needs one (empty) file with its schema
+            target = tx.new_file(table)
+            import pyarrow.parquet as pq
+
+            pq.write_table(_empty_arrow(frame), target, compression="zstd")
+            paths.append(target)
+        return paths
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _empty_arrow(frame: Any) -> Any:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(frame.schema)
+    return schema.empty_table()
