@@ -202,6 +202,7 @@ def test_rerun_keeps_every_id(linked) -> None:
     after = {r["record_key"]: r["nominal_id"] for r in table_rows(home, "gold.nominal_records")}
     assert after == before
     assert summary["lineage"] == {}
+    assert summary["household_lineage"] == {}  # households keep their ids too
     again = link_lake(home, mode="incremental")
     assert again.get("new_records") == 0
 

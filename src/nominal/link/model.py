@@ -182,6 +182,15 @@ def settings_for_dialect(model: LinkModel, dialect: str) -> dict[str, Any]:
     fresh["probability_two_random_records_match"] = model.settings[
         "probability_two_random_records_match"
     ]
+
+    def shape(settings: dict[str, Any]) -> list[int]:
+        return [len(c["comparison_levels"]) for c in settings["comparisons"]]
+
+    if shape(fresh) != shape(model.settings):
+        raise ModelError(
+            f"linkage model {model.version} was trained with other comparisons than this "
+            "version of nominal defines: run `nominal link --retrain`"
+        )
     for new_cmp, old_cmp in zip(fresh["comparisons"], model.settings["comparisons"], strict=True):
         for new_level, old_level in zip(
             new_cmp["comparison_levels"], old_cmp["comparison_levels"], strict=True

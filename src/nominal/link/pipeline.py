@@ -1208,6 +1208,9 @@ def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
         "matches": int(_q(con, "SELECT count(*) FROM run_pairs WHERE decision = 'match'")[0][0]),
         "review_queued": queued,
         "lineage": lineage,
+        "household_lineage": dict(
+            _q(con, "SELECT kind, count(*) FROM household_lineage_new GROUP BY 1")
+        ),
     }
 
 

@@ -27,6 +27,8 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
+from splink.internals.dialects import SplinkDialect
 
 # A pair at or above MATCH_PROBABILITY is the same person; pairs between
 # REVIEW_PROBABILITY and MATCH_PROBABILITY go to clerical review.
@@ -51,7 +53,33 @@ COMPARISON_NAMES: tuple[str, ...] = (
     "police_id",
 )
 
+# Name order is judged by the given-name comparison alone: a level for it in both name
+# comparisons would count one swap twice (it did: two people's swapped common names
+# scored as much as an exact date of birth).
 SWAPPED = "given_std_l = family_std_r AND family_std_l = given_std_r"
+CROSSED = "given_std_l = family_std_r OR family_std_l = given_std_r"
+
+
+class CrossedNameLevel(ComparisonLevelCreator):
+    """One name in the other's place and misspelt (Jaro-Winkler at or above a threshold).
+
+    A swap and a typo are independent recording errors, so they occur together; the
+    SQL uses each backend's own Jaro-Winkler function (DuckDB and Spark name it
+    differently).
+    """
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def create_sql(self, sql_dialect: SplinkDialect) -> str:
+        jw = sql_dialect.jaro_winkler_function_name
+        return (
+            f"{jw}(given_std_l, family_std_r) >= {self.threshold} "
+            f"OR {jw}(family_std_l, given_std_r) >= {self.threshold}"
+        )
+
+    def create_label_for_charts(self) -> str:
+        return f"One name in the other's place, Jaro-Winkler >= {self.threshold}"
 
 
 def _identifier(column: str, label: str) -> cl.CustomComparison:
@@ -87,6 +115,8 @@ def comparisons() -> list[Any]:
                 label_for_charts="Initial agrees",
             ),
             cll.JaroWinklerLevel("given_std", 0.8),
+            cll.CustomLevel(CROSSED, label_for_charts="One name recorded in the other's place"),
+            CrossedNameLevel(0.9),
             cll.ElseLevel(),
         ],
     )
@@ -96,7 +126,6 @@ def comparisons() -> list[Any]:
         comparison_levels=[
             cll.NullLevel("family_std"),
             cll.ExactMatchLevel("family_std", term_frequency_adjustments=True),
-            cll.CustomLevel(SWAPPED, label_for_charts="Given and family names swapped"),
             cll.ArrayIntersectLevel("family_tokens", 1).configure(
                 label_for_charts="Part of a double-barrelled name agrees"
             ),
@@ -150,13 +179,28 @@ def comparisons() -> list[Any]:
             cll.ExactMatchLevel("address_std", term_frequency_adjustments=True).configure(
                 label_for_charts="Same address, postcode differs"
             ),
+            # the same home written differently (a flat, a building name, a typo in
+            # the street): more than a neighbour who shares only the postcode
+            cll.And(
+                cll.ExactMatchLevel("postcode_std"), cll.ExactMatchLevel("house_number")
+            ).configure(label_for_charts="Same postcode and house number, address differs"),
             cll.ExactMatchLevel("postcode_std", term_frequency_adjustments=True).configure(
                 label_for_charts="Same postcode, address differs"
             ),
             cll.ArrayIntersectLevel("address_tokens", 2).configure(
                 label_for_charts="Two address words agree"
             ),
+            # a postcode keyed with one character wrong or two transposed
+            cll.And(
+                cll.ExactMatchLevel("house_number"), cll.DamerauLevenshteinLevel("postcode_std", 1)
+            ).configure(label_for_charts="Same house number, postcode one character out"),
             cll.ExactMatchLevel("postcode_sector").configure(label_for_charts="Same sector"),
+            cll.DamerauLevenshteinLevel("postcode_std", 1).configure(
+                label_for_charts="Postcode one character out"
+            ),
+            cll.ExactMatchLevel("house_number").configure(
+                label_for_charts="Same house number, little else"
+            ),
             cll.ElseLevel(),
         ],
     )
