@@ -1,21 +1,34 @@
 """Speed of ``nominal link``: a full link of N records, and an incremental run with 1% new.
 
-Set-up (not timed): a synthetic town big enough for N records is generated, ingested
-with the real ``nominal ingest``, and the silver tables are split by a hash of the
-record key into 99% "earlier" and 1% "new" records. A model is trained once on the
-earlier records (its training time is printed separately).
+Set-up (not timed): a synthetic town big enough for N records is generated (or an
+existing ``nominal synth`` output is taken with ``--source``), ingested with the real
+``nominal ingest``, and the silver tables are split by a hash of the record key into
+99% "earlier" and 1% "new" records. With ``--source`` and more records than
+``--records``, whole people are kept (by a hash of the true person id, from
+``truth/records.parquet``) until about ``--records`` records remain, so every kept
+person keeps all their records and the duplicate structure is that of the source. A
+model is trained once on the earlier records (its training time is printed
+separately). ``--work DIR`` keeps the set-up for the next invocation.
 
 Measured, each in a fresh child process (peak resident memory is that process's own):
 
 - **full**: ``link_lake(mode="full")`` over all N records (model already trained):
-  wall seconds, peak memory, candidate pairs scored per second;
+  wall seconds, peak memory, candidate pairs scored per second and the time of each
+  step;
 - **incremental**: on a copy of a home already linked on the 99%, the 1% are appended
-  to silver and ``link_lake(mode="incremental")`` runs.
+  to silver and ``link_lake(mode="incremental")`` runs;
+- **agreement**: the incremental run's decisions against the full rebuild's: every
+  pair either run kept (``gold.pairs``) with its final decision, and the clusters
+  (records grouped the same way, whatever their ids);
+- **blocking** (``--blocking``): candidate pairs per blocking rule and the pair recall
+  of the union of rules against the synthetic truth.
 
 Medians of ``--runs`` runs each (default 3) and the ratio full / incremental::
 
-    .venv/bin/python benchmarks/link_speed.py --records 1000000
-    .venv/bin/python benchmarks/link_speed.py --records 100000 --runs 1
+    .venv/bin/python benchmarks/link_speed.py --records 100000 --runs 3
+    .venv/bin/python benchmarks/link_speed.py --source /work/data/synth-1m \\
+        --ingested /tmp/link-speed-home --records 1000000 --runs 1 \\
+        --work /tmp/link-speed-1m --blocking
 """
 
 from __future__ import annotations
@@ -37,17 +50,21 @@ import pytest
 RECORDS_PER_PERSON = 7.3  # nominal synth writes about this many records per person
 
 
-def _child(fn_source: str, home: str) -> dict[str, Any]:
+def _child(fn_source: str, home: str, threads: int | None) -> dict[str, Any]:
     """Run ``fn_source`` in a fresh interpreter (spawned, never forked: a fork of a
     process that has run DuckDB threads can deadlock); returns its JSON result with
-    its own peak resident memory (MiB)."""
+    its own peak resident memory (MiB): ``VmHWM`` of its own address space
+    (``ru_maxrss`` would carry over the parent's peak across ``exec``)."""
     code = (
-        f"HOME = {home!r}\n{fn_source}\n"
-        "import json, resource\n"
-        "RESULT['peak_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        f"HOME = {home!r}\nTHREADS = {threads!r}\n{fn_source}\n"
+        "import json, re\n"
+        "_hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
+        "RESULT['peak_mib'] = int(_hwm.group(1)) / 1024\n"
         "print(json.dumps(RESULT, default=str))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"child failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -56,7 +73,7 @@ import time
 from nominal.config import home as mk
 from nominal.link.pipeline import link_lake
 t = time.perf_counter()
-s = link_lake(mk(HOME), mode="full")
+s = link_lake(mk(HOME), mode="full", threads=THREADS)
 RESULT = {"seconds": time.perf_counter() - t, "pairs": s["pairs_scored"],
           "records": s["records"], "nominals": s["nominals"], "timings": s["timings"]}
 """
@@ -66,9 +83,10 @@ import time
 from nominal.config import home as mk
 from nominal.link.pipeline import link_lake
 t = time.perf_counter()
-s = link_lake(mk(HOME), mode="incremental")
+s = link_lake(mk(HOME), mode="incremental", threads=THREADS)
 RESULT = {"seconds": time.perf_counter() - t, "new": s.get("new_records"),
-          "affected": s.get("affected_nominals"), "timings": s.get("timings")}
+          "pairs": s.get("pairs_scored"), "affected": s.get("affected_nominals"),
+          "timings": s.get("timings")}
 """
 
 
@@ -76,8 +94,55 @@ def _late(key: str) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100 == 0
 
 
-def prepare(records: int, seed: int, work: Path) -> dict[str, Any]:
-    """Synth, ingest, split 99/1; a base home (99%) and a full home (100%)."""
+def _read_silver(snap: Any, truth_dir: Path | None, records: int) -> tuple[Any, Any, int]:
+    """silver.identity and silver.events of the snapshot, as Arrow tables.
+
+    With ``truth_dir`` and more than ``records`` records, only the records of whole
+    true people are read, about ``records`` of them (the people with the smallest
+    hash of their true id first), so no more than that is ever held in memory.
+    """
+    from nominal.engines import duck
+
+    con = duck.connect(snap, tables=["silver.identity", "silver.events"])
+    (total,) = con.execute("SELECT count(*) FROM silver.identity").fetchall()[0]
+    where = ""
+    if truth_dir is not None and total > records * 1.05:
+        path = duck.sql_literal(str(truth_dir / "records.parquet"))
+        con.execute(
+            f"""CREATE TABLE owner AS
+            SELECT i.record_key, hash(CAST(t.person_id AS VARCHAR)) % 1000000 AS bucket
+            FROM silver.identity i JOIN (
+                SELECT DISTINCT dataset, CAST(source_record_id AS VARCHAR) AS source_record_id,
+                       person_id FROM read_parquet({path})) t
+              ON t.dataset = i.dataset AND t.source_record_id = i.source_record_id"""
+        )
+        (cut,) = con.execute(
+            f"""SELECT coalesce(max(bucket), 1000000) FROM (
+                SELECT bucket, sum(n) OVER (ORDER BY bucket) AS running
+                FROM (SELECT bucket, count(*) n FROM owner GROUP BY 1))
+            WHERE running <= {int(records)}"""
+        ).fetchall()[0]
+        con.execute(f"CREATE TABLE keep AS SELECT record_key FROM owner WHERE bucket <= {int(cut)}")
+        where = "WHERE record_key IN (SELECT record_key FROM keep)"
+    identity = con.execute(f"SELECT * FROM silver.identity {where}").to_arrow_table()
+    events = con.execute(f"SELECT * FROM silver.events {where}").to_arrow_table()
+    con.close()
+    return identity, events, int(total)
+
+
+def prepare(
+    records: int,
+    seed: int,
+    work: Path,
+    source: Path | None,
+    threads: int | None,
+    ingested: Path | None = None,
+    model: Path | None = None,
+) -> dict[str, Any]:
+    """Synth (or take ``source``), ingest, split 99/1; a base home (99%) and a full home.
+
+    ``model``: a trained model folder (``models/linkage``) to use instead of training.
+    """
     import pyarrow.compute as pc
 
     from nominal.config import home as make_home
@@ -88,29 +153,37 @@ def prepare(records: int, seed: int, work: Path) -> dict[str, Any]:
     from nominal.link.pipeline import link_lake
     from nominal.synth import generate
 
-    people = max(200, int(records / RECORDS_PER_PERSON))
-    town = work / "town"
+    done = work / "prepared.json"
+    if done.exists():
+        info: dict[str, Any] = json.loads(done.read_text())
+        return info
     t = time.perf_counter()
-    generate(town, people, seed=seed)
-    ingest_home = make_home(work / "ingested").ensure()
-    add_contracts(ingest_home, town / "contracts")
-    ingest_paths(ingest_home, [town / "feeds"])
+    if source is None:
+        people: int | None = max(200, int(records / RECORDS_PER_PERSON))
+        town = work / "town"
+        generate(town, people, seed=seed)
+    else:
+        people, town = None, source
+    ingest_home = make_home(ingested or work / "ingested").ensure()
+    if not Lake(ingest_home.lake).current():
+        add_contracts(ingest_home, town / "contracts")
+        ingest_paths(ingest_home, [town / "feeds"])
     snap = Lake(ingest_home.lake).require_current()
-    identity = snap.read("silver.identity")
-    events = snap.read("silver.events")
-    late = pc.is_in(
-        identity["record_key"],
-        value_set=identity.filter([_late(k) for k in identity["record_key"].to_pylist()])[
-            "record_key"
-        ],
+    identity, events, ingested = _read_silver(
+        snap, town / "truth" if source is not None else None, records
     )
-    late_ev = pc.is_in(events["record_key"], value_set=identity.filter(late)["record_key"])
+    late_keys = identity.filter([_late(k) for k in identity["record_key"].to_pylist()])
+    late = pc.is_in(identity["record_key"], value_set=late_keys["record_key"])
+    late_ev = pc.is_in(events["record_key"], value_set=late_keys["record_key"])
     setup = time.perf_counter() - t
 
     def write(home_root: Path, parts: list[tuple[Any, Any]]) -> Any:
         home = make_home(home_root).ensure()
         shutil.copytree(ingest_home.keys, home.keys, dirs_exist_ok=True)
-        shutil.copytree(ingest_home.root / "contracts", home.root / "contracts")
+        contracts = ingest_home.root / "contracts"
+        shutil.copytree(
+            contracts if contracts.is_dir() else town / "contracts", home.root / "contracts"
+        )
         lake = Lake(home.lake)
         for ident, ev in parts:
             with lake.transaction("bench silver") as tx:
@@ -121,9 +194,13 @@ def prepare(records: int, seed: int, work: Path) -> dict[str, Any]:
 
     early = (identity.filter(pc.invert(late)), events.filter(pc.invert(late_ev)))
     new = (identity.filter(late), events.filter(late_ev))
+    for name in ("base", "full", "inc-template"):
+        shutil.rmtree(work / name, ignore_errors=True)
     base = write(work / "base", [early])
+    if model is not None:
+        shutil.copytree(model, base.models / "linkage")
     t = time.perf_counter()
-    link_lake(base, mode="full")  # trains the model on the earlier 99%, links them
+    link_lake(base, mode="full", threads=threads)  # trains on the earlier 99%, links them
     train_and_link = time.perf_counter() - t
     full = write(work / "full", [early, new])
     shutil.copytree(base.models, full.models, dirs_exist_ok=True)
@@ -135,48 +212,181 @@ def prepare(records: int, seed: int, work: Path) -> dict[str, Any]:
         tx.append("silver.identity", [tx.write_arrow("silver.identity", new[0])])
         tx.append("silver.events", [tx.write_arrow("silver.events", new[1])])
         tx.commit()
-    return {
-        "people": people,
+    info = {
+        "source": str(source) if source else f"nominal synth --people {people} --seed {seed}",
+        "records_ingested": ingested,
         "records": identity.num_rows,
         "new_records": new[0].num_rows,
         "setup_seconds": round(setup, 1),
         "train_and_first_link_seconds": round(train_and_link, 1),
         "model_version": link_model.current_version(base),
+        "model_from": str(model) if model else "trained on the earlier 99%",
+        "truth": str(town / "truth"),
         "full_home": str(full.root),
         "inc_template": str(inc),
     }
+    done.write_text(json.dumps(info))
+    return info
 
 
-def run(records: int, seed: int, runs: int) -> dict[str, Any]:
+def agreement(full_root: str, inc_root: str) -> dict[str, Any]:
+    """The incremental run's decisions and clusters against the full rebuild's."""
+    from nominal.config import home as make_home
+    from nominal.engines import duck
+    from nominal.engines.lake import Lake
+
+    con = duck.connect()
+    for name, root in (("f", full_root), ("i", inc_root)):
+        snap = Lake(make_home(Path(root)).lake).require_current()
+        for table in ("gold.pairs", "gold.nominal_records"):
+            files = snap.files(table)
+            con.execute(
+                f"CREATE VIEW {name}_{table.split('.')[1]} AS SELECT * FROM "
+                f"{duck.parquet_source(files)}"
+            )
+    pairs, same, only_full, only_inc = con.execute(
+        """SELECT count(*),
+                  count(*) FILTER (f.decision = i.decision),
+                  count(*) FILTER (i.record_key_l IS NULL),
+                  count(*) FILTER (f.record_key_l IS NULL)
+        FROM f_pairs f FULL JOIN i_pairs i USING (record_key_l, record_key_r)"""
+    ).fetchall()[0]
+    # Clusters: label each record by the smallest record key of its nominal.
+    records, same_cluster = con.execute(
+        """WITH fl AS (SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) k
+                       FROM f_nominal_records),
+                il AS (SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) k
+                       FROM i_nominal_records)
+        SELECT count(*), count(*) FILTER (fl.k = il.k)
+        FROM fl FULL JOIN il USING (record_key)"""
+    ).fetchall()[0]
+    con.close()
+    return {
+        "pairs_compared": pairs,
+        "pair_decisions_equal": same,
+        "pair_decision_agreement": round(same / pairs, 6) if pairs else 1.0,
+        "pairs_only_in_full": only_full,
+        "pairs_only_in_incremental": only_inc,
+        "records_compared": records,
+        "records_same_cluster": same_cluster,
+        "cluster_agreement": round(same_cluster / records, 6) if records else 1.0,
+    }
+
+
+def blocking_profile(full_root: str, truth_dir: str) -> dict[str, Any]:
+    """Pairs generated per blocking rule (each net of the earlier rules, as Splink
+    counts them) and the pair recall of the rules against the truth."""
+    from splink import DuckDBAPI
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    from nominal.config import home as make_home
+    from nominal.engines import duck
+    from nominal.engines.lake import Lake
+    from nominal.link import evaluate
+    from nominal.link import settings as link_settings
+
+    snap = Lake(make_home(Path(full_root)).lake).require_current()
+    con = duck.connect(snap, tables=["link.standardised", "gold.nominal_records"])
+    con.execute("CREATE TABLE std AS SELECT * FROM link.standardised")
+    rules = link_settings.prediction_blocking_rules()
+    t = time.perf_counter()
+    counts = count_comparisons_from_blocking_rules(
+        DuckDBAPI(con).register("std"),
+        blocking_rules=rules,
+        link_type="dedupe_only",
+        record_sample_proportion=1.0,
+    )
+    count_seconds = time.perf_counter() - t
+    evaluate.register_truth(con, Path(truth_dir))
+    evaluate.cluster_metrics(con, "gold.nominal_records")
+    sql = [
+        str(r.get_blocking_rule("duckdb").blocking_rule_sql)
+        if hasattr(r, "get_blocking_rule")
+        else str(r)
+        for r in rules
+    ]
+    recall = evaluate.blocking_recall(con, "std", sql)
+    con.close()
+    per_rule = [
+        {
+            "rule": row["blocking_rule"],
+            "pairs": int(row["marginal_comparison_count"]),
+            "true_pairs_found": found["true_pairs_found"],
+        }
+        for row, found in zip(counts, recall["per_rule"], strict=True)
+    ]
+    return {
+        "pairs_total": sum(r["pairs"] for r in per_rule),
+        "true_pairs": recall["true_pairs"],
+        "true_pairs_found": recall["found"],
+        "pair_recall": round(recall["recall"], 6),
+        "count_seconds": round(count_seconds, 1),
+        "per_rule": per_rule,
+    }
+
+
+def run(
+    records: int,
+    seed: int,
+    runs: int,
+    *,
+    source: Path | None = None,
+    work: Path | None = None,
+    threads: int | None = None,
+    blocking: bool = False,
+    skip_incremental: bool = False,
+    ingested: Path | None = None,
+    model: Path | None = None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="link-speed-") as tmp:
-        work = Path(tmp)
-        info = prepare(records, seed, work)
+        root = work or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        info = prepare(records, seed, root, source, threads, ingested, model)
         print(json.dumps(info), flush=True)
         fulls, incs = [], []
+        agree: dict[str, Any] = {}
         for i in range(runs):
-            full = _child(FULL, info["full_home"])
+            full = _child(FULL, info["full_home"], threads)
             fulls.append(full)
             print(f"full run {i + 1}: {json.dumps(full)}", flush=True)
-            home = work / f"inc-{i}"
+            if skip_incremental:
+                continue
+            home = root / f"inc-{i}"
+            shutil.rmtree(home, ignore_errors=True)
             shutil.copytree(info["inc_template"], home)
-            inc = _child(INCREMENTAL, str(home))
+            inc = _child(INCREMENTAL, str(home), threads)
             incs.append(inc)
             print(f"incremental run {i + 1}: {json.dumps(inc)}", flush=True)
+            if i == 0:
+                agree = agreement(info["full_home"], str(home))
+                print(f"agreement: {json.dumps(agree)}", flush=True)
             shutil.rmtree(home)
         full_s = statistics.median(r["seconds"] for r in fulls)
-        inc_s = statistics.median(r["seconds"] for r in incs)
-        result = {
+        result: dict[str, Any] = {
             **{k: v for k, v in info.items() if not k.endswith(("home", "template"))},
             "full_seconds_median": round(full_s, 2),
             "full_seconds_runs": [round(r["seconds"], 2) for r in fulls],
             "full_peak_mib": round(max(r["peak_mib"] for r in fulls)),
+            "full_timings_last_run": fulls[-1]["timings"],
             "pairs_scored": fulls[0]["pairs"],
             "pairs_per_second": round(fulls[0]["pairs"] / full_s),
-            "incremental_seconds_median": round(inc_s, 2),
-            "incremental_seconds_runs": [round(r["seconds"], 2) for r in incs],
-            "incremental_peak_mib": round(max(r["peak_mib"] for r in incs)),
-            "speedup_full_over_incremental": round(full_s / inc_s, 1),
+            "nominals": fulls[0]["nominals"],
         }
+        if incs:
+            inc_s = statistics.median(r["seconds"] for r in incs)
+            result |= {
+                "incremental_seconds_median": round(inc_s, 2),
+                "incremental_seconds_runs": [round(r["seconds"], 2) for r in incs],
+                "incremental_peak_mib": round(max(r["peak_mib"] for r in incs)),
+                "incremental_timings_last_run": incs[-1]["timings"],
+                "speedup_full_over_incremental": round(full_s / inc_s, 2),
+                "speedup_runs": [
+                    round(f["seconds"] / i["seconds"], 2) for f, i in zip(fulls, incs, strict=True)
+                ],
+                "agreement": agree,
+            }
+        if blocking:
+            result["blocking"] = blocking_profile(info["full_home"], info["truth"])
         return result
 
 
@@ -184,6 +394,8 @@ def run(records: int, seed: int, runs: int) -> dict[str, Any]:
 def test_link_speed_small() -> None:
     result = run(20_000, 5, 1)
     assert result["speedup_full_over_incremental"] > 1
+    assert result["agreement"]["pair_decision_agreement"] == 1.0
+    assert result["agreement"]["cluster_agreement"] == 1.0
 
 
 def main() -> None:
@@ -191,8 +403,30 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--source", type=Path, help="an existing `nominal synth` output")
+    parser.add_argument("--work", type=Path, help="keep (and reuse) the set-up here")
+    parser.add_argument(
+        "--ingested", type=Path, help="a home where --source is already ingested (read only)"
+    )
+    parser.add_argument("--model", type=Path, help="a trained models/linkage folder to use")
+    parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
+    parser.add_argument(
+        "--blocking", action="store_true", help="pairs per blocking rule and pair recall"
+    )
+    parser.add_argument("--skip-incremental", action="store_true")
     args = parser.parse_args()
-    result = run(args.records, args.seed, args.runs)
+    result = run(
+        args.records,
+        args.seed,
+        args.runs,
+        source=args.source,
+        work=args.work,
+        threads=args.threads,
+        blocking=args.blocking,
+        skip_incremental=args.skip_incremental,
+        ingested=args.ingested,
+        model=args.model,
+    )
     print(json.dumps(result, indent=1))
 
 
