@@ -161,38 +161,51 @@ def geojson(
 
     Areas without boundaries are left off the map (they still appear in the table).
     """
-    areas: dict[str, Any] = {"type": "FeatureCollection", "features": []}
-    wards: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+    areas, wards, _ = geojson_text(con, values)
+    return json.loads(areas), json.loads(wards)
+
+
+def geojson_text(con: duckdb.DuckDBPyConnection, values: dict[str, float]) -> tuple[str, str, int]:
+    """:func:`geojson` as JSON text, and the number of areas with boundaries.
+
+    The boundaries are stored as GeoJSON text already, so they are spliced in as they
+    are rather than parsed and written again (thousands of output areas at scale)."""
+    features: list[str] = []
     if has_table(con, "reference.output_areas"):
         for oa, ward, name, decile, geometry in con.execute(
             "SELECT oa_code, ward_code, name, imd_decile, geometry FROM reference.output_areas "
             "WHERE geometry IS NOT NULL ORDER BY oa_code"
         ).fetchall():
-            areas["features"].append(
-                {
-                    "type": "Feature",
-                    "properties": {
-                        "oa_code": oa,
-                        "ward_code": ward,
-                        "name": name or oa,
-                        "imd_decile": decile,
-                        "value": values.get(oa, 0.0),
-                    },
-                    "geometry": json.loads(geometry),
-                }
-            )
+            properties = {
+                "oa_code": oa,
+                "ward_code": ward,
+                "name": name or oa,
+                "imd_decile": decile,
+                "value": values.get(oa, 0.0),
+            }
+            features.append(_feature(properties, geometry))
+    ward_features: list[str] = []
     if has_table(con, "reference.wards"):
         for code, name, geometry in con.execute(
             "SELECT ward_code, name, geometry FROM reference.wards WHERE geometry IS NOT NULL"
         ).fetchall():
-            wards["features"].append(
-                {
-                    "type": "Feature",
-                    "properties": {"ward_code": code, "name": name},
-                    "geometry": json.loads(geometry),
-                }
-            )
-    return areas, wards
+            ward_features.append(_feature({"ward_code": code, "name": name}, geometry))
+    return _collection(features), _collection(ward_features), len(features)
+
+
+def _feature(properties: dict[str, Any], geometry: str) -> str:
+    # ``geometry`` was written by the geography importer with json.dumps: valid JSON
+    return (
+        '{"type": "Feature", "properties": '
+        + json.dumps(properties)
+        + ', "geometry": '
+        + geometry
+        + "}"
+    )
+
+
+def _collection(features: list[str]) -> str:
+    return '{"type": "FeatureCollection", "features": [' + ", ".join(features) + "]}"
 
 
 def area_table(con: duckdb.DuckDBPyConnection, values: dict[str, float]) -> list[dict[str, Any]]:

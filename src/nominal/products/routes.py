@@ -386,7 +386,7 @@ def map_page(
         )
     except ProductsError as exc:
         raise HTTPException(422, str(exc)) from None
-    oas, wards = areas.geojson(con, values)
+    oas, wards, drawn = areas.geojson_text(con, values)
     table = areas.area_table(con, values)
     enforcer.audit(
         "view_map",
@@ -405,8 +405,6 @@ def map_page(
         if has_table(con, "gold.cohorts")
         else []
     )
-    import json
-
     return render(
         request,
         "products/map.html",
@@ -418,9 +416,9 @@ def map_page(
             "table": table,
             "cohorts": cohorts,
             "cohort": cohort,
-            "areas_json": json.dumps(oas).replace("</", "<\\/"),
-            "wards_json": json.dumps(wards).replace("</", "<\\/"),
-            "has_boundaries": bool(oas["features"]),
+            "areas_json": oas.replace("</", "<\\/"),
+            "wards_json": wards.replace("</", "<\\/"),
+            "has_boundaries": bool(drawn),
         },
     )
 
