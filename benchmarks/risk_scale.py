@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", action="store_true", help="train the models here")
     parser.add_argument("--as-of", default="2026-10-31")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit")
+    parser.add_argument(
+        "--no-features",
+        action="store_true",
+        help="skip timing features alone (scoring builds them)",
+    )
+    parser.add_argument("--no-score", action="store_true", help="stop before scoring")
     args = parser.parse_args(argv)
 
     from nominal.config import home
@@ -71,14 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     people = len(snapshot.read("gold.nominals", columns=["nominal_id"]))
     print(f"{people:,} people in gold.nominals", flush=True)
 
-    t0 = time.perf_counter()
-    built = features.build(snapshot, as_of)
-    _step(
-        f"features as of {as_of} (person, household, area)",
-        time.perf_counter() - t0,
-        f"{built.person.num_rows:,} people, {built.household.num_rows:,} households",
-    )
-    del built
+    if not args.no_features:
+        t0 = time.perf_counter()
+        built = features.build(snapshot, as_of)
+        _step(
+            f"features as of {as_of} (person, household, area)",
+            time.perf_counter() - t0,
+            f"{built.person.num_rows:,} people, {built.household.num_rows:,} households",
+        )
+        del built
+    if args.no_score:
+        return 0
 
     if args.train:
         t0 = time.perf_counter()

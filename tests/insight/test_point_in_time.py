@@ -211,3 +211,28 @@ def test_a_period_summary_counts_only_once_the_period_is_over(
     a = features.build(delivered, later, respect_received=False).person.to_pandas()
     b = features.build(without, later, respect_received=False).person.to_pandas()
     assert (a["p_absence_rate_5y"] != b["p_absence_rate_5y"]).sum() > 100
+
+
+def test_a_population_includes_children_no_service_knows(oracle_home: Home) -> None:
+    """Units with no recorded event have zero counts, not NULLs that drop them from a
+    model's population (a child unknown to services is still a child not on a plan)."""
+    from nominal.engines.duck import connect
+    from nominal.insight import dataset
+    from nominal.insight.specs import SPECS
+
+    snap = Lake(oracle_home.lake).require_current()
+    con = connect(
+        snap,
+        tables=[
+            "gold.events",
+            "gold.nominals",
+            "gold.household_members",
+            "gold.households",
+            "reference.output_areas",
+        ],
+    )
+    person = features.build(snap, T, con=con).person.to_pandas()
+    rows = dataset.unit_rows(con, SPECS["cin_cp_escalation"], T)
+    expected = person[(person["p_age"] < 18) & (person["p_on_plan"] == 0)]
+    assert set(rows["unit_id"]) == set(expected["nominal_id"])
+    assert (expected["p_events_3y"] == 0).sum() > 100

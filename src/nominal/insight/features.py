@@ -329,12 +329,29 @@ def build(
         GROUP BY o.oa_code, o.ward_code, o.imd_score, o.imd_decile, r.residents, r.children
         """
     )
+    # units without a known event have NULL counts after the outer joins: fill them in
+    # the tables themselves, so that a model's population (SQL over fp/fh) sees zeros
+    for table, prefix in (("fp", "p_"), ("fh", "h_")):
+        _fill_sql(con, table, prefix)
     return FeatureSet(
         as_of,
         _fill(con.sql("SELECT * FROM fp ORDER BY nominal_id").to_arrow_table(), "p_"),
         _fill(con.sql("SELECT * FROM fh ORDER BY household_id").to_arrow_table(), "h_"),
         _fill(con.sql("SELECT * FROM fa ORDER BY oa_code").to_arrow_table(), "a_"),
     )
+
+
+def _fill_sql(con: duckdb.DuckDBPyConnection, table: str, prefix: str) -> None:
+    """Replace NULL counts with zero (and NULL recencies with 'none in 3 years') in place."""
+    names = [
+        r[0]
+        for r in con.execute(f"DESCRIBE {table}").fetchall()
+        if r[0].startswith(prefix) and r[1] not in ("VARCHAR", "DATE")
+    ]
+    filled = ", ".join(
+        f"coalesce({n}, {NO_EVENT_DAYS if n.endswith('_days_since') else 0}) AS {n}" for n in names
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * REPLACE ({filled}) FROM {table}")
 
 
 def _fill(table: pa.Table, prefix: str) -> pa.Table:
