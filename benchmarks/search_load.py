@@ -157,48 +157,96 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, with as little client-side work per request as
+    possible: the load generator shares the two cores with the server it measures, and
+    a full-featured client (httpx) cost more CPU per request than the search itself."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def get(self, target: str, headers: bytes) -> tuple[int, bytes]:
+        self.writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\n" + headers)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def run_load(
     base: str, token: str, purpose: str, queries: list[dict[str, str]], rate: float,
     seconds: float, path: str = "/api/search",
 ) -> tuple[list[float], list[str], float, list[float]]:  # fmt: skip
-    """Open-loop load on ``path``; (latencies, errors, elapsed, 1-minute load averages)."""
-    import httpx
+    """Open-loop load on ``path``; (latencies, errors, elapsed, 1-minute load averages).
 
+    Each request is sent at its scheduled time on an idle keep-alive connection (a new
+    one if all are busy), whether or not earlier requests have been answered.
+    """
+    from urllib.parse import urlencode, urlsplit
+
+    where = urlsplit(base)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
+    headers = (f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+               "Accept: application/json\r\n\r\n").encode()  # fmt: skip
+    idle: list[Connection] = []
+    opened: list[Connection] = []
     latencies: list[float] = []
     errors: list[str] = []
     loads: list[float] = []
     total = int(rate * seconds)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
 
-        async def one(i: int) -> None:
-            params = (
-                {"purpose": purpose, "limit": "10", **queries[i % len(queries)]}
-                if path == "/api/search"
-                else {}
-            )
-            started = time.perf_counter()
+    async def one(i: int) -> None:
+        params = (
+            {"purpose": purpose, "limit": "10", **queries[i % len(queries)]}
+            if path == "/api/search"
+            else {}
+        )
+        target = f"{path}?{urlencode(params)}" if params else path
+        started = time.perf_counter()
+        conn = idle.pop() if idle else None
+        try:
             try:
-                response = await asyncio.wait_for(client.get(path, params=params), timeout=60)
-                if response.status_code != 200:
-                    errors.append(f"{response.status_code}: {response.text[:200]}")
-                    return
-                latencies.append(time.perf_counter() - started)
-            except Exception as exc:
-                errors.append(repr(exc))
+                if conn is None:
+                    conn = Connection(*await asyncio.open_connection(host, port))
+                    opened.append(conn)
+                status, body = await asyncio.wait_for(conn.get(target, headers), timeout=60)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # the server closed an idle keep-alive connection: once more on a new one
+                conn = Connection(*await asyncio.open_connection(host, port))
+                opened.append(conn)
+                status, body = await asyncio.wait_for(conn.get(target, headers), timeout=60)
+        except Exception as exc:
+            errors.append(repr(exc))
+            if conn is not None:
+                conn.close()
+            return
+        idle.append(conn)
+        if status != 200:
+            errors.append(f"{status}: {body[:200]!r}")
+            return
+        latencies.append(time.perf_counter() - started)
 
-        tasks = []
-        t0 = time.perf_counter()
-        for i in range(total):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if i % max(1, int(rate)) == 0:
-                loads.append(os.getloadavg()[0])
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
+    tasks = []
+    t0 = time.perf_counter()
+    for i in range(total):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if i % max(1, int(rate)) == 0:
+            loads.append(os.getloadavg()[0])
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    for conn in opened:
+        conn.close()
     return latencies, errors, elapsed, loads
 
 
