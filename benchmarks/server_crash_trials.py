@@ -197,7 +197,7 @@ def check(
             views = 0
             for action, detail in con.execute(
                 sa.text(
-                    "SELECT action, detail FROM audit_entries WHERE action IN "
+                    "SELECT action, detail FROM audit_log WHERE action IN "
                     "('task.create', 'view_person')"
                 )
             ).fetchall():
@@ -247,7 +247,7 @@ def count_views(database_url: str) -> int:
     try:
         with control.engine.connect() as con:
             return int(con.execute(
-                sa.text("SELECT count(*) FROM audit_entries WHERE action = 'view_person'")
+                sa.text("SELECT count(*) FROM audit_log WHERE action = 'view_person'")
             ).scalar_one())  # fmt: skip
     finally:
         control.dispose()

@@ -203,6 +203,17 @@ def _with_documents(town: Any, root: Path) -> None:
         print(f"documents: {found['documents']}, mentions matched: {found['matched']}")
 
 
+def reuse_town(root: Path) -> Any:
+    from web_town import Town
+
+    from nominal.config import home as make_home
+    from nominal.db import ControlPlane
+
+    # the accounts search_governance.setup_governance made in that control plane
+    users = {"practitioner": "pc.jones", "council": "sw.khan", "analyst": "an.lee"}
+    return Town(make_home(root / "home"), ControlPlane(f"sqlite:///{root / 'control.db'}"), users)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600)
@@ -215,8 +226,11 @@ def main() -> int:
     from web_town import PURPOSE, build_town, token  # the same town the web tests use
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="nominal-soak-"))
-    town = build_town(root, people=args.people)
-    _with_documents(town, root)
+    if (root / "home" / "lake" / "CURRENT").exists() and (root / "control.db").exists():
+        town = reuse_town(root)  # built by an earlier --keep run
+    else:
+        town = build_town(root, people=args.people)
+        _with_documents(town, root)
     auth = token(town, "practitioner")["Authorization"].split()[1]
     figures = soak(town.home.root, town.control.url, auth, PURPOSE, args.seconds, args.concurrency)
     print(f"soak {figures['seconds']:.0f}s x {figures['concurrency']} users: "
