@@ -8,7 +8,8 @@ A linked synthetic town (the web tests' town) is served by the real server
 file, or a fresh schema on the PostgreSQL server at 127.0.0.1:5432 (db ``test``).
 Concurrent virtual users create tasks through the form a practitioner uses (a task
 row, its first note and the ``task.create`` audit entry) and open person views
-(``view_person`` audit entries). After a random delay the server gets SIGKILL. Then:
+(``view_person`` audit entries). At a random moment (0-3 s after the first acknowledged
+task, so that requests are in flight however slow the machine) the server gets SIGKILL:
 
 * SQLite passes ``PRAGMA integrity_check``;
 * every task whose creation was acknowledged (303) is there, and every task that is
@@ -303,16 +304,29 @@ def run_backend(
         except RuntimeError as exc:
             result.failures.append(f"trial {i}: the server did not come back: {exc}")
             break
-        browser = sign_in(base, database_url, practitioner, PASSWORD, TOTP[practitioner])
-        page = browser.get("/tasking/new", params={"unit_type": "nominal", "unit_id": people[0]})
-        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-        csrf = match.group(1) if match else ""
-        views_before = count_views(database_url)
+        try:
+            browser = sign_in(base, database_url, practitioner, PASSWORD, TOTP[practitioner])
+            page = browser.get(
+                "/tasking/new", params={"unit_type": "nominal", "unit_id": people[0]}
+            )
+            match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+            csrf = match.group(1) if match else ""
+            views_before = count_views(database_url)
+        except Exception:
+            server.kill()  # never leave a server behind
+            raise
         trial = f"t{uuid.uuid4().hex[:8]}"
         sent = Sent()
-        delay = rng.uniform(0.5, 4.0)
+        # The kill lands a random time after the first acknowledged write, so that it
+        # falls among requests in flight however slow the machine is.
+        delay = rng.uniform(0.0, 3.0)
 
-        def kill(server: subprocess.Popen[bytes] = server, delay: float = delay) -> None:
+        def kill(
+            server: subprocess.Popen[bytes] = server, delay: float = delay, sent: Sent = sent
+        ) -> None:
+            deadline = time.monotonic() + 300
+            while not sent.acked_tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
             time.sleep(delay)
             os.kill(server.pid, signal.SIGKILL)
 
@@ -321,7 +335,7 @@ def run_backend(
         killer = threading.Thread(target=kill)
         killer.start()
         asyncio.run(load(base, browser.cookies, csrf, bearer, PURPOSE, practitioner, people,
-                         users, delay + 30, sent, trial))  # fmt: skip
+                         users, 600, sent, trial))  # fmt: skip
         killer.join()
         server.wait()
         browser.close()
@@ -333,7 +347,7 @@ def run_backend(
         if sent.errors:
             problems.append(f"{len(sent.errors)} error answers before the kill: {sent.errors[0]}")
         result.failures.extend(f"{backend} trial {i}: {p}" for p in problems)
-        print(f"  {backend} trial {i + 1}/{trials}: kill at {delay:4.2f}s, tasks sent "
+        print(f"  {backend} trial {i + 1}/{trials}: kill {delay:4.2f}s after the first ack, tasks sent "
               f"{len(sent.tasks)}, acknowledged {len(sent.acked_tasks)}, committed unacknowledged "
               f"{unacked}, views acknowledged {len(sent.acked_views)}; problems {len(problems)}",
               flush=True)  # fmt: skip
