@@ -84,7 +84,7 @@ def free_port() -> int:
 
 
 def start_server(
-    home: Path, database_url: str, port: int, timeout: float = 300
+    home: Path, database_url: str, port: int, timeout: float = 900
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOMINAL_")}
     env.update(NOMINAL_HOME=str(home), NOMINAL_DATABASE_URL=database_url,

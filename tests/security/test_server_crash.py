@@ -23,9 +23,13 @@ pytestmark = pytest.mark.timeout(1200)
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_kill_minus_nine_of_the_server_mid_request(town, backend: str, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_kill_minus_nine_of_the_server_mid_request(town, backend: str, request) -> None:  # type: ignore[no-untyped-def]
     root = town.home.root.parent
-    url = postgres_url if backend == "postgres" else f"sqlite:///{root / f'crash-{backend}.db'}"
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{root / f'crash-{backend}.db'}"
+    )
     result = server_crash_trials.run_backend(
         backend, town.home.root, root, url, trials=2, users=4, rng=random.Random(5)
     )
