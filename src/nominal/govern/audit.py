@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from nominal.db import ControlPlane
 from nominal.govern.models import AuditAnchor, AuditEntry, User
@@ -106,6 +107,39 @@ class Verification:
         }
 
 
+def _entry_values(
+    action: str,
+    outcome: str,
+    user: User | None,
+    *,
+    username: str | None = None,
+    purpose: str | None = None,
+    dataset: str | None = None,
+    record_keys: Iterable[str] = (),
+    nominal_ids: Iterable[str] = (),
+    justification: str | None = None,
+    client: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "at": at or datetime.now(UTC),
+        "user_id": user.id if user else None,
+        "username": user.username if user else username,
+        "partner": user.partner.code if user else None,
+        "role": user.role if user else None,
+        "purpose": purpose,
+        "action": action,
+        "dataset": dataset,
+        "record_keys": json.dumps(sorted(set(record_keys))),
+        "nominal_ids": json.dumps(sorted(set(nominal_ids))),
+        "justification": justification,
+        "outcome": outcome,
+        "client": client,
+        "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+    }
+
+
 @dataclass
 class _Pending:
     """An entry waiting for the group commit, and what became of it."""
@@ -146,22 +180,11 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one entry in its own transaction (so a denial is recorded even if the
         request then fails) and return it."""
-        values: dict[str, Any] = {
-            "at": at or datetime.now(UTC),
-            "user_id": user.id if user else None,
-            "username": user.username if user else username,
-            "partner": user.partner.code if user else None,
-            "role": user.role if user else None,
-            "purpose": purpose,
-            "action": action,
-            "dataset": dataset,
-            "record_keys": json.dumps(sorted(set(record_keys))),
-            "nominal_ids": json.dumps(sorted(set(nominal_ids))),
-            "justification": justification,
-            "outcome": outcome,
-            "client": client,
-            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
-        }
+        values = _entry_values(
+            action, outcome, user, username=username, purpose=purpose, dataset=dataset,
+            record_keys=record_keys, nominal_ids=nominal_ids, justification=justification,
+            client=client, detail=detail, at=at,
+        )  # fmt: skip
         # Group commit: every caller queues its entry; whoever holds the writer lock next
         # appends everything queued in one transaction. Each caller returns only once its
         # own entry is committed (or raises its error), so an entry is as durable as before
@@ -204,27 +227,53 @@ class AuditLog:
                 continue
         raise RuntimeError("could not append to the audit chain after 50 attempts")
 
+    def record_in(self, session: Session, action: str, outcome: str, **kwargs: Any) -> AuditEntry:
+        """Append one entry inside the caller's transaction (same arguments as :meth:`record`).
+
+        The entry commits with the change it records, or neither does: a server killed
+        between the two can leave neither half behind (a task with no audit entry, say).
+        On PostgreSQL a concurrent append taking the same place in the chain fails this
+        one's savepoint, and it retries on the new head; SQLite serialises writers, and
+        the caller's transaction already holds the write lock when it has written.
+        """
+        user = kwargs.pop("user", None)
+        values = _entry_values(action, outcome, user, **kwargs)
+        nested = session.get_bind().dialect.name != "sqlite"
+        for _attempt in range(50):
+            try:
+                if not nested:
+                    return self._append_to(session, [values])[0]
+                with session.begin_nested():
+                    return self._append_to(session, [values])[0]
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not append to the audit chain after 50 attempts")
+
     def _append(self, rows: list[dict[str, Any]]) -> list[AuditEntry]:
-        entries: list[AuditEntry] = []
         with self.control.session() as session:
-            head = session.execute(
-                sa.select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-            ).first()
-            seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-            for values in rows:
-                seq += 1
-                row = {**values, "seq": seq, "prev_hash": prev}
-                row["hash"] = prev = entry_hash(row)
-                entry = AuditEntry(**row)
-                session.add(entry)
-                entries.append(entry)
-                if seq % self.anchor_every == 0:
-                    session.add(
-                        AuditAnchor(
-                            seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
-                        )
+            return self._append_to(session, rows)
+
+    def _append_to(self, session: Session, rows: list[dict[str, Any]]) -> list[AuditEntry]:
+        """Chain ``rows`` after the current head inside ``session`` (flushed, not committed)."""
+        entries: list[AuditEntry] = []
+        head = session.execute(
+            sa.select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+        for values in rows:
+            seq += 1
+            row = {**values, "seq": seq, "prev_hash": prev}
+            row["hash"] = prev = entry_hash(row)
+            entry = AuditEntry(**row)
+            session.add(entry)
+            entries.append(entry)
+            if seq % self.anchor_every == 0:
+                session.add(
+                    AuditAnchor(
+                        seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
                     )
-            session.flush()
+                )
+        session.flush()
         return entries
 
     def anchor(self) -> AuditAnchor | None:

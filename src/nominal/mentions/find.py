@@ -397,14 +397,15 @@ def find_mentions(home: Home, threshold: float = THRESHOLD) -> dict[str, Any]:
 
 
 def mentions_for(
-    home: Home, nominal_id: str, datasets: Iterable[str] | None = None
+    home: Home, nominal_id: str, datasets: Iterable[str] | None = None, con: Any = None
 ) -> list[dict[str, Any]]:
     """The document passages that mention one nominal, best match first.
 
     Each row names the ``dataset`` the document was delivered as (from
     ``silver.deliveries``). ``datasets`` keeps only documents of those datasets: the
     caller (the person view) passes the datasets the policy decision point allows for
-    the user and purpose, and audits what it shows.
+    the user and purpose, and audits what it shows. ``con``: a DuckDB connection on the
+    current snapshot to use (the caller's), rather than opening one.
     """
     from nominal.engines.duck import connect
 
@@ -415,7 +416,9 @@ def mentions_for(
     if allowed == []:
         return []
     has_deliveries = snap.has("silver.deliveries")
-    con = connect(snap, tables=[TABLE, "silver.deliveries"] if has_deliveries else [TABLE])
+    own = con is None
+    if own:
+        con = connect(snap, tables=[TABLE, "silver.deliveries"] if has_deliveries else [TABLE])
     try:
         dataset = "d.dataset" if has_deliveries else "CAST(NULL AS VARCHAR)"
         join = (
@@ -437,4 +440,5 @@ def mentions_for(
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
-        con.close()
+        if own:
+            con.close()

@@ -14,8 +14,10 @@ search, as the policy decision point promises.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -195,23 +197,44 @@ def _linked_snapshot(lake_root: Any) -> Any:
     return snapshot
 
 
+_lake_lock = threading.Lock()
+
+
+def _lake_cursor(request: Request, snapshot: Any) -> duckdb.DuckDBPyConnection:
+    """A cursor on one connection per snapshot, shared by the person and household views.
+
+    Opening a connection makes a view for every table of the snapshot; per request that
+    was most of a person view's time under load (benchmarks/soak.py). The connection is
+    replaced when a run switches the snapshot.
+    """
+    from nominal.engines import duck
+
+    hub = state(request)
+    with _lake_lock:
+        cached = hub.cache.get("search_lake")
+        if cached is None or cached[0] != snapshot.id:
+            if cached is not None:
+                cached[1].close()
+            cached = (snapshot.id, duck.connect(snapshot))
+            hub.cache["search_lake"] = cached
+        return cached[1].cursor()
+
+
 def _person(
     request: Request, nominal_id: str, purpose: str | None, user: User, session: Session
 ) -> Any:
     access = _view_access(request, session, user, purpose)
     hub = state(request)
-    from nominal.engines import duck
-
     snapshot = _linked_snapshot(hub.home.lake)
-    con = duck.connect(snapshot)
+    con = _lake_cursor(request, snapshot)
     try:
         view = person_view(con, snapshot, nominal_id, access, session)
+        # documents that mention the person: only datasets the decisions above allow
+        view.documents = document_mentions(hub.home, nominal_id, access, con=con)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     finally:
         con.close()
-    # documents that mention the person: only datasets the decisions above allow
-    view.documents = document_mentions(hub.home, nominal_id, access)
     session.commit()
     hub.audit.record(
         "view_person", "allowed", user=user, purpose=access.purpose,
@@ -254,10 +277,8 @@ def _household(
 ) -> Any:
     access = _view_access(request, session, user, purpose)
     hub = state(request)
-    from nominal.engines import duck
-
     snapshot = _linked_snapshot(hub.home.lake)
-    con = duck.connect(snapshot)
+    con = _lake_cursor(request, snapshot)
     try:
         view = household_view(con, snapshot, household_id, access)
     except NotFound as exc:

@@ -208,7 +208,12 @@ def person_view(
     )
 
 
-def document_mentions(home: Home, nominal_id: str, access: SearchAccess) -> list[dict[str, Any]]:
+def document_mentions(
+    home: Home,
+    nominal_id: str,
+    access: SearchAccess,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[dict[str, Any]]:
     """Passages of documents mentioning ``nominal_id``, as ``access`` allows.
 
     Only documents of datasets the policy decision point allows for this user and
@@ -218,7 +223,7 @@ def document_mentions(home: Home, nominal_id: str, access: SearchAccess) -> list
     from nominal.mentions import mentions_for
 
     shown = []
-    for m in mentions_for(home, nominal_id, datasets=access.allowed_datasets):
+    for m in mentions_for(home, nominal_id, datasets=access.allowed_datasets, con=con):
         if access.decisions[m["dataset"]].pseudonymised_only:
             m = {**m, "passage": WITHHELD, "mention": WITHHELD, "file_name": WITHHELD}
         m["score"] = round(float(m["score"]), 4)
