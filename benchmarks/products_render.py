@@ -294,6 +294,12 @@ def main(argv: list[str]) -> int:
         "--keep", type=Path, help="build the hubs here and reuse them on the next run"
     )
     parser.add_argument("--build-only", action="store_true", help="build the hubs, measure nothing")
+    parser.add_argument(
+        "--compute-only",
+        action="store_true",
+        help="only the in-process dashboard computation from the aggregates (no server, "
+        "no browser, no direct computation)",
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -335,6 +341,24 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
         if args.build_only:
+            return 0
+        if args.compute_only:
+            for label in sizes:
+                times = [
+                    compute(hubs[label][0], direct=False)["dashboard_compute_precomputed_s"]
+                    for _ in range(args.runs)
+                ]
+                print(
+                    json.dumps(
+                        {
+                            "size": label,
+                            "people": sizes[label],
+                            "dashboard_compute_precomputed_s": [round(t, 3) for t in times],
+                            "median_s": round(statistics.median(times), 3),
+                        }
+                    ),
+                    flush=True,
+                )
             return 0
         results: dict[str, list[dict[str, float]]] = {k: [] for k in sizes}
         with sync_playwright() as p:
