@@ -295,6 +295,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--build-only", action="store_true", help="build the hubs, measure nothing")
     parser.add_argument(
+        "--skip-direct",
+        action="store_true",
+        help="do not time the direct computation from the events (minutes at 1M)",
+    )
+    parser.add_argument(
         "--compute-only",
         action="store_true",
         help="only the in-process dashboard computation from the aggregates (no server, "
@@ -366,7 +371,7 @@ def main(argv: list[str]) -> int:
             for run in range(args.runs):
                 for label in sizes:  # the peer straight after the target, in each run
                     found = measure(*hubs[label], browser)
-                    found.update(compute(hubs[label][0], direct=run == 0))
+                    found.update(compute(hubs[label][0], direct=run == 0 and not args.skip_direct))
                     results[label].append(found)
                     print(
                         json.dumps(
