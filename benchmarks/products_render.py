@@ -294,6 +294,17 @@ def main(argv: list[str]) -> int:
         "--keep", type=Path, help="build the hubs here and reuse them on the next run"
     )
     parser.add_argument("--build-only", action="store_true", help="build the hubs, measure nothing")
+    parser.add_argument(
+        "--skip-direct",
+        action="store_true",
+        help="do not time the direct computation from the events (minutes at 1M)",
+    )
+    parser.add_argument(
+        "--compute-only",
+        action="store_true",
+        help="only the in-process dashboard computation from the aggregates (no server, "
+        "no browser, no direct computation)",
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -336,13 +347,31 @@ def main(argv: list[str]) -> int:
             )
         if args.build_only:
             return 0
+        if args.compute_only:
+            for label in sizes:
+                times = [
+                    compute(hubs[label][0], direct=False)["dashboard_compute_precomputed_s"]
+                    for _ in range(args.runs)
+                ]
+                print(
+                    json.dumps(
+                        {
+                            "size": label,
+                            "people": sizes[label],
+                            "dashboard_compute_precomputed_s": [round(t, 3) for t in times],
+                            "median_s": round(statistics.median(times), 3),
+                        }
+                    ),
+                    flush=True,
+                )
+            return 0
         results: dict[str, list[dict[str, float]]] = {k: [] for k in sizes}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for run in range(args.runs):
                 for label in sizes:  # the peer straight after the target, in each run
                     found = measure(*hubs[label], browser)
-                    found.update(compute(hubs[label][0], direct=run == 0))
+                    found.update(compute(hubs[label][0], direct=run == 0 and not args.skip_direct))
                     results[label].append(found)
                     print(
                         json.dumps(

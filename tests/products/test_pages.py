@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,3 +227,36 @@ def test_benefits_and_usage(app_client: TestClient, demo_hub) -> None:  # type: 
     assert usage.status_code == 200 and "Sign-ins" in usage.text
     rows = list(csv.DictReader(io.StringIO(app_client.get("/usage/data.csv").text)))
     assert any(r["kind"] == "sign-ins" and int(r["allowed"]) >= 1 for r in rows)
+
+
+def test_dashboard_figures_are_kept_but_every_view_is_decided_and_audited(
+    app_client: TestClient,
+    demo_hub,  # type: ignore[no-untyped-def]
+) -> None:
+    home, _ = demo_hub
+    _as(app_client, demo_hub, "practitioner")
+    control = ControlPlane(home.database_url)
+
+    def views() -> int:
+        with control.session() as s:
+            return int(
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(AuditEntry)
+                    .where(AuditEntry.action == "view_dashboard")
+                )
+                or 0
+            )
+
+    before = views()
+    url = "/dashboard?purpose=safeguarding_children&age_band=0-17"
+    first = app_client.get(url)
+    second = app_client.get(url)
+    assert first.status_code == second.status_code == 200
+    kpi = re.compile(r'id="kpi-events"[^>]*>(.*?)<', re.S)
+    assert kpi.search(first.text).group(1) == kpi.search(second.text).group(1)  # type: ignore[union-attr]
+    assert views() == before + 2  # the kept figures are still shown only after a decision
+    # another filter set is computed afresh and differs
+    other = app_client.get("/dashboard?purpose=safeguarding_children&age_band=65%2B")
+    assert kpi.search(other.text).group(1) != kpi.search(first.text).group(1)  # type: ignore[union-attr]
+    control.dispose()

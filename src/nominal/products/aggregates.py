@@ -324,9 +324,12 @@ def _unit_rows(filters: Filters) -> tuple[str, list[Any]]:
 
 
 def units_sql(agg: Aggregates, filters: Filters, unit: str) -> tuple[str, list[Any], int]:
-    """SQL of (unit_id, unit_pseudo, m, agency_count): each unit with events that
-    ``filters`` allow, ``m`` the bits of the pairs it has such events in; and the
-    allowed mask."""
+    """SQL of (unit_id, unit_pseudo, m, agency_count, pairs): each unit with events that
+    ``filters`` allow, ``m`` the bits of the pairs it has such events in and ``pairs``
+    its per-pair figures; and the allowed mask.
+
+    Without an area filter each unit has exactly one row of the grain asked for, so
+    nothing is grouped; an area's rows (one per output area) are merged per unit."""
     table, key, pseudo = UNIT_TABLES[unit]
     allowed = agg.mask(filters)
     count = (
@@ -337,18 +340,22 @@ def units_sql(agg: Aggregates, filters: Filters, unit: str) -> tuple[str, list[A
         or "0"
     )
     rows, params = _unit_rows(filters)
-    sql = f"""
-        SELECT unit_id, unit_pseudo, m, {count} AS agency_count FROM (
-            SELECT {key} AS unit_id, any_value({pseudo}) AS unit_pseudo,
-                   bit_or(mask) & {allowed}::UBIGINT AS m
-            FROM {table} WHERE {rows} GROUP BY {key}
-        ) WHERE m <> 0
-    """
+    if filters.area:
+        source = f"""SELECT {key} AS unit_id, any_value({pseudo}) AS unit_pseudo,
+                            bit_or(mask) & {allowed}::UBIGINT AS m, flatten(list(per_pair)) AS pairs
+                     FROM {table} WHERE {rows} GROUP BY {key}"""
+    else:
+        source = f"""SELECT {key} AS unit_id, {pseudo} AS unit_pseudo,
+                            mask & {allowed}::UBIGINT AS m, per_pair AS pairs
+                     FROM {table} WHERE {rows}"""
+    sql = f"SELECT *, {count} AS agency_count FROM ({source}) WHERE m <> 0"
     return sql, params, allowed
 
 
-def unit_pairs_sql(filters: Filters, unit: str) -> tuple[str, list[Any]]:
-    """(unit_id, per_pair) of the unit table's rows ``filters`` select."""
-    table, key, _ = UNIT_TABLES[unit]
-    rows, params = _unit_rows(filters)
-    return f"SELECT {key} AS unit_id, per_pair FROM {table} WHERE {rows}", params
+def pair_figures_sql(allowed: int, column: str = "pairs") -> tuple[str, str]:
+    """SQL of a unit's events and last event over the allowed pairs of ``column``."""
+    chosen = f"list_filter({column}, lambda x: (({allowed}::UBIGINT >> x.bit::UBIGINT) & 1::UBIGINT) = 1)"
+    return (
+        f"list_sum(list_transform({chosen}, lambda x: x.events))::BIGINT",
+        f"list_max(list_transform({chosen}, lambda x: x.last_event))",
+    )

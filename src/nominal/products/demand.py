@@ -118,22 +118,14 @@ def _known_to_many_precomputed(
     limit: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     units, params, allowed = agg_tables.units_sql(agg, filters, unit)
-    pairs, pair_params = agg_tables.unit_pairs_sql(filters, unit)
+    events, last_event = agg_tables.pair_figures_sql(allowed)
     sql = f"""
-        WITH k AS (SELECT * FROM ({units}) WHERE agency_count >= {int(min_agencies)}),
-        d AS (
-            SELECT unit_id, sum(x.events)::BIGINT AS events, max(x.last_event) AS last_event
-            FROM (SELECT unit_id, unnest(per_pair) AS x FROM ({pairs})
-                  WHERE unit_id IN (SELECT unit_id FROM k))
-            WHERE (({allowed}::UBIGINT >> x.bit::UBIGINT) & 1::UBIGINT) = 1
-            GROUP BY unit_id
-        )
-        SELECT k.unit_id, k.unit_pseudo, k.agency_count, k.m, d.events, d.last_event,
-               count(*) OVER () AS total
-        FROM k JOIN d USING (unit_id)
+        SELECT unit_id, unit_pseudo, agency_count, m, {events} AS events,
+               {last_event} AS last_event, count(*) OVER () AS total
+        FROM ({units}) WHERE agency_count >= {int(min_agencies)}
         ORDER BY agency_count DESC, events DESC, unit_id LIMIT {int(limit)}
     """
-    rows = run(con, sql, [*params, *pair_params])
+    rows = run(con, sql, params)
     total = int(rows[0]["total"]) if rows else 0
     out = []
     for row in rows:
@@ -238,7 +230,9 @@ def _duplicates(
         WITH open_now AS ({open_now}),
         per_agency AS (
             SELECT unit_id, any_value(unit_pseudo) AS unit_pseudo, agency,
-                   string_agg(DISTINCT event_type, ', ' ORDER BY event_type) AS event_types,
+                   -- string_agg(DISTINCT .. ORDER BY ..) is many times slower
+                   array_to_string(list_sort(list_distinct(list(event_type))), ', ')
+                     AS event_types,
                    min(event_date) AS since
             FROM open_now GROUP BY unit_id, agency
         ),

@@ -66,6 +66,7 @@ managers = require_roles(*MANAGERS)
 usage_viewers = require_roles("ig_lead", "admin", "data_owner")
 analysts = require_roles("analyst", "admin")
 _lock = threading.Lock()
+DASHBOARDS_KEPT = 32  # recent dashboards' figures kept per app (see _board)
 
 
 # -- shared plumbing ----------------------------------------------------------------------
@@ -243,10 +244,24 @@ def _board(
     enforcer = enforcer_for(request, user, session, purpose)
     if enforcer is None:
         return None
+    snapshot_id, _, aggregates = _lake(request)
     con = lake_cursor(request)
-    aggregates = lake_aggregates(request)
-    permitted = permitted_for(con, enforcer, aggregates)
-    board = demand.dashboard(con, filters_from(request, permitted.datasets), aggregates=aggregates)
+    permitted = permitted_for(con, enforcer, aggregates)  # asked on every request
+    filters = filters_from(request, permitted.datasets)
+    # The figures for a snapshot and a filter set (datasets included) never change, so
+    # recent ones are kept; the decision and the audit record are made every time.
+    key = f"dashboard:{snapshot_id}:{filters!r}"
+    hub = state(request)
+    with _lock:
+        board = hub.cache.get(key)
+    if board is None:
+        board = demand.dashboard(con, filters, aggregates=aggregates)
+        with _lock:
+            kept = hub.cache.setdefault("dashboard_keys", [])
+            kept.append(key)
+            hub.cache[key] = board
+            while len(kept) > DASHBOARDS_KEPT:
+                hub.cache.pop(kept.pop(0), None)
     return enforcer, permitted, board, con
 
 
