@@ -25,6 +25,9 @@ from nominal.govern.auth import issue_token
 from nominal.govern.models import AuditEntry
 from nominal.mentions import find_mentions, mentions_for
 
+# building the town (synth, ingest, link, mentions) takes minutes on a loaded machine
+pytestmark = pytest.mark.timeout(1800)
+
 DOCUMENTS = "case_notes"  # the dataset synth's case notes are delivered as
 
 

@@ -36,4 +36,5 @@ def test_kill_minus_nine_of_the_server_mid_request(town, backend: str, request) 
     print(result.to_dict())
     assert result.trials == 2
     assert result.failures == []
-    assert result.acked_tasks > 0 and result.acked_views > 0  # the kills landed mid-load
+    # the kills landed mid-load: each comes after the first acknowledged task
+    assert result.acked_tasks > 0

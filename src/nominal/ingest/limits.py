@@ -88,7 +88,8 @@ def run_limited(fn: Callable[..., T], path: Path, *args: Any, seconds: float | N
     no limit (``seconds`` or ``NOMINAL_PARSE_SECONDS`` 0) ``fn`` runs in this process.
     """
     limit = parse_seconds() if seconds is None else seconds
-    if limit <= 0:
+    if limit <= 0 or multiprocessing.current_process().daemon:
+        # (a daemonic process may not start children: there, no limit can be enforced)
         return fn(path, *args)
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
