@@ -23,7 +23,9 @@ Measured, each in a fresh child process (peak resident memory is that process's 
 - **blocking** (``--blocking``): candidate pairs per blocking rule and the pair recall
   of the union of rules against the synthetic truth.
 
-Medians of ``--runs`` runs each (default 3) and the ratio full / incremental::
+Medians of ``--runs`` runs each (default 3) and the ratio full / incremental, of wall
+time and of CPU time (user + system of the child: on a shared, loaded host the wall
+time of a run depends on what else runs, its CPU time much less)::
 
     .venv/bin/python benchmarks/link_speed.py --records 100000 --runs 3
     .venv/bin/python benchmarks/link_speed.py --source /work/data/synth-1m \\
@@ -57,7 +59,9 @@ def _child(fn_source: str, home: str, threads: int | None) -> dict[str, Any]:
     (``ru_maxrss`` would carry over the parent's peak across ``exec``)."""
     code = (
         f"HOME = {home!r}\nTHREADS = {threads!r}\n{fn_source}\n"
-        "import json, re\n"
+        "import json, re, resource\n"
+        "_ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "RESULT['cpu_seconds'] = _ru.ru_utime + _ru.ru_stime\n"
         "_hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
         "RESULT['peak_mib'] = int(_hwm.group(1)) / 1024\n"
         "print(json.dumps(RESULT, default=str))\n"
@@ -124,8 +128,8 @@ def _read_silver(snap: Any, truth_dir: Path | None, records: int) -> tuple[Any, 
         ).fetchall()[0]
         con.execute(f"CREATE TABLE keep AS SELECT record_key FROM owner WHERE bucket <= {int(cut)}")
         where = "WHERE record_key IN (SELECT record_key FROM keep)"
-    identity = con.execute(f"SELECT * FROM silver.identity {where}").to_arrow_table()
-    events = con.execute(f"SELECT * FROM silver.events {where}").to_arrow_table()
+    identity = con.sql(f"SELECT * FROM silver.identity {where}").to_arrow_table()
+    events = con.sql(f"SELECT * FROM silver.events {where}").to_arrow_table()
     con.close()
     return identity, events, int(total)
 
@@ -161,7 +165,8 @@ def prepare(
     if source is None:
         people: int | None = max(200, int(records / RECORDS_PER_PERSON))
         town = work / "town"
-        generate(town, people, seed=seed)
+        if not (town / "truth").is_dir():
+            generate(town, people, seed=seed)
     else:
         people, town = None, source
     ingest_home = make_home(ingested or work / "ingested").ensure()
@@ -367,6 +372,7 @@ def run(
             "full_seconds_median": round(full_s, 2),
             "full_seconds_runs": [round(r["seconds"], 2) for r in fulls],
             "full_peak_mib": round(max(r["peak_mib"] for r in fulls)),
+            "full_cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in fulls), 2),
             "full_timings_last_run": fulls[-1]["timings"],
             "pairs_scored": fulls[0]["pairs"],
             "pairs_per_second": round(fulls[0]["pairs"] / full_s),
@@ -380,6 +386,15 @@ def run(
                 "incremental_peak_mib": round(max(r["peak_mib"] for r in incs)),
                 "incremental_timings_last_run": incs[-1]["timings"],
                 "speedup_full_over_incremental": round(full_s / inc_s, 2),
+                # CPU seconds are far less disturbed by other processes on a shared host
+                "incremental_cpu_seconds_median": round(
+                    statistics.median(r["cpu_seconds"] for r in incs), 2
+                ),
+                "cpu_ratio_full_over_incremental": round(
+                    statistics.median(r["cpu_seconds"] for r in fulls)
+                    / statistics.median(r["cpu_seconds"] for r in incs),
+                    2,
+                ),
                 "speedup_runs": [
                     round(f["seconds"] / i["seconds"], 2) for f, i in zip(fulls, incs, strict=True)
                 ],

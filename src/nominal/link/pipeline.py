@@ -48,6 +48,7 @@ import yaml
 from nominal.config import Home
 from nominal.engines import duck
 from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter
+from nominal.link import blocking
 from nominal.link import model as link_model
 from nominal.link import settings as link_settings
 from nominal.link.households import LINEAGE as HOUSEHOLD_LINEAGE
@@ -73,6 +74,9 @@ GOLD_TABLES = (
     "gold.events",
 )
 IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
+# DuckDB's own memory budget in a link run (it spills to disk beyond it); with
+# Python, Arrow and Splink on top the process stays under 8 GiB.
+LINK_MEMORY_LIMIT = "6GB"
 # A pair is vetoed (never a match on the model's word alone) when it looks like two
 # members of one family rather than one person, and no trusted identifier agrees:
 # twins (same date of birth, given names clearly different), or two people whose
@@ -112,6 +116,7 @@ class RunContext:
     engine: str
     mode: str
     timings: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda _step: None
 
     def step(self, name: str) -> _Timer:
@@ -284,12 +289,19 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
 # --------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------
-def _pairs_select(source: str, run_id: str, version: str) -> str:
-    """Normalise Splink's prediction rows to gold.pairs columns (keys ordered l < r)."""
+def _pairs_select(
+    source: str, run_id: str, version: str, std: str = "std_all", ordered: bool = True
+) -> str:
+    """Normalise Splink's prediction rows to gold.pairs columns (keys ordered l < r
+    unless ``ordered`` is false); ``std`` holds the records (or profiles) scored."""
     mw = ", ".join(f"p.mw_{c}" for c in link_settings.COMPARISON_NAMES)
+    left, right = (
+        ("least(p.unique_id_l, p.unique_id_r)", "greatest(p.unique_id_l, p.unique_id_r)")
+        if ordered
+        else ("p.unique_id_l", "p.unique_id_r")
+    )
     return f"""
-        SELECT least(p.unique_id_l, p.unique_id_r) AS record_key_l,
-               greatest(p.unique_id_l, p.unique_id_r) AS record_key_r,
+        SELECT {left} AS record_key_l, {right} AS record_key_r,
                CAST(p.match_weight AS DOUBLE) AS match_weight,
                CAST(p.match_probability AS DOUBLE) AS match_probability,
                {mw},
@@ -299,31 +311,47 @@ def _pairs_select(source: str, run_id: str, version: str) -> str:
                     ELSE 'non_match' END AS model_decision,
                '{version}' AS model_version,
                '{run_id}' AS linked_run
-        FROM {source} p {veto_join("std_all")}"""
+        FROM {source} p {veto_join(std)}"""
 
 
 def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
-    """Create ``scored`` with the pairs to score this run (DuckDB backend)."""
+    """Create ``scored`` with the pairs to score this run (DuckDB backend).
+
+    Records are grouped into profiles of identical compared columns and the profile
+    pairs the blocking rules generate are scored by Splink, then expanded to record
+    pairs (:mod:`nominal.link.blocking`): the same pairs and weights as scoring the
+    records one by one, for a fraction of the work. An incremental run blocks only
+    the new records' profiles (against each other and every earlier record).
+    """
     from splink import DuckDBAPI
 
-    db_api = DuckDBAPI(ctx.con)
-    linker = link_model.linker_for(db_api, "std_all", ctx.model)
-    keep = link_settings.KEEP_PROBABILITY
-    if new_table is None:
-        pred = linker.inference.predict(threshold_match_probability=keep, warning_mode="never")
-        sources = [pred.physical_name]
-    else:
-        new_sdf = db_api.register(new_table)
-        old_sdf = db_api.register("std_old")
-        within = linker.inference.predict_within(
-            new_sdf, threshold_match_probability=keep, warning_mode="never"
+    con = ctx.con
+    incremental = new_table is not None
+    with ctx.step("score pairs: profiles"):
+        sizes = blocking.build_profiles(con, "std_all", new_table)
+    with ctx.step("score pairs: blocking"):
+        sizes["profile_pairs"] = blocking.block(con, blocking.rule_sqls(), incremental)
+    with ctx.step("score pairs: predict"):
+        db_api = DuckDBAPI(con)
+        linker = link_model.linker_for(db_api, blocking.PROFILES, ctx.model)
+        linker.table_management.register_blocked_pairs_for_predict(
+            db_api.register(blocking.BLOCKED)
         )
-        between = linker.inference.predict_between(
-            new_sdf, old_sdf, threshold_match_probability=keep, warning_mode="never"
+        pred = linker.inference.predict(
+            threshold_match_probability=link_settings.KEEP_PROBABILITY, warning_mode="never"
         )
-        sources = [within.physical_name, between.physical_name]
-    union = " UNION ALL ".join(_pairs_select(s, ctx.run_id, ctx.model.version) for s in sources)
-    _q(ctx.con, f"CREATE OR REPLACE TABLE scored AS {union}")
+        profile_pairs = _pairs_select(
+            pred.physical_name, ctx.run_id, ctx.model.version, blocking.PROFILES, ordered=False
+        )
+        _q(con, f"CREATE OR REPLACE TABLE scored_profiles AS {profile_pairs}")
+        pred.drop_table_from_database_and_remove_from_cache()
+    with ctx.step("score pairs: expand"):
+        _q(
+            con,
+            "CREATE OR REPLACE TABLE scored AS "
+            + blocking.expand_sql("scored_profiles", incremental),
+        )
+    ctx.sizes.update(sizes)
 
 
 def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
@@ -911,15 +939,33 @@ def _replace_rows(
 # --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
-def _load_inputs(ctx: RunContext) -> None:
+def _load_inputs(ctx: RunContext, incremental: bool = False) -> None:
+    """``ident``: the latest version of each silver identity record.
+
+    A full run copies them. An incremental run keeps only their keys and versions
+    (``ident_latest``) and reads whole rows where it needs them (``ident`` is then a
+    view): it standardises and re-surveys only a few records, and copying every
+    column of every record would cost more than the rest of the run.
+    """
     con = ctx.con
     if not _exists(con, "silver.identity"):
         raise LinkError("the lake has no silver.identity table: run `nominal ingest` first")
+    latest = """QUALIFY row_number() OVER (PARTITION BY record_key
+            ORDER BY received_at DESC, delivery_id DESC, row_number DESC) = 1"""
+    if not incremental:
+        _q(con, f"CREATE OR REPLACE TABLE ident AS SELECT * FROM silver.identity {latest}")
+        return
     _q(
         con,
-        """CREATE OR REPLACE TABLE ident AS SELECT * FROM silver.identity
-        QUALIFY row_number() OVER (PARTITION BY record_key
-            ORDER BY received_at DESC, delivery_id DESC, row_number DESC) = 1""",
+        f"""CREATE OR REPLACE TABLE ident_latest AS
+        SELECT record_key, received_at, delivery_id, row_number FROM silver.identity {latest}""",
+    )
+    _q(
+        con,
+        """CREATE OR REPLACE VIEW ident AS SELECT s.* FROM silver.identity s
+        SEMI JOIN ident_latest l ON l.record_key = s.record_key
+          AND l.received_at = s.received_at AND l.delivery_id = s.delivery_id
+          AND l.row_number = s.row_number""",
     )
 
 
@@ -945,7 +991,8 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     _q(
         con,
         """CREATE OR REPLACE TABLE std_prev_keys AS
-        SELECT p.unique_id FROM link.standardised p JOIN ident i ON i.record_key = p.unique_id
+        SELECT p.unique_id FROM link.standardised p
+        JOIN ident_latest i ON i.record_key = p.unique_id
         WHERE i.received_at = p.std_received_at""",
     )
     _q(
@@ -986,16 +1033,67 @@ def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
         FROM {pairs} p LEFT JOIN decisions_arrow d
           ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
     )
-    # A reviewer's match decision links a pair even when no blocking rule found it.
-    _q(
-        con,
-        """CREATE OR REPLACE TABLE edges AS
-        SELECT record_key_l, record_key_r FROM run_pairs WHERE decision = 'match'
-        UNION
+    reviewer_matches = """
         SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
         WHERE d.decision = 'match'
           AND d.record_key_l IN (SELECT unique_id FROM std_all)
-          AND d.record_key_r IN (SELECT unique_id FROM std_all)""",
+          AND d.record_key_r IN (SELECT unique_id FROM std_all)"""
+    if not _exists(con, "scored_profiles") or ctx.mode != "full":
+        # A reviewer's match decision links a pair even when no blocking rule found it.
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE edges AS
+            SELECT record_key_l, record_key_r FROM run_pairs WHERE decision = 'match'
+            UNION {reviewer_matches}""",
+        )
+        return
+    # Full DuckDB run: the same connected components from far fewer edges. Every record
+    # pair of a matching profile pair (A, B) is a match unless a reviewer decided it,
+    # so A and B end up in one component: the edges (A, b) for b in B and (a, B) for a
+    # in A connect them just as well (a profile's id is its smallest record key).
+    # Profile pairs holding a reviewed record pair keep their record-level edges.
+    members = blocking.MEMBERS
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE reviewed_profile_pairs AS
+        SELECT DISTINCT least(a.profile_id, b.profile_id) AS p1,
+               greatest(a.profile_id, b.profile_id) AS p2
+        FROM decisions_arrow d
+        JOIN {members} a ON a.record_key = d.record_key_l
+        JOIN {members} b ON b.record_key = d.record_key_r""",
+    )
+    reviewed = _count(con, "reviewed_profile_pairs")
+    record_level = (
+        f"""UNION ALL
+        SELECT r.record_key_l, r.record_key_r FROM run_pairs r
+        JOIN {members} a ON a.record_key = r.record_key_l
+        JOIN {members} b ON b.record_key = r.record_key_r
+        JOIN reviewed_profile_pairs t
+          ON t.p1 = least(a.profile_id, b.profile_id)
+         AND t.p2 = greatest(a.profile_id, b.profile_id)
+        WHERE r.decision = 'match'"""
+        if reviewed
+        else ""
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE edges AS
+        WITH free AS (
+            SELECT least(record_key_l, record_key_r) AS p1,
+                   greatest(record_key_l, record_key_r) AS p2
+            FROM scored_profiles WHERE model_decision = 'match'
+            EXCEPT SELECT p1, p2 FROM reviewed_profile_pairs
+        ),
+        e AS (
+            SELECT f.p1 AS k1, m.record_key AS k2 FROM free f
+            JOIN {members} m ON m.profile_id = f.p2
+            UNION ALL
+            SELECT m.record_key, f.p2 FROM free f JOIN {members} m ON m.profile_id = f.p1
+            {record_level}
+            UNION ALL {reviewer_matches}
+        )
+        SELECT DISTINCT least(k1, k2) AS record_key_l, greatest(k1, k2) AS record_key_r
+        FROM e WHERE k1 <> k2""",
     )
 
 
@@ -1022,7 +1120,7 @@ def link_lake(
     started = time.perf_counter()
     lake = Lake(home.ensure().lake)
     snapshot = lake.require_current()
-    con = duck.connect(snapshot, threads=threads)
+    con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     incremental = (
         mode == "incremental"
@@ -1042,7 +1140,7 @@ def link_lake(
         progress=progress or (lambda _s: None),
     )
     with ctx.step("read silver"):
-        _load_inputs(ctx)
+        _load_inputs(ctx, incremental)
     with ctx.step("standardise"):
         new_table = _standardise(ctx, incremental)
     with ctx.step("model"):
@@ -1085,6 +1183,7 @@ def link_lake(
             "model_version": ctx.model.version,
             "seconds": round(time.perf_counter() - started, 3),
             "timings": ctx.timings,
+            "sizes": ctx.sizes,
         }
     )
     con.close()
