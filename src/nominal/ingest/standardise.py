@@ -102,22 +102,24 @@ def _mapped(text: str, spec: FieldSpec) -> str:
 def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     """The raw column as trimmed text, with the contract's null markers as NULL.
 
-    ``trim`` copies every string, and most values have no spaces to trim, so it runs
-    only on values that start or end with a space; the markers are compared only with
-    values short enough to be one (``strlen`` is the stored byte length).
+    ``trim`` is dear (it decodes every character, looking for Unicode spaces) and most
+    values have nothing to trim, so it runs only on values that start or end with an
+    ASCII space or hold a non-ASCII character (``strlen``, bytes, differs from
+    ``length``, characters). Other values are their own trim and are compared with
+    the markers directly, and only when short enough to be one.
     """
     markers = tuple(null_values) or ("",)
-    # A value with no outer space is its own trim; only markers without one can match it.
-    plain = tuple(m for m in markers if m == m.strip(" "))
+    # Markers an ASCII value without outer spaces can equal.
+    plain = tuple(m for m in markers if m.isascii() and m == m.strip(" "))
     x = f"CAST({column_sql} AS VARCHAR)"
     t = f"trim({x})"
     first = ""
     if plain:
-        longest = max(len(m.encode("utf-8")) for m in plain)
+        longest = max(len(m) for m in plain)
         first = f"WHEN strlen({x}) <= {longest} AND {one_of(x, plain)} THEN NULL "
     return (
-        f"CASE {first}WHEN prefix({x}, ' ') OR suffix({x}, ' ') THEN "
-        f"CASE WHEN {one_of(t, markers)} THEN NULL ELSE {t} END ELSE {x} END"
+        f"CASE {first}WHEN prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x}) "
+        f"THEN CASE WHEN {one_of(t, markers)} THEN NULL ELSE {t} END ELSE {x} END"
     )
 
 
