@@ -363,7 +363,12 @@ def main() -> None:
                 ), flush=True)  # fmt: skip
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # workers stuck in requests: stop them hard
+            subprocess.run(["pkill", "-KILL", "-P", str(server.pid)], check=False)
+            server.kill()
+            server.wait(timeout=30)
 
 
 def report(

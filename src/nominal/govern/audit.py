@@ -203,16 +203,17 @@ class AuditLog:
         return pending.entry
 
     def _write(self, batch: list[_Pending]) -> None:
-        """Append ``batch`` in one transaction; if that fails, each entry on its own."""
+        """Append ``batch`` in one transaction; if that fails, every caller gets the error.
+
+        (Not retried one by one: when the database is unreachable or its connection pool
+        exhausted, that would hold the writer lock for a timeout per entry.)
+        """
         try:
             entries = self._append_retrying([p.values for p in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                batch[0].finished = True
-                return
             for one in batch:
-                self._write([one])
+                one.error = exc
+                one.finished = True
             return
         for one, entry in zip(batch, entries, strict=True):
             one.entry = entry

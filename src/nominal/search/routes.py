@@ -102,11 +102,14 @@ def _run_search(
         return {"results": [], "query": {}, "count": 0, "audit_seq": None, "seconds": 0.0}
     _throttle(request, user)
     access = _access(request, session, user, purpose)
+    # Give the connection back before waiting for the index (minutes while a first build
+    # runs) or the audit log (which writes in its own transaction): held, it would starve
+    # the pool that the audit writer and every other request draw from.
+    session.commit()
     try:
         index = _holder(request).get()
     except SearchUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
-    session.commit()  # the audit log writes in its own transaction
     try:
         result = governed_search(
             index, query, access, hub.audit, user, limit=limit, client=client_address(request)
