@@ -14,7 +14,9 @@ printed apart), and every hub scores with them.
 
 ``--spark-link-max N``: above N records Spark's link stage is not run (on a shared
 2-core machine it can take hours); Spark's features and score then run on a copy of
-the DuckDB-linked lake and the table says so. The growth of each stage is fitted as
+the DuckDB-linked lake and the table says so. ``--oracle-gold`` skips linkage on
+both engines (gold tables from the town's truth) to time features and score alone at
+sizes where linkage does not fit the machine. The growth of each stage is fitted as
 time = a * records^b (least squares on logs); b near 1 is linear.
 """
 
@@ -104,6 +106,17 @@ def ingested(root: Path, town_dir: Path) -> tuple[Path, float, int]:
     return home_dir, seconds, rows
 
 
+def oracle_linked(town_dir: Path, base: Path, out: Path) -> Path:
+    """The ingested hub with gold tables from the town's truth (perfect linkage)."""
+    from nominal.insight.oracle import gold_from_truth
+
+    _copy_home(base, out)
+    t = time.perf_counter()
+    gold_from_truth(town_dir, _use(out))
+    print(f"oracle gold in {time.perf_counter() - t:.0f}s (not a pipeline stage)", flush=True)
+    return out
+
+
 def train(home_dir: Path, keep: Path) -> float:
     """Train the risk models on this hub and keep a copy of them at ``keep``."""
     from nominal.insight import risk
@@ -137,6 +150,11 @@ def main() -> None:
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--town", action="append", default=[], help="SIZE=PATH of a town")
     parser.add_argument("--spark-link-max", type=int, default=None)
+    parser.add_argument(
+        "--oracle-gold",
+        action="store_true",
+        help="skip linkage: features and score on gold built from the town's truth",
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--work", default=None)
     parser.add_argument(
@@ -161,22 +179,27 @@ def main() -> None:
         base, ingest_s, records = ingested(root, town_dir)
         print(f"ingest {records:,} records: {ingest_s:.1f}s", flush=True)
         linked: Path | None = root / f"home-{town_dir.name}-linked"
+        if args.oracle_gold and not linked.is_dir():
+            linked = oracle_linked(town_dir, base, linked)
         if not linked.is_dir():
             linked = None
         for engine in engines:
             home_dir = root / f"home-{town_dir.name}-{engine}"
             times: dict[str, Any] = {"records": records, "ingest": ingest_s}
-            skip_link = (
+            skip_link = args.oracle_gold or (
                 engine == "spark"
                 and args.spark_link_max is not None
                 and records > args.spark_link_max
                 and linked is not None
             )
             _copy_home(linked if skip_link and linked else base, home_dir)
-            if skip_link:
+            if skip_link and not args.oracle_gold:
                 print(f"spark: link not run ({records:,} > --spark-link-max)", flush=True)
             h = _use(home_dir)
-            if skip_link:
+            if args.oracle_gold:
+                times["link"] = None
+                times["note"] = "link not run: features and score on oracle gold"
+            elif skip_link:
                 times["link"] = None
                 times["note"] = (
                     "link not run on Spark; features and score on the DuckDB-linked lake"

@@ -54,6 +54,10 @@ def session() -> Any:
         .config("spark.driver.memory", os.environ.get("NOMINAL_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # a busy driver machine starves the heartbeat thread: at the defaults (10 s,
+        # 120 s) a local executor gave up after 60 missed beats at load average 45
+        .config("spark.executor.heartbeatInterval", "60s")
+        .config("spark.network.timeout", "600s")
         .getOrCreate()
     )
     _SESSION.sparkContext.setLogLevel("ERROR")
