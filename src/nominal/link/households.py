@@ -27,6 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from nominal.link.lineage import lineage_sql
+
 LINEAGE = "gold.household_lineage"
 _NO_PREVIOUS = (
     "(SELECT NULL::VARCHAR AS household_id, NULL::VARCHAR AS nominal_id, "
@@ -154,51 +156,24 @@ def assign_household_ids(
         LEFT JOIN hh_kept k USING (address_key, grp)
         LEFT JOIN hh_fresh_arrow f USING (address_key, grp)""",
     )
-    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    earlier = "gold.households" if previous else "hh_prev"
     _q(
         con,
-        f"""CREATE OR REPLACE TABLE household_lineage_new AS
-        WITH moves AS (
-            SELECT o.household_id AS from_id, a.household_id AS to_id, o.n
-            FROM hh_overlap o JOIN hh_assigned a USING (address_key, grp)
-            WHERE o.household_id <> a.household_id
+        "CREATE OR REPLACE TABLE household_lineage_new AS "
+        + lineage_sql(
+            unit="household",
+            moves="""SELECT o.household_id, a.household_id, o.n
+                FROM hh_overlap o JOIN hh_assigned a USING (address_key, grp)
+                WHERE o.household_id <> a.household_id""",
+            live="SELECT DISTINCT household_id FROM hh_assigned",
+            vanished=f"""SELECT household_id FROM (
+                    SELECT household_id FROM hh_prev UNION SELECT household_id FROM {earlier}
+                ) WHERE household_id NOT IN (SELECT id FROM live)""",
+            fresh="SELECT household_id FROM hh_fresh_arrow",
+            change_prefix=f"H{run_id}-",
+            run_id=run_id,
+            changed_at=datetime.now(UTC),
         ),
-        live AS (SELECT DISTINCT household_id FROM hh_assigned),
-        earlier AS (
-            SELECT household_id FROM hh_prev
-            UNION SELECT household_id FROM {"gold.households" if previous else "hh_prev"}
-        ),
-        vanished AS (
-            SELECT household_id FROM earlier WHERE household_id NOT IN (SELECT * FROM live)
-        ),
-        merged AS (
-            SELECT from_id, to_id FROM moves WHERE from_id IN (SELECT * FROM vanished)
-            QUALIFY row_number() OVER (PARTITION BY from_id ORDER BY n DESC, to_id) = 1
-        ),
-        gone AS (
-            SELECT household_id AS from_id, NULL::VARCHAR AS to_id FROM vanished
-            WHERE household_id NOT IN (SELECT from_id FROM merged)
-        ),
-        split AS (
-            SELECT DISTINCT from_id, to_id FROM moves
-            WHERE from_id IN (SELECT * FROM live)
-              AND to_id IN (SELECT household_id FROM hh_fresh_arrow)
-        ),
-        created AS (
-            SELECT NULL::VARCHAR AS from_id, household_id AS to_id FROM hh_fresh_arrow
-            WHERE household_id NOT IN (SELECT to_id FROM split)
-        ),
-        rows AS (
-            SELECT 'created' AS kind, from_id, to_id FROM created
-            UNION ALL SELECT 'merged', from_id, to_id FROM merged
-            UNION ALL SELECT 'forwarded', from_id, to_id FROM merged
-            UNION ALL SELECT 'forwarded', from_id, to_id FROM gone
-            UNION ALL SELECT 'split', from_id, to_id FROM split
-        )
-        SELECT 'H{run_id}-' || row_number() OVER (ORDER BY kind, from_id, to_id) AS change_id,
-               '{run_id}' AS run_id, kind, from_id AS from_household_id,
-               to_id AS to_household_id, TIMESTAMP '{now}' AS changed_at
-        FROM rows""",
     )
 
 

@@ -53,6 +53,7 @@ from nominal.link import model as link_model
 from nominal.link import settings as link_settings
 from nominal.link.households import LINEAGE as HOUSEHOLD_LINEAGE
 from nominal.link.households import assign_household_ids
+from nominal.link.lineage import lineage_sql
 from nominal.link.standardise import register_nicknames, standardise_sql
 
 log = logging.getLogger(__name__)
@@ -496,45 +497,20 @@ def assign_ids(ctx: RunContext, clusters: str, previous: str | None) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     _q(
         con,
-        f"""CREATE OR REPLACE TABLE lineage_new AS
-        WITH moves AS (
-            SELECT p.nominal_id AS from_id, a.nominal_id AS to_id, count(*) AS n
-            FROM {prev} p JOIN new_assign a USING (record_key)
-            WHERE p.nominal_id <> a.nominal_id GROUP BY 1, 2
+        "CREATE OR REPLACE TABLE lineage_new AS "
+        + lineage_sql(
+            unit="nominal",
+            moves=f"""SELECT p.nominal_id, a.nominal_id, count(*)
+                FROM {prev} p JOIN new_assign a USING (record_key)
+                WHERE p.nominal_id <> a.nominal_id GROUP BY 1, 2""",
+            live="SELECT DISTINCT nominal_id FROM new_assign",
+            vanished=f"""SELECT DISTINCT p.nominal_id FROM {prev} p
+                WHERE p.nominal_id NOT IN (SELECT id FROM live)""",
+            fresh="SELECT nominal_id FROM id_fresh_arrow",
+            change_prefix=f"{ctx.run_id}-",
+            run_id=ctx.run_id,
+            changed_at=now,
         ),
-        live AS (SELECT DISTINCT nominal_id FROM new_assign),
-        vanished AS (
-            SELECT DISTINCT p.nominal_id FROM {prev} p
-            WHERE p.nominal_id NOT IN (SELECT nominal_id FROM live)
-        ),
-        merged AS (
-            SELECT from_id, to_id FROM moves WHERE from_id IN (SELECT nominal_id FROM vanished)
-            QUALIFY row_number() OVER (PARTITION BY from_id ORDER BY n DESC, to_id) = 1
-        ),
-        gone AS (
-            SELECT nominal_id AS from_id, NULL::VARCHAR AS to_id FROM vanished
-            WHERE nominal_id NOT IN (SELECT from_id FROM merged)
-        ),
-        split AS (
-            SELECT DISTINCT from_id, to_id FROM moves
-            WHERE from_id IN (SELECT nominal_id FROM live)
-              AND to_id IN (SELECT nominal_id FROM id_fresh_arrow)
-        ),
-        created AS (
-            SELECT NULL::VARCHAR AS from_id, nominal_id AS to_id FROM id_fresh_arrow
-            WHERE nominal_id NOT IN (SELECT to_id FROM split)
-        ),
-        rows AS (
-            SELECT 'created' AS kind, from_id, to_id FROM created
-            UNION ALL SELECT 'merged', from_id, to_id FROM merged
-            UNION ALL SELECT 'forwarded', from_id, to_id FROM merged
-            UNION ALL SELECT 'forwarded', from_id, to_id FROM gone
-            UNION ALL SELECT 'split', from_id, to_id FROM split
-        )
-        SELECT '{ctx.run_id}-' || row_number() OVER (ORDER BY kind, from_id, to_id) AS change_id,
-               '{ctx.run_id}' AS run_id, kind, from_id AS from_nominal_id,
-               to_id AS to_nominal_id, TIMESTAMP '{now.isoformat(sep=" ")}' AS changed_at
-        FROM rows""",
     )
 
 
