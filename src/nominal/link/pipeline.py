@@ -936,12 +936,16 @@ def _load_inputs(ctx: RunContext, incremental: bool = False) -> None:
         f"""CREATE OR REPLACE TABLE ident_latest AS
         SELECT record_key, received_at, delivery_id, row_number FROM silver.identity {latest}""",
     )
+    # Null-safe: delivery_id and row_number are nullable in silver (rows not from a
+    # delivered file have neither), and with ``=`` such a row would match nothing --
+    # the record would vanish from the run as if it had never arrived.
     _q(
         con,
         """CREATE OR REPLACE VIEW ident AS SELECT s.* FROM silver.identity s
         SEMI JOIN ident_latest l ON l.record_key = s.record_key
-          AND l.received_at = s.received_at AND l.delivery_id = s.delivery_id
-          AND l.row_number = s.row_number""",
+          AND l.received_at IS NOT DISTINCT FROM s.received_at
+          AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+          AND l.row_number IS NOT DISTINCT FROM s.row_number""",
     )
 
 
