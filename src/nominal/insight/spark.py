@@ -38,6 +38,7 @@ from nominal.insight.features import (
     AREA_DATASETS,
     EXPLOITATION,
     NO_EVENT_DAYS,
+    PERIOD_DATASETS,
     STANDARD_DATASETS,
 )
 from nominal.insight.specs import SPECS, ModelSpec
@@ -74,8 +75,9 @@ def age_sql(dob: str, t: str) -> str:
 class SparkFeatures:
     """Features of every unit as of one date, as Spark DataFrames (views fp, fh, fa).
 
-    As on DuckDB, the views keep nulls (a unit with no events has null counts, which
-    the model populations' SQL sees); :func:`write` fills them as the lake tables have.
+    As on DuckDB, the person and household views have their counts filled (a unit with
+    no known event has zero counts, not nulls, in the model populations' SQL);
+    :func:`write` fills the area view as the lake tables have it.
     """
 
     as_of: date
@@ -143,13 +145,16 @@ def build(
     if respect_received is None:
         respect_received = not backfilled(spark, as_of)
     received = f"AND received_at <= CAST({t} AS TIMESTAMP)" if respect_received else ""
+    periods = ", ".join(f"'{d}'" for d in PERIOD_DATASETS)
     spark.sql(
         f"""SELECT nominal_id, dataset, agency, event_type, event_date, event_end_date, oa_code,
                attributes, CAST(datediff({t}, event_date) AS BIGINT) AS days_ago,
                event_date < {t} AND (event_end_date IS NULL OR event_end_date >= {t})
                  AS open_at
         FROM gold_events
-        WHERE event_date < {t} {received} AND nominal_id IS NOT NULL"""
+        WHERE event_date < {t} {received}
+          AND (dataset NOT IN ({periods}) OR coalesce(event_end_date, event_date) < {t})
+          AND nominal_id IS NOT NULL"""
     ).cache().createOrReplaceTempView("known")
     spark.sql(
         f"""SELECT household_id, nominal_id, age FROM (
@@ -190,7 +195,9 @@ def build(
                {c_cols}
         FROM p LEFT JOIN person_counts c USING (nominal_id) LEFT JOIN att USING (nominal_id)"""
     )
-    person = person.cache()
+    # as on DuckDB, units without a known event get zero counts in the views themselves,
+    # so that a model's population (SQL over fp/fh) sees zeros, not nulls
+    person = _filled(person, "p_").cache()
     person.createOrReplaceTempView("fp")
 
     spark.sql(
@@ -226,7 +233,7 @@ def build(
         LEFT JOIN area USING (household_id)
         LEFT JOIN gold_households h USING (household_id)"""
     )
-    household = household.cache()
+    household = _filled(household, "h_").cache()
     household.createOrReplaceTempView("fh")
 
     rates = ",\n".join(
