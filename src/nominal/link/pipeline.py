@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -168,6 +169,10 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 # --------------------------------------------------------------------------------------
 # Reliability of sources (contracts)
 # --------------------------------------------------------------------------------------
+# libyaml's safe loader where present (a tenth of the pure-Python one's time)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def dataset_reliability(home: Home) -> dict[str, float]:
     """Each dataset's ``reliability`` from the feed contracts kept in the home."""
     out: dict[str, float] = {}
@@ -176,7 +181,8 @@ def dataset_reliability(home: Home) -> dict[str, float]:
             continue
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
             except (OSError, yaml.YAMLError):
                 continue
             if isinstance(data, dict) and "dataset" in data:
@@ -558,6 +564,7 @@ def build_record_facts(
     reliability: dict[str, float],
     only: str | None = None,
     stored_for: str | None = None,
+    sources: tuple[str, str] = ("ident", "std_all"),
 ) -> None:
     """``facts``: per record, its nominal, reliability, dates, address and roles.
 
@@ -565,8 +572,10 @@ def build_record_facts(
     and the stored facts of the others (``link.facts``, written by every run) are
     reused with their current nominal id: an incremental run never re-reads every
     record and event. ``stored_for`` (a table of nominal_id) limits the reused facts
-    to the records of those nominals.
+    to the records of those nominals. ``sources`` names the identity rows and the
+    standardised rows to read (an incremental run passes its new records alone).
     """
+    ident, std = sources
     con = ctx.con
     lists_table(
         con,
@@ -596,8 +605,8 @@ def build_record_facts(
                {ADDRESS_KEY_SQL} AS address_key,
                i.household_ref, lower(i.relationship) AS relationship,
                i.address_line_1, i.address_line_2, i.town, i.postcode, i.uprn
-        FROM ident i JOIN assign a USING (record_key)
-        JOIN std_all s ON s.unique_id = i.record_key
+        FROM {ident} i JOIN assign a USING (record_key)
+        JOIN {std} s ON s.unique_id = i.record_key
         LEFT JOIN reliability_arrow r ON r.dataset = i.dataset
         LEFT JOIN {events} e ON e.record_key = i.record_key
         {where}"""
@@ -972,8 +981,12 @@ def _replace_rows(
     table: str,
     new_rows_sql: str,
     drop_where: str,
+    drop_from: tuple[str, ...] = (),
 ) -> None:
     """Rewrite only the files of ``table`` holding rows to drop; append the new rows.
+
+    ``drop_from``: the tables ``drop_where`` reads keys from; when all are empty no
+    file is read at all.
 
     ``drop_where`` is a condition on a row (``t``) naming the rows that are replaced;
     files with none of them are kept as they are. Each run adds a file, so once a
@@ -981,7 +994,11 @@ def _replace_rows(
     (a rewrite of a fraction of the table, once in many runs).
     """
     keep: list[Path] = []
+    nothing = bool(drop_from) and all(_count(con, t) == 0 for t in drop_from)
     for path in tx.files(table):
+        if nothing:
+            keep.append(path)
+            continue
         src = f"read_parquet({duck.sql_literal(str(path))})"
         hits = _q(con, f"SELECT count(*) FROM {src} t WHERE {drop_where}")[0][0]
         if hits == 0:
@@ -1075,10 +1092,13 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         SELECT s.*, i.received_at AS std_received_at
         FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
     )
+    # Usually every earlier record is still current: then no filter to apply at each
+    # read (blocking reads the earlier records once per run).
+    every = _count(con, "std_prev_keys") == ctx.snapshot.rows(STANDARDISED)
     _q(
         con,
-        """CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised
-        WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)""",
+        "CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised"
+        + ("" if every else " WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)"),
     )
     _q(con, "CREATE OR REPLACE VIEW std_old AS SELECT * FROM std_prev")
     _q(
@@ -1088,8 +1108,9 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     return "std_new"
 
 
-def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
-    """``run_pairs``: pairs with the reviewer's override and the final decision."""
+def _decide(ctx: RunContext, pairs: str, registered: bool = False, edges: bool = True) -> None:
+    """``run_pairs``: pairs with the reviewer's override and the final decision; and
+    (``edges``) ``edges``, the match edges to cluster."""
     con = ctx.con
     if not registered:
         register_decisions(con, load_decisions(ctx.home))
@@ -1102,6 +1123,8 @@ def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
         FROM {pairs} p LEFT JOIN decisions_arrow d
           ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
     )
+    if not edges:
+        return
     reviewer_matches = """
         SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
         WHERE d.decision = 'match'
@@ -1187,6 +1210,11 @@ def link_lake(
     if mode not in ("full", "incremental"):
         raise LinkError(f"unknown mode {mode!r}: use full or incremental")
     started = time.perf_counter()
+    # Modules the run needs later (sqlglot's DuckDB dialect for Splink's SQL, then the
+    # control plane: SQLAlchemy and its models) take about a second to import;
+    # importing them while DuckDB reads and standardises keeps that off a short run's
+    # critical path.
+    threading.Thread(target=_import_later_modules, daemon=True).start()
     lake = Lake(home.ensure().lake)
     snapshot = lake.require_current()
     con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
@@ -1257,6 +1285,16 @@ def link_lake(
     )
     con.close()
     return summary
+
+
+def _import_later_modules() -> None:
+    import importlib
+
+    for module in ("sqlglot.dialects.duckdb", "nominal.link.models"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the run imports it again and reports any error itself
+            log.debug("import of %s failed", module, exc_info=True)
 
 
 def _charts(ctx: RunContext, lake: Lake) -> list[Path]:
@@ -1444,19 +1482,24 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             ANTI JOIN std_prev_keys k ON k.unique_id = prev_assign.record_key""",
         )
         # This run's pairs decided, to find the earlier nominals a match reaches.
-        _decide(ctx, "scored", registered=True)
+        _decide(ctx, "scored", registered=True, edges=False)
         # Affected: nominals a new match edge reaches, nominals that lost a record,
         # and nominals holding a pair a reviewer decided since the last run. Earlier
         # clusters are connected components of earlier edges, so no earlier edge
         # leaves an affected nominal: the scope is closed without a search.
         _q(
             con,
-            f"""CREATE OR REPLACE TABLE touched_records AS
+            f"""CREATE OR REPLACE TABLE recent_records AS
+            SELECT d.record_key_l AS record_key FROM decisions_arrow d WHERE {cutoff}
+            UNION SELECT d.record_key_r FROM decisions_arrow d WHERE {cutoff}""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE touched_records AS
             SELECT record_key_l AS record_key FROM run_pairs WHERE decision = 'match'
             UNION SELECT record_key_r FROM run_pairs WHERE decision = 'match'
             UNION SELECT record_key FROM lost
-            UNION SELECT d.record_key_l FROM decisions_arrow d WHERE {cutoff}
-            UNION SELECT d.record_key_r FROM decisions_arrow d WHERE {cutoff}""",
+            UNION SELECT record_key FROM recent_records""",
         )
         _q(
             con,
@@ -1469,9 +1512,18 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE prev_scope AS SELECT * FROM prev_assign
             SEMI JOIN affected USING (nominal_id)""",
         )
+        # Broken: affected nominals whose own edges may no longer hold (a record went
+        # or changed, or a reviewer decided one of their pairs since).
         _q(
             con,
-            """CREATE OR REPLACE TABLE nodes_old AS SELECT record_key FROM prev_scope
+            """CREATE OR REPLACE TABLE broken AS
+            SELECT DISTINCT nominal_id FROM prev_scope
+            WHERE record_key IN (SELECT record_key FROM lost)
+               OR record_key IN (SELECT record_key FROM recent_records)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE nodes_old AS SELECT record_key, nominal_id FROM prev_scope
             ANTI JOIN lost USING (record_key)""",
         )
         _q(
@@ -1479,25 +1531,40 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE nodes AS SELECT record_key FROM nodes_old
             UNION ALL SELECT unique_id FROM std_new""",
         )
-        # Pairs of the scope: this run's, and the earlier ones between its unchanged
-        # records that can make an edge (a model match; a reviewer's match is an edge
-        # by itself, see _decide), decided again with today's review decisions.
+        # Edges of the scope. An unbroken earlier nominal is connected by its earlier
+        # edges, all still valid: a star from its smallest record joins it just as
+        # well, without reading its pairs. A broken one has its earlier model matches
+        # re-decided with today's reviewer decisions. Then this run's matches, and
+        # every reviewer match between records of the scope.
+        old_pairs = "(SELECT NULL::VARCHAR record_key_l, NULL::VARCHAR record_key_r LIMIT 0)"
+        if _count(con, "broken"):
+            _q(
+                con,
+                """CREATE OR REPLACE TABLE broken_nodes AS SELECT record_key FROM nodes_old
+                SEMI JOIN broken USING (nominal_id)""",
+            )
+            old_pairs = """(SELECT p.record_key_l, p.record_key_r
+                FROM gold.pairs p
+                SEMI JOIN broken_nodes a ON a.record_key = p.record_key_l
+                SEMI JOIN broken_nodes b ON b.record_key = p.record_key_r
+                LEFT JOIN decisions_arrow d
+                  ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r
+                WHERE p.model_decision = 'match' AND d.decision IS DISTINCT FROM 'non_match')"""
         _q(
             con,
-            """CREATE OR REPLACE TABLE all_pairs AS
-            SELECT p.* EXCLUDE (decision) FROM gold.pairs p
-            SEMI JOIN nodes_old a ON a.record_key = p.record_key_l
-            SEMI JOIN nodes_old b ON b.record_key = p.record_key_r
-            WHERE p.model_decision = 'match'
-            UNION ALL SELECT * FROM scored""",
-        )
-        _decide(ctx, "all_pairs", registered=True)
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE scope_edges AS
-            SELECT e.* FROM edges e
-            SEMI JOIN nodes a ON a.record_key = e.record_key_l
-            SEMI JOIN nodes b ON b.record_key = e.record_key_r""",
+            f"""CREATE OR REPLACE TABLE scope_edges AS
+            WITH star AS (
+                SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) AS hub
+                FROM nodes_old ANTI JOIN broken USING (nominal_id)
+            )
+            SELECT hub AS record_key_l, record_key AS record_key_r FROM star
+            WHERE record_key <> hub
+            UNION ALL SELECT * FROM {old_pairs}
+            UNION ALL SELECT record_key_l, record_key_r FROM run_pairs WHERE decision = 'match'
+            UNION ALL SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
+            SEMI JOIN nodes a ON a.record_key = d.record_key_l
+            SEMI JOIN nodes b ON b.record_key = d.record_key_r
+            WHERE d.decision = 'match'""",
         )
         clusters = cluster_small(con, "nodes", "scope_edges")
         assign_ids(ctx, clusters, "prev_scope")
@@ -1540,7 +1607,11 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
         )
         _q(con, "CREATE OR REPLACE TABLE facts_only AS SELECT unique_id AS record_key FROM std_new")
         build_record_facts(
-            ctx, dataset_reliability(ctx.home), only="facts_only", stored_for="hh_nominals"
+            ctx,
+            dataset_reliability(ctx.home),
+            only="facts_only",
+            stored_for="hh_nominals",
+            sources=("ident_new", "std_new"),
         )
         build_households(ctx, addresses="touched_addr")
         # Nominals whose current household moved need their row rewritten too.
@@ -1644,53 +1715,78 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
     nominals = "(SELECT nominal_id FROM scope UNION SELECT nominal_id FROM affected)"
     residents = "(SELECT nominal_id FROM facts UNION SELECT nominal_id FROM affected)"
     dropped_hh = "(SELECT household_id FROM hh_dropped)"
-    writes: list[tuple[str, str, str]] = [
-        (STANDARDISED, "SELECT * FROM std_new", f"t.unique_id IN {lost}"),
+    # Records whose nominal changed, less the new ones (no earlier row to drop).
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE moved_records AS SELECT record_key FROM changed_records
+        SEMI JOIN prev_assign USING (record_key)""",
+    )
+    moved = "(SELECT record_key FROM moved_records)"
+    record_tables = ("lost", "moved_records")
+    writes: list[tuple[str, str, str, tuple[str, ...]]] = [
+        (STANDARDISED, "SELECT * FROM std_new", f"t.unique_id IN {lost}", ("lost",)),
         (
             FACTS,
             f"SELECT * FROM facts WHERE record_key IN {changed}",
-            f"t.record_key IN {changed} OR t.record_key IN {lost}",
+            f"t.record_key IN {moved} OR t.record_key IN {lost}",
+            record_tables,
         ),
         (
             "gold.pairs",
             f"SELECT * EXCLUDE (override) FROM run_pairs WHERE linked_run = '{run}'",
             f"t.record_key_l IN {lost} OR t.record_key_r IN {lost}",
+            ("lost",),
         ),
         (
             "gold.nominal_records",
             f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency, f.source_record_id,
                 CAST(1.0 AS DOUBLE) AS cluster_probability, '{run}' AS linked_run
                 FROM facts f WHERE f.record_key IN {changed}""",
-            f"t.record_key IN {changed} OR t.record_key IN {lost}",
+            f"t.record_key IN {moved} OR t.record_key IN {lost}",
+            record_tables,
         ),
-        ("gold.nominals", "SELECT * FROM nominals_new", f"t.nominal_id IN {nominals}"),
-        ("gold.nominal_provenance", "SELECT * FROM provenance_new", f"t.nominal_id IN {nominals}"),
+        ("gold.nominals", "SELECT * FROM nominals_new", f"t.nominal_id IN {nominals}", ()),
+        (
+            "gold.nominal_provenance",
+            "SELECT * FROM provenance_new",
+            f"t.nominal_id IN {nominals}",
+            (),
+        ),
         (
             "gold.events",
             "SELECT * FROM events_new",
             f"t.record_key IN (SELECT record_key FROM event_scope) OR t.record_key IN {lost}",
+            (),
         ),
         (
             "gold.addresses",
             "SELECT * FROM addresses_new",
             "t.address_key IN (SELECT address_key FROM touched_addr)",
+            ("touched_addr",),
         ),
-        ("gold.residence", "SELECT * FROM residence_new", f"t.nominal_id IN {residents}"),
-        ("gold.households", "SELECT * FROM households_new", f"t.household_id IN {dropped_hh}"),
+        ("gold.residence", "SELECT * FROM residence_new", f"t.nominal_id IN {residents}", ()),
+        (
+            "gold.households",
+            "SELECT * FROM households_new",
+            f"t.household_id IN {dropped_hh}",
+            ("hh_dropped",),
+        ),
         (
             "gold.household_members",
             "SELECT * FROM household_members_new",
             f"t.household_id IN {dropped_hh}",
+            ("hh_dropped",),
         ),
         (
             "gold.relationships",
             "SELECT * FROM relationships_new",
             "t.nominal_id IN (SELECT nominal_id FROM rel_changed) "
             "OR t.related_nominal_id IN (SELECT nominal_id FROM rel_changed)",
+            ("rel_changed",),
         ),
     ]
-    for table, new_rows, drop_where in writes:
-        _replace_rows(con, tx, table, new_rows, drop_where)
+    for table, new_rows, drop_where, drop_from in writes:
+        _replace_rows(con, tx, table, new_rows, drop_where, drop_from)
 
 
 # --------------------------------------------------------------------------------------
