@@ -1063,7 +1063,7 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     """
     con = ctx.con
     register_nicknames(con)
-    present = {r[0] for r in _q(con, "DESCRIBE ident")}
+    present = {r[0] for r in _q(con, "DESCRIBE silver.identity")}
     if not incremental:
         _q(
             con,
@@ -1081,10 +1081,16 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         JOIN ident_latest i ON i.record_key = p.unique_id
         WHERE i.received_at = p.std_received_at""",
     )
+    # The keys first, then their rows: one pass over silver for a few records.
     _q(
         con,
-        """CREATE OR REPLACE TABLE ident_new AS SELECT * FROM ident
-        WHERE record_key NOT IN (SELECT unique_id FROM std_prev_keys)""",
+        """CREATE OR REPLACE TABLE ident_new AS SELECT s.* FROM silver.identity s
+        SEMI JOIN (SELECT * FROM ident_latest ANTI JOIN std_prev_keys k
+                   ON k.unique_id = ident_latest.record_key) l
+          ON l.record_key = s.record_key
+          AND l.received_at IS NOT DISTINCT FROM s.received_at
+          AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+          AND l.row_number IS NOT DISTINCT FROM s.row_number""",
     )
     _q(
         con,
@@ -1408,7 +1414,7 @@ def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
     con = ctx.con
     lineage = dict(_q(con, "SELECT kind, count(*) FROM lineage_new GROUP BY 1"))
     return {
-        "records": _count(con, "std_all"),
+        "records": _count(con, "assign"),  # every record has one nominal
         "nominals": int(_q(con, "SELECT count(DISTINCT nominal_id) FROM assign")[0][0]),
         "pairs_scored": _count(con, "scored"),
         "matches": int(_q(con, "SELECT count(*) FROM run_pairs WHERE decision = 'match'")[0][0]),
@@ -1526,16 +1532,6 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             """CREATE OR REPLACE TABLE nodes_old AS SELECT record_key, nominal_id FROM prev_scope
             ANTI JOIN lost USING (record_key)""",
         )
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE nodes AS SELECT record_key FROM nodes_old
-            UNION ALL SELECT unique_id FROM std_new""",
-        )
-        # Edges of the scope. An unbroken earlier nominal is connected by its earlier
-        # edges, all still valid: a star from its smallest record joins it just as
-        # well, without reading its pairs. A broken one has its earlier model matches
-        # re-decided with today's reviewer decisions. Then this run's matches, and
-        # every reviewer match between records of the scope.
         old_pairs = "(SELECT NULL::VARCHAR record_key_l, NULL::VARCHAR record_key_r LIMIT 0)"
         if _count(con, "broken"):
             _q(
@@ -1550,23 +1546,46 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
                 LEFT JOIN decisions_arrow d
                   ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r
                 WHERE p.model_decision = 'match' AND d.decision IS DISTINCT FROM 'non_match')"""
+        # Each unbroken earlier nominal is connected by its earlier edges, all still
+        # valid, so it enters the clustering as one node (its smallest record, which
+        # is also the label its component would get); a broken one's records are
+        # joined by its earlier model matches, re-decided with today's reviewer
+        # decisions. Then this run's matches and every reviewer match in the scope.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE node_of AS
+            SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) AS node
+            FROM nodes_old ANTI JOIN broken USING (nominal_id)
+            UNION ALL SELECT record_key, record_key FROM nodes_old SEMI JOIN broken USING (nominal_id)
+            UNION ALL SELECT unique_id, unique_id FROM std_new""",
+        )
+        _q(
+            con,
+            "CREATE OR REPLACE TABLE cc_nodes AS SELECT DISTINCT node AS record_key FROM node_of",
+        )
         _q(
             con,
             f"""CREATE OR REPLACE TABLE scope_edges AS
-            WITH star AS (
-                SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) AS hub
-                FROM nodes_old ANTI JOIN broken USING (nominal_id)
+            WITH e AS (
+                SELECT * FROM {old_pairs}
+                UNION ALL SELECT record_key_l, record_key_r FROM run_pairs
+                WHERE decision = 'match'
+                UNION ALL SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
+                WHERE d.decision = 'match'
             )
-            SELECT hub AS record_key_l, record_key AS record_key_r FROM star
-            WHERE record_key <> hub
-            UNION ALL SELECT * FROM {old_pairs}
-            UNION ALL SELECT record_key_l, record_key_r FROM run_pairs WHERE decision = 'match'
-            UNION ALL SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
-            SEMI JOIN nodes a ON a.record_key = d.record_key_l
-            SEMI JOIN nodes b ON b.record_key = d.record_key_r
-            WHERE d.decision = 'match'""",
+            SELECT DISTINCT a.node AS record_key_l, b.node AS record_key_r FROM e
+            JOIN node_of a ON a.record_key = e.record_key_l
+            JOIN node_of b ON b.record_key = e.record_key_r
+            WHERE a.node <> b.node""",
         )
-        clusters = cluster_small(con, "nodes", "scope_edges")
+        cluster_small(con, "cc_nodes", "scope_edges")
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE scope_clusters AS
+            SELECT n.record_key, c.cluster_id FROM node_of n
+            JOIN clusters c ON c.record_key = n.node""",
+        )
+        clusters = "scope_clusters"
         assign_ids(ctx, clusters, "prev_scope")
         _q(
             con,
