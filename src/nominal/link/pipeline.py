@@ -624,12 +624,26 @@ def build_record_facts(
 def build_nominals(ctx: RunContext, scope: str) -> None:
     """``nominals_new`` and ``provenance_new`` for the nominals in ``scope``."""
     con = ctx.con
-    _q(
-        con,
-        f"""CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident
-        WHERE record_key IN (SELECT record_key FROM facts
-                             WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
-    )
+    scope_keys = f"""(SELECT record_key FROM facts
+                     WHERE nominal_id IN (SELECT nominal_id FROM {scope}))"""
+    if ctx.mode == "incremental":
+        # ``ident`` is a view over all of silver there: the scope's keys first, then
+        # their latest rows, in one pass.
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE ident_scope AS SELECT s.* FROM silver.identity s
+            SEMI JOIN (SELECT * FROM ident_latest WHERE record_key IN {scope_keys}) l
+              ON l.record_key = s.record_key
+              AND l.received_at IS NOT DISTINCT FROM s.received_at
+              AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+              AND l.row_number IS NOT DISTINCT FROM s.row_number""",
+        )
+    else:
+        _q(
+            con,
+            f"CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident "
+            f"WHERE record_key IN {scope_keys}",
+        )
     unpivot = " UNION ALL ".join(
         f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
         for a, src in [
