@@ -61,3 +61,19 @@ def test_untouched_files_are_kept_and_small_files_merged(tmp_path) -> None:
     assert len(files) <= pipeline.MAX_DELTA_FILES
     assert len(_table(lake)) == pipeline.MAX_DELTA_FILES + 1
     assert lake.require_current().rows("gold.things") == pipeline.MAX_DELTA_FILES + 1
+
+    # a pure append keeps every earlier file in place and counts the rows right
+    kept = lake.require_current().files("gold.things")
+    with lake.transaction("append again") as tx:
+        pipeline._replace_rows(
+            con,
+            tx,
+            "gold.things",
+            "SELECT 'k97' AS k, 97 AS v",
+            "t.k IN (SELECT k FROM nothing)",
+            ("nothing",),
+        )
+        tx.commit()
+    snap = lake.require_current()
+    assert snap.files("gold.things")[: len(kept)] == kept
+    assert snap.rows("gold.things") == len(_table(lake)) == pipeline.MAX_DELTA_FILES + 2

@@ -1029,7 +1029,11 @@ def _replace_rows(
         small = sizes[: len(keep) // 2 + 1]
         merged = _copy(con, tx, table, f"SELECT * FROM {duck.parquet_source(small)}")
         keep = [f for f in keep if f not in small] + [merged]
-    tx.replace(table, keep)
+    earlier = tx.files(table)
+    if keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
+        tx.append(table, keep[-1:])  # only the new file's footer is read
+    else:
+        tx.replace(table, keep)
 
 
 # --------------------------------------------------------------------------------------
