@@ -25,7 +25,9 @@ Measured, each in a fresh child process (peak resident memory is that process's 
 
 Medians of ``--runs`` runs each (default 3) and the ratio full / incremental, of wall
 time and of CPU time (user + system of the child: on a shared, loaded host the wall
-time of a run depends on what else runs, its CPU time much less)::
+time of a run depends on what else runs, its CPU time much less), both of the whole
+child process and of the ``link_lake`` call alone (``run_cpu_seconds``: the child's
+start-up and imports, alike in both, left out)::
 
     .venv/bin/python benchmarks/link_speed.py --records 100000 --runs 3
     .venv/bin/python benchmarks/link_speed.py --source /work/data/synth-1m \\
