@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from nominal.link.lineage import lineage_sql
+from nominal.link.tables import lists_table
 
 LINEAGE = "gold.household_lineage"
 _NO_PREVIOUS = (
@@ -53,6 +53,7 @@ def assign_household_ids(
     previous: bool,
     previous_lineage: bool,
     nominal_forwards: str | None,
+    addresses: str | None = None,
 ) -> None:
     """Give each household group an id, keeping earlier ids; record lineage.
 
@@ -63,10 +64,15 @@ def assign_household_ids(
     table (kind, from_nominal_id, to_nominal_id) of this run's nominal lineage.
     Creates ``hh_assigned`` (address_key, grp, household_id) and
     ``household_lineage_new``.
+
+    ``addresses`` (an incremental run): a table of the address keys whose groups
+    ``groups`` holds; only the earlier households at those addresses are carried over
+    or retired, the others stay as they are.
     """
+    at = f"WHERE h.address_key IN (SELECT address_key FROM {addresses})" if addresses else ""
     prev = (
-        """(SELECT m.household_id, m.nominal_id, h.address_key
-            FROM gold.household_members m JOIN gold.households h USING (household_id))"""
+        f"""(SELECT m.household_id, m.nominal_id, h.address_key
+            FROM gold.household_members m JOIN gold.households h USING (household_id) {at})"""
         if previous
         else _NO_PREVIOUS
     )
@@ -135,18 +141,14 @@ def assign_household_ids(
             candidate = fresh_id(address_key, f"{first}|{run_id}|{grp}")
         used.add(candidate)
         fresh.append((address_key, grp, candidate))
-    con.register(
+    lists_table(
+        con,
         "hh_fresh_arrow",
-        pa.table(
-            {
-                "address_key": [f[0] for f in fresh],
-                "grp": [f[1] for f in fresh],
-                "household_id": [f[2] for f in fresh],
-            },
-            schema=pa.schema(
-                [("address_key", pa.string()), ("grp", pa.int64()), ("household_id", pa.string())]
-            ),
-        ),
+        {
+            "address_key": ("VARCHAR", [f[0] for f in fresh]),
+            "grp": ("BIGINT", [f[1] for f in fresh]),
+            "household_id": ("VARCHAR", [f[2] for f in fresh]),
+        },
     )
     _q(
         con,
@@ -156,7 +158,7 @@ def assign_household_ids(
         LEFT JOIN hh_kept k USING (address_key, grp)
         LEFT JOIN hh_fresh_arrow f USING (address_key, grp)""",
     )
-    earlier = "gold.households" if previous else "hh_prev"
+    earlier = f"(SELECT household_id FROM gold.households h {at})" if previous else "hh_prev"
     _q(
         con,
         "CREATE OR REPLACE TABLE household_lineage_new AS "

@@ -49,10 +49,19 @@ class LinkModel:
 
     def tf_table(self, column: str) -> pa.Table:
         """The term-frequency lookup of one column, shaped as Splink expects."""
-        import pyarrow.compute as pc
-
-        rows = self.tf.filter(pc.equal(self.tf["column"], column))
-        return pa.table({column: rows["value"], f"tf_{column}": rows["tf"]})
+        # Slices, not pyarrow.compute or pa.array: both import pandas (about a second
+        # of a short incremental run) to check their arguments.
+        names = self.tf.column("column").to_pylist()
+        parts, start = [], 0
+        for i in range(1, len(names) + 1):
+            if i == len(names) or names[i] != names[start]:
+                if names[start] == column:
+                    parts.append(self.tf.slice(start, i - start))
+                start = i
+        rows = pa.concat_tables(parts) if parts else self.tf.slice(0, 0)
+        return pa.Table.from_arrays(
+            [rows.column("value"), rows.column("tf")], names=[column, f"tf_{column}"]
+        )
 
 
 def model_dir(home: Home) -> Path:
@@ -164,7 +173,9 @@ def load(home: Home, version: str | None = None) -> LinkModel:
     return LinkModel(
         version=chosen,
         settings=json.loads(path.read_text()),
-        tf=pq.read_table(folder / f"{chosen}.tf.parquet"),
+        # ParquetFile, not read_table: read_table imports pyarrow.dataset and pandas
+        # (about a second), which a link run has no other use for.
+        tf=pq.ParquetFile(folder / f"{chosen}.tf.parquet").read(),
         meta=json.loads(meta_path.read_text()) if meta_path.exists() else {},
     )
 

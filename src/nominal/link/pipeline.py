@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,7 @@ from nominal.link.households import LINEAGE as HOUSEHOLD_LINEAGE
 from nominal.link.households import assign_household_ids
 from nominal.link.lineage import lineage_sql
 from nominal.link.standardise import register_nicknames, standardise_sql
+from nominal.link.tables import lists_table
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ GOLD_TABLES = (
     "gold.events",
 )
 IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
+# An incremental run appends a file to most gold tables; past this many files a
+# table's smaller half is merged into one.
+MAX_DELTA_FILES = 16
 # DuckDB's own memory budget in a link run (it spills to disk beyond it); with
 # Python, Arrow and Splink on top the process stays under 8 GiB.
 LINK_MEMORY_LIMIT = "6GB"
@@ -164,6 +169,10 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 # --------------------------------------------------------------------------------------
 # Reliability of sources (contracts)
 # --------------------------------------------------------------------------------------
+# libyaml's safe loader where present (a tenth of the pure-Python one's time)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def dataset_reliability(home: Home) -> dict[str, float]:
     """Each dataset's ``reliability`` from the feed contracts kept in the home."""
     out: dict[str, float] = {}
@@ -172,7 +181,8 @@ def dataset_reliability(home: Home) -> dict[str, float]:
             continue
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
             except (OSError, yaml.YAMLError):
                 continue
             if isinstance(data, dict) and "dataset" in data:
@@ -203,8 +213,9 @@ def control_plane(home: Home) -> Any:
     return ControlPlane(home.database_url, migrate=not ready)
 
 
-def load_decisions(home: Home) -> pa.Table:
-    """Latest reviewer decision per record pair (keys ordered l < r)."""
+def load_decisions(home: Home) -> list[tuple[str, str, str, datetime | None]]:
+    """Latest reviewer decision per record pair (keys ordered l < r):
+    ``(record_key_l, record_key_r, decision, decided_at)``."""
     from sqlalchemy import select
 
     from nominal.link.models import LinkDecision
@@ -223,37 +234,47 @@ def load_decisions(home: Home) -> pa.Table:
             ).all()
     finally:
         cp.dispose()
-    latest: dict[tuple[str, str], tuple[str, datetime]] = {}
+    latest: dict[tuple[str, str], tuple[str, datetime | None]] = {}
     for left, right, decision, decided_at, _id in rows:
         a, b = sorted((left, right))
-        latest[(a, b)] = (decision, decided_at)
-    return pa.table(
+        latest[(a, b)] = (decision, decided_at.replace(tzinfo=None) if decided_at else None)
+    return [(k[0], k[1], v[0], v[1]) for k, v in latest.items()]
+
+
+def register_decisions(con: duckdb.DuckDBPyConnection, decisions: list[Any]) -> None:
+    """``decisions_arrow`` (record_key_l, record_key_r, decision, decided_at)."""
+    lists_table(
+        con,
+        "decisions_arrow",
         {
-            "record_key_l": [k[0] for k in latest],
-            "record_key_r": [k[1] for k in latest],
-            "decision": [v[0] for v in latest.values()],
-            "decided_at": pa.array(
-                [v[1].replace(tzinfo=None) if v[1] else None for v in latest.values()],
-                type=pa.timestamp("us"),
-            ),
-        }
+            "record_key_l": ("VARCHAR", [d[0] for d in decisions]),
+            "record_key_r": ("VARCHAR", [d[1] for d in decisions]),
+            "decision": ("VARCHAR", [d[2] for d in decisions]),
+            "decided_at": ("TIMESTAMP", [d[3] for d in decisions]),
+        },
     )
 
 
-def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """Add the run's uncertain pairs without a decision to the review queue."""
+def queue_reviews(
+    home: Home, con: duckdb.DuckDBPyConnection, run_id: str, scored_only: bool = False
+) -> int:
+    """Add the run's uncertain pairs without a decision to the review queue.
+
+    ``scored_only`` (an incremental run): only the pairs this run scored; the earlier
+    pairs it re-decides were queued by the run that scored them."""
     from sqlalchemy import select
 
     from nominal.link.models import LinkReviewItem
 
+    this_run = f"AND p.linked_run = '{run_id}'" if scored_only else ""
     rows = _q(
         con,
-        """SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
+        f"""SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
                   p.match_probability, p.match_weight
            FROM run_pairs p
            JOIN assign a ON a.record_key = p.record_key_l
            JOIN assign b ON b.record_key = p.record_key_r
-           WHERE p.decision = 'review' AND p.override IS NULL""",
+           WHERE p.decision = 'review' AND p.override IS NULL {this_run}""",
     )
     if not rows:
         return 0
@@ -478,12 +499,13 @@ def assign_ids(ctx: RunContext, clusters: str, previous: str | None) -> None:
             candidate = "N" + hashlib.sha256(f"{min_key}|{ctx.run_id}".encode()).hexdigest()[:15]
         used.add(candidate)
         fresh.append((cluster_id, candidate))
-    con.register(
+    lists_table(
+        con,
         "id_fresh_arrow",
-        pa.table(
-            {"cluster_id": [f[0] for f in fresh], "nominal_id": [f[1] for f in fresh]},
-            schema=pa.schema([("cluster_id", pa.string()), ("nominal_id", pa.string())]),
-        ),
+        {
+            "cluster_id": ("VARCHAR", [f[0] for f in fresh]),
+            "nominal_id": ("VARCHAR", [f[1] for f in fresh]),
+        },
     )
     _q(
         con,
@@ -530,24 +552,39 @@ ATTRIBUTES_PERSON = (
     "pupil_number",
 )
 ATTRIBUTES_ADDRESS = ("address_line_1", "town", "postcode", "uprn")
+# The key of a record's address (``s``: its standardised row): the UPRN where known,
+# else the normalised address and postcode.
+ADDRESS_KEY_SQL = """CASE WHEN s.uprn IS NOT NULL THEN 'uprn:' || s.uprn
+                    WHEN s.address_std IS NOT NULL AND s.postcode_std IS NOT NULL
+                    THEN 'addr:' || s.address_std || '|' || s.postcode_std END"""
 
 
 def build_record_facts(
-    ctx: RunContext, reliability: dict[str, float], only: str | None = None
+    ctx: RunContext,
+    reliability: dict[str, float],
+    only: str | None = None,
+    stored_for: str | None = None,
+    sources: tuple[str, str] = ("ident", "std_all"),
 ) -> None:
     """``facts``: per record, its nominal, reliability, dates, address and roles.
 
     With ``only`` (a table of record_key) facts are computed for those records alone
     and the stored facts of the others (``link.facts``, written by every run) are
     reused with their current nominal id: an incremental run never re-reads every
-    record and event.
+    record and event. ``stored_for`` (a table of nominal_id) limits the reused facts
+    to the records of those nominals. ``sources`` names the identity rows and the
+    standardised rows to read (an incremental run passes its new records alone).
     """
+    ident, std = sources
     con = ctx.con
-    rel = pa.table(
-        {"dataset": list(reliability), "reliability": list(reliability.values())},
-        schema=pa.schema([("dataset", pa.string()), ("reliability", pa.float64())]),
+    lists_table(
+        con,
+        "reliability_arrow",
+        {
+            "dataset": ("VARCHAR", list(reliability)),
+            "reliability": ("DOUBLE", list(reliability.values())),
+        },
     )
-    con.register("reliability_arrow", rel)
     has_events = _exists(con, "silver.events")
     limit = f"WHERE record_key IN (SELECT record_key FROM {only})" if only else ""
     events = (
@@ -565,13 +602,11 @@ def build_record_facts(
                coalesce(e.first_date, CAST(i.received_at AS DATE)) AS first_date,
                coalesce(e.last_date, e.first_date, CAST(i.received_at AS DATE)) AS last_date,
                e.oa_code,
-               CASE WHEN s.uprn IS NOT NULL THEN 'uprn:' || s.uprn
-                    WHEN s.address_std IS NOT NULL AND s.postcode_std IS NOT NULL
-                    THEN 'addr:' || s.address_std || '|' || s.postcode_std END AS address_key,
+               {ADDRESS_KEY_SQL} AS address_key,
                i.household_ref, lower(i.relationship) AS relationship,
                i.address_line_1, i.address_line_2, i.town, i.postcode, i.uprn
-        FROM ident i JOIN assign a USING (record_key)
-        JOIN std_all s ON s.unique_id = i.record_key
+        FROM {ident} i JOIN assign a USING (record_key)
+        JOIN {std} s ON s.unique_id = i.record_key
         LEFT JOIN reliability_arrow r ON r.dataset = i.dataset
         LEFT JOIN {events} e ON e.record_key = i.record_key
         {where}"""
@@ -581,18 +616,34 @@ def build_record_facts(
         SELECT f.* REPLACE (a.nominal_id AS nominal_id)
         FROM link.facts f JOIN assign a USING (record_key)
         WHERE f.record_key NOT IN (SELECT record_key FROM {only})"""
+        if stored_for:
+            computed += f" AND a.nominal_id IN (SELECT nominal_id FROM {stored_for})"
     _q(con, f"CREATE OR REPLACE TABLE facts AS {computed}")
 
 
 def build_nominals(ctx: RunContext, scope: str) -> None:
     """``nominals_new`` and ``provenance_new`` for the nominals in ``scope``."""
     con = ctx.con
-    _q(
-        con,
-        f"""CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident
-        WHERE record_key IN (SELECT record_key FROM facts
-                             WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
-    )
+    scope_keys = f"""(SELECT record_key FROM facts
+                     WHERE nominal_id IN (SELECT nominal_id FROM {scope}))"""
+    if ctx.mode == "incremental":
+        # ``ident`` is a view over all of silver there: the scope's keys first, then
+        # their latest rows, in one pass.
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE ident_scope AS SELECT s.* FROM silver.identity s
+            SEMI JOIN (SELECT * FROM ident_latest WHERE record_key IN {scope_keys}) l
+              ON l.record_key = s.record_key
+              AND l.received_at IS NOT DISTINCT FROM s.received_at
+              AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+              AND l.row_number IS NOT DISTINCT FROM s.row_number""",
+        )
+    else:
+        _q(
+            con,
+            f"CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident "
+            f"WHERE record_key IN {scope_keys}",
+        )
     unpivot = " UNION ALL ".join(
         f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
         for a, src in [
@@ -685,8 +736,15 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
     )
 
 
-def build_households(ctx: RunContext) -> None:
-    """Addresses, residence, households and members (all nominals; cheap set SQL).
+def build_households(ctx: RunContext, addresses: str | None = None) -> None:
+    """Addresses, residence, households and members (cheap set SQL).
+
+    A full run builds them for every nominal. With ``addresses`` (an incremental run:
+    a table of the address keys that changed) ``facts`` holds every record of every
+    nominal living at one of them, and only those addresses are regrouped: a household
+    elsewhere has no changed member, so it stays as it is. The residence of the
+    nominals in ``facts`` is rebuilt whole (a person's latest address closes the
+    others); ``hh_dropped`` lists the earlier households the new rows replace.
 
     A person lives at an address from the first to the last date a record puts them
     there; the latest address of a person is open-ended. A household is the people at
@@ -695,20 +753,22 @@ def build_households(ctx: RunContext) -> None:
     """
     con = ctx.con
     key = ctx.home.pseudonym_key
+    only = f"AND f.address_key IN (SELECT address_key FROM {addresses})" if addresses else ""
     _q(
         con,
-        """CREATE OR REPLACE TABLE addresses_new AS
+        f"""CREATE OR REPLACE TABLE addresses_new AS
+        -- ties on the date go to the greatest record key, so every run picks alike
         SELECT f.address_key,
-               arg_max(f.uprn, f.last_date) AS uprn,
-               arg_max(f.address_line_1, f.last_date) AS address_line_1,
-               arg_max(f.address_line_2, f.last_date) AS address_line_2,
-               arg_max(f.town, f.last_date) AS town,
-               arg_max(f.postcode, f.last_date) AS postcode,
-               arg_max(f.oa_code, f.last_date) AS oa_code,
+               arg_max(f.uprn, (f.last_date, f.record_key)) AS uprn,
+               arg_max(f.address_line_1, (f.last_date, f.record_key)) AS address_line_1,
+               arg_max(f.address_line_2, (f.last_date, f.record_key)) AS address_line_2,
+               arg_max(f.town, (f.last_date, f.record_key)) AS town,
+               arg_max(f.postcode, (f.last_date, f.record_key)) AS postcode,
+               arg_max(f.oa_code, (f.last_date, f.record_key)) AS oa_code,
                min(f.first_date) AS first_seen, max(f.last_date) AS last_seen,
                count(DISTINCT f.nominal_id) AS nominal_count
         FROM facts f
-        WHERE f.address_key IS NOT NULL GROUP BY 1""",
+        WHERE f.address_key IS NOT NULL {only} GROUP BY 1""",
     )
     _q(
         con,
@@ -726,9 +786,10 @@ def build_households(ctx: RunContext) -> None:
     )
     _q(
         con,
-        """CREATE OR REPLACE TABLE hh_groups AS
+        f"""CREATE OR REPLACE TABLE hh_groups AS
         WITH r AS (
-            SELECT *, coalesce(to_date, DATE '9999-12-31') AS until FROM residence_new
+            SELECT *, coalesce(to_date, DATE '9999-12-31') AS until FROM residence_new f
+            WHERE TRUE {only}
         ),
         marked AS (
             SELECT *, CASE WHEN from_date > max(until) OVER (PARTITION BY address_key
@@ -749,6 +810,7 @@ def build_households(ctx: RunContext) -> None:
         previous=_exists(con, "gold.households") and _exists(con, "gold.household_members"),
         previous_lineage=_exists(con, HOUSEHOLD_LINEAGE),
         nominal_forwards="lineage_new" if _exists(con, "lineage_new") else None,
+        addresses=addresses,
     )
     _q(
         con,
@@ -764,18 +826,20 @@ def build_households(ctx: RunContext) -> None:
         con,
         """CREATE OR REPLACE TABLE household_members_new AS
         SELECT h.household_id, g.nominal_id, g.from_date, g.to_date,
-               coalesce(arg_max(f.relationship, f.last_date), 'resident') AS role
+               coalesce(arg_max(f.relationship, (f.last_date, f.record_key)), 'resident') AS role
         FROM hh_groups g JOIN hh_ids h USING (address_key, grp)
         LEFT JOIN facts f ON f.nominal_id = g.nominal_id AND f.address_key = g.address_key
              AND f.relationship IS NOT NULL
         GROUP BY 1, 2, 3, 4""",
     )
     hh = [r[0] for r in _q(con, "SELECT household_id FROM hh_ids")]
-    con.register(
+    lists_table(
+        con,
         "hh_pseudo_arrow",
-        pa.table(
-            {"household_id": hh, "household_pseudo": [pseudo(key, "household", h) for h in hh]}
-        ),
+        {
+            "household_id": ("VARCHAR", hh),
+            "household_pseudo": ("VARCHAR", [pseudo(key, "household", h) for h in hh]),
+        },
     )
     _q(
         con,
@@ -787,17 +851,46 @@ def build_households(ctx: RunContext) -> None:
         FROM hh_ids h JOIN addresses_new a USING (address_key)
         JOIN hh_pseudo_arrow p USING (household_id)""",
     )
+    members = "household_members_new"
+    if addresses:
+        # Earlier households replaced: those at the changed addresses, and ids this
+        # run retired or gave to another group. A nominal's current household may be
+        # one that did not change, elsewhere.
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE hh_dropped AS
+            SELECT household_id FROM gold.households
+            WHERE address_key IN (SELECT address_key FROM {addresses})
+            UNION SELECT from_household_id FROM household_lineage_new
+            WHERE from_household_id IS NOT NULL
+            UNION SELECT household_id FROM households_new""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE members_all AS
+            SELECT household_id, nominal_id, from_date, to_date FROM household_members_new
+            UNION ALL SELECT household_id, nominal_id, from_date, to_date
+            FROM gold.household_members
+            WHERE nominal_id IN (SELECT nominal_id FROM facts)
+              AND household_id NOT IN (SELECT household_id FROM hh_dropped)""",
+        )
+        members = "members_all"
     _q(
         con,
-        """CREATE OR REPLACE TABLE current_household AS
-        SELECT nominal_id, household_id FROM household_members_new
+        f"""CREATE OR REPLACE TABLE current_household AS
+        SELECT nominal_id, household_id FROM {members}
         QUALIFY row_number() OVER (PARTITION BY nominal_id
             ORDER BY to_date IS NULL DESC, coalesce(to_date, from_date) DESC, household_id) = 1""",
     )
+    build_relationships(con, "facts")
+
+
+def build_relationships(con: duckdb.DuckDBPyConnection, facts: str) -> None:
+    """``relationships_new`` from the roles records of ``facts`` state."""
     # Relationships the partners state: roles within one family / case reference.
     _q(
         con,
-        """CREATE OR REPLACE TABLE relationships_new AS
+        f"""CREATE OR REPLACE TABLE relationships_new AS
         WITH m AS (
             SELECT dataset, household_ref, nominal_id,
                    CASE WHEN relationship IN ('child', 'son', 'daughter') THEN 'child'
@@ -805,7 +898,7 @@ def build_households(ctx: RunContext) -> None:
                              'parent/carer', 'parent', 'carer') THEN 'parent'
                         WHEN relationship IN ('partner', 'spouse', 'husband', 'wife') THEN 'partner'
                         ELSE NULL END AS role
-            FROM facts WHERE household_ref IS NOT NULL
+            FROM {facts} WHERE household_ref IS NOT NULL
         ),
         p AS (
             SELECT DISTINCT a.nominal_id, b.nominal_id AS related_nominal_id,
@@ -828,9 +921,13 @@ def finish_nominals(ctx: RunContext) -> None:
     """``nominals_new`` = base attributes + pseudonym + current household."""
     key = ctx.home.pseudonym_key
     ids = [r[0] for r in _q(ctx.con, "SELECT nominal_id FROM nominals_base")]
-    ctx.con.register(
+    lists_table(
+        ctx.con,
         "nominal_pseudo_arrow",
-        pa.table({"nominal_id": ids, "nominal_pseudo": [pseudo(key, "nominal", i) for i in ids]}),
+        {
+            "nominal_id": ("VARCHAR", ids),
+            "nominal_pseudo": ("VARCHAR", [pseudo(key, "nominal", i) for i in ids]),
+        },
     )
     _q(
         ctx.con,
@@ -845,8 +942,16 @@ def finish_nominals(ctx: RunContext) -> None:
     )
 
 
-def build_events(ctx: RunContext, scope_records: str | None) -> None:
-    """``events_new``: silver events with nominal and household ids and pseudonyms."""
+def build_events(
+    ctx: RunContext,
+    scope_records: str | None,
+    members: str = "household_members_new",
+    households: str = "households_new",
+) -> None:
+    """``events_new``: silver events with nominal and household ids and pseudonyms.
+
+    ``members`` and ``households`` hold the memberships and pseudonyms of (at least)
+    the nominals of the events written."""
     con = ctx.con
     if not _exists(con, "silver.events"):
         _q(con, "CREATE OR REPLACE TABLE events_new AS SELECT NULL::VARCHAR AS record_key LIMIT 0")
@@ -863,12 +968,12 @@ def build_events(ctx: RunContext, scope_records: str | None) -> None:
         FROM silver.events e
         JOIN assign a USING (record_key)
         LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
-        LEFT JOIN household_members_new hm ON hm.nominal_id = a.nominal_id
+        LEFT JOIN {members} hm ON hm.nominal_id = a.nominal_id
              AND e.event_date >= hm.from_date
              AND e.event_date <= coalesce(hm.to_date, DATE '9999-12-31')
         LEFT JOIN current_household ch ON ch.nominal_id = a.nominal_id
-        LEFT JOIN households_new hp ON hp.household_id = hm.household_id
-        LEFT JOIN households_new chp ON chp.household_id = ch.household_id
+        LEFT JOIN {households} hp ON hp.household_id = hm.household_id
+        LEFT JOIN {households} chp ON chp.household_id = ch.household_id
         {where}
         QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key
                                    ORDER BY hm.from_date DESC NULLS LAST) = 1""",
@@ -890,15 +995,24 @@ def _replace_rows(
     table: str,
     new_rows_sql: str,
     drop_where: str,
-    key_table: str,
+    drop_from: tuple[str, ...] = (),
 ) -> None:
     """Rewrite only the files of ``table`` holding rows to drop; append the new rows.
 
-    ``drop_where`` is a condition on a row naming rows that are replaced (it may use
-    ``key_table``); files with none of them are kept as they are.
+    ``drop_from``: the tables ``drop_where`` reads keys from; when all are empty no
+    file is read at all.
+
+    ``drop_where`` is a condition on a row (``t``) naming the rows that are replaced;
+    files with none of them are kept as they are. Each run adds a file, so once a
+    table has more than :data:`MAX_DELTA_FILES` the small ones are merged into one
+    (a rewrite of a fraction of the table, once in many runs).
     """
     keep: list[Path] = []
+    nothing = bool(drop_from) and all(_count(con, t) == 0 for t in drop_from)
     for path in tx.files(table):
+        if nothing:
+            keep.append(path)
+            continue
         src = f"read_parquet({duck.sql_literal(str(path))})"
         hits = _q(con, f"SELECT count(*) FROM {src} t WHERE {drop_where}")[0][0]
         if hits == 0:
@@ -907,9 +1021,19 @@ def _replace_rows(
         rewritten = _copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})")
         if pq.ParquetFile(rewritten).metadata.num_rows:
             keep.append(rewritten)
-    keep.append(_copy(con, tx, table, new_rows_sql))
-    del key_table
-    tx.replace(table, keep)
+    added = _copy(con, tx, table, new_rows_sql)
+    if pq.ParquetFile(added).metadata.num_rows or not keep:
+        keep.append(added)
+    if len(keep) > MAX_DELTA_FILES:
+        sizes = sorted(keep, key=lambda f: f.stat().st_size)
+        small = sizes[: len(keep) // 2 + 1]
+        merged = _copy(con, tx, table, f"SELECT * FROM {duck.parquet_source(small)}")
+        keep = [f for f in keep if f not in small] + [merged]
+    earlier = tx.files(table)
+    if keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
+        tx.append(table, keep[-1:])  # only the new file's footer is read
+    else:
+        tx.replace(table, keep)
 
 
 # --------------------------------------------------------------------------------------
@@ -957,7 +1081,7 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     """
     con = ctx.con
     register_nicknames(con)
-    present = {r[0] for r in _q(con, "DESCRIBE ident")}
+    present = {r[0] for r in _q(con, "DESCRIBE silver.identity")}
     if not incremental:
         _q(
             con,
@@ -975,10 +1099,16 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         JOIN ident_latest i ON i.record_key = p.unique_id
         WHERE i.received_at = p.std_received_at""",
     )
+    # The keys first, then their rows: one pass over silver for a few records.
     _q(
         con,
-        """CREATE OR REPLACE TABLE ident_new AS SELECT * FROM ident
-        WHERE record_key NOT IN (SELECT unique_id FROM std_prev_keys)""",
+        """CREATE OR REPLACE TABLE ident_new AS SELECT s.* FROM silver.identity s
+        SEMI JOIN (SELECT * FROM ident_latest ANTI JOIN std_prev_keys k
+                   ON k.unique_id = ident_latest.record_key) l
+          ON l.record_key = s.record_key
+          AND l.received_at IS NOT DISTINCT FROM s.received_at
+          AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+          AND l.row_number IS NOT DISTINCT FROM s.row_number""",
     )
     _q(
         con,
@@ -986,10 +1116,13 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
         SELECT s.*, i.received_at AS std_received_at
         FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
     )
+    # Usually every earlier record is still current: then no filter to apply at each
+    # read (blocking reads the earlier records once per run).
+    every = _count(con, "std_prev_keys") == ctx.snapshot.rows(STANDARDISED)
     _q(
         con,
-        """CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised
-        WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)""",
+        "CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised"
+        + ("" if every else " WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)"),
     )
     _q(con, "CREATE OR REPLACE VIEW std_old AS SELECT * FROM std_prev")
     _q(
@@ -999,11 +1132,12 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     return "std_new"
 
 
-def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
-    """``run_pairs``: pairs with the reviewer's override and the final decision."""
+def _decide(ctx: RunContext, pairs: str, registered: bool = False, edges: bool = True) -> None:
+    """``run_pairs``: pairs with the reviewer's override and the final decision; and
+    (``edges``) ``edges``, the match edges to cluster."""
     con = ctx.con
     if not registered:
-        con.register("decisions_arrow", load_decisions(ctx.home))
+        register_decisions(con, load_decisions(ctx.home))
     _q(
         con,
         f"""CREATE OR REPLACE TABLE run_pairs AS
@@ -1013,6 +1147,8 @@ def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
         FROM {pairs} p LEFT JOIN decisions_arrow d
           ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
     )
+    if not edges:
+        return
     reviewer_matches = """
         SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
         WHERE d.decision = 'match'
@@ -1098,14 +1234,19 @@ def link_lake(
     if mode not in ("full", "incremental"):
         raise LinkError(f"unknown mode {mode!r}: use full or incremental")
     started = time.perf_counter()
+    # Modules the run needs later (sqlglot's DuckDB dialect for Splink's SQL, then the
+    # control plane: SQLAlchemy and its models) take about a second to import;
+    # importing them while DuckDB reads and standardises keeps that off a short run's
+    # critical path.
+    threading.Thread(target=_import_later_modules, daemon=True).start()
     lake = Lake(home.ensure().lake)
     snapshot = lake.require_current()
     con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    incremental = (
-        mode == "incremental"
-        and snapshot.has("gold.nominal_records")
-        and snapshot.has(STANDARDISED)
+    # An incremental run builds on every table of an earlier run (a lake linked before
+    # a table existed gets a full run first).
+    incremental = mode == "incremental" and all(
+        snapshot.has(t) for t in (STANDARDISED, FACTS, *GOLD_TABLES)
     )
     if incremental and retrain:
         raise LinkError("--retrain needs a full run (a new model rescales every pair)")
@@ -1170,6 +1311,16 @@ def link_lake(
     return summary
 
 
+def _import_later_modules() -> None:
+    import importlib
+
+    for module in ("sqlglot.dialects.duckdb", "nominal.link.models"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the run imports it again and reports any error itself
+            log.debug("import of %s failed", module, exc_info=True)
+
+
 def _charts(ctx: RunContext, lake: Lake) -> list[Path]:
     """Quality charts of the model (once per version) and of this run's clusters."""
     from nominal.link import charts
@@ -1193,13 +1344,13 @@ def _charts(ctx: RunContext, lake: Lake) -> list[Path]:
 
 def _decisions_since_last_run(ctx: RunContext) -> bool:
     decisions = load_decisions(ctx.home)
-    if decisions.num_rows == 0:
+    if not decisions:
         return False
     last = ctx.snapshot.summary.get("link_run_at")
     if not last:
         return True
     cutoff = datetime.fromisoformat(last).replace(tzinfo=None)
-    return any(d is not None and d > cutoff for d in decisions["decided_at"].to_pylist())
+    return any(d[3] is not None and d[3] > cutoff for d in decisions)
 
 
 def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> dict[str, Any]:
@@ -1281,7 +1432,7 @@ def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
     con = ctx.con
     lineage = dict(_q(con, "SELECT kind, count(*) FROM lineage_new GROUP BY 1"))
     return {
-        "records": _count(con, "std_all"),
+        "records": _count(con, "assign"),  # every record has one nominal
         "nominals": int(_q(con, "SELECT count(DISTINCT nominal_id) FROM assign")[0][0]),
         "pairs_scored": _count(con, "scored"),
         "matches": int(_q(con, "SELECT count(*) FROM run_pairs WHERE decision = 'match'")[0][0]),
@@ -1293,89 +1444,177 @@ def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
     }
 
 
+def cluster_small(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
+    """Connected components of ``edges`` over ``nodes`` with a union-find in Python.
+
+    For an incremental run's scope (the nominals a delivery touches: thousands of
+    records, not millions) this is far cheaper than the dozen SQL statements of
+    Splink's solver. Each component is labelled by its smallest record key, as
+    Splink labels it, so ids are kept or minted the same way. Returns ``clusters``
+    (record_key, cluster_id); every edge end must be a node.
+    """
+    keys = [r[0] for r in _q(con, f"SELECT record_key FROM {nodes}")]
+    parent = {k: k for k in keys}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for left, right in _q(con, f"SELECT record_key_l, record_key_r FROM {edges}"):
+        a, b = root(left), root(right)
+        if a != b:  # the smaller key stays the root: a component's label is its minimum
+            parent[max(a, b)] = min(a, b)
+    lists_table(
+        con,
+        "clusters",
+        {"record_key": ("VARCHAR", keys), "cluster_id": ("VARCHAR", [root(k) for k in keys])},
+    )
+    return "clusters"
+
+
 def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
+    """Link a delivery against the earlier run, doing work in proportion to it.
+
+    Clusters are connected components of the match edges, so only the earlier
+    nominals a new match edge reaches (or that lost a record, or hold a pair a
+    reviewer decided since the last run) can change: they are re-clustered with the
+    new records, every other nominal is kept as it is. Golden records are rebuilt
+    for the changed nominals, households only at the addresses their records name,
+    and each gold table gets only its changed rows (:func:`_write_incremental`).
+    """
     con = ctx.con
+    last = ctx.snapshot.summary.get("link_run_at")
+    cutoff = (
+        f"d.decided_at > TIMESTAMP '{datetime.fromisoformat(last).replace(tzinfo=None)}'"
+        if last
+        else "TRUE"
+    )
     with ctx.step("decide and cluster"):
-        con.register("decisions_arrow", load_decisions(ctx.home))
+        register_decisions(con, load_decisions(ctx.home))
         _q(
             con,
             "CREATE OR REPLACE TABLE prev_assign AS "
             "SELECT record_key, nominal_id FROM gold.nominal_records",
         )
-        _q(con, "CREATE OR REPLACE TABLE old_keys AS SELECT unique_id FROM std_prev_keys")
-        # Affected: nominals the new pairs touch, nominals that lost or changed a
-        # record, and nominals with a reviewer decision since the last run. Earlier
+        # Earlier records withdrawn, or re-delivered with other details (those are
+        # in std_new and were scored afresh): their earlier pairs no longer hold.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE lost AS SELECT record_key FROM prev_assign
+            ANTI JOIN std_prev_keys k ON k.unique_id = prev_assign.record_key""",
+        )
+        # This run's pairs decided, to find the earlier nominals a match reaches.
+        _decide(ctx, "scored", registered=True, edges=False)
+        # Affected: nominals a new match edge reaches, nominals that lost a record,
+        # and nominals holding a pair a reviewer decided since the last run. Earlier
         # clusters are connected components of earlier edges, so no earlier edge
         # leaves an affected nominal: the scope is closed without a search.
-        last = ctx.snapshot.summary.get("link_run_at")
-        cutoff = (
-            f"d.decided_at > TIMESTAMP '{datetime.fromisoformat(last).replace(tzinfo=None)}'"
-            if last
-            else "TRUE"
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE recent_records AS
+            SELECT d.record_key_l AS record_key FROM decisions_arrow d WHERE {cutoff}
+            UNION SELECT d.record_key_r FROM decisions_arrow d WHERE {cutoff}""",
         )
         _q(
             con,
-            f"""CREATE OR REPLACE TABLE touched_records AS
-            SELECT unique_id AS record_key FROM std_new
-            UNION SELECT record_key FROM prev_assign
-                  WHERE record_key NOT IN (SELECT unique_id FROM old_keys)
-            UNION SELECT record_key_l FROM scored
-            UNION SELECT record_key_r FROM scored
-            UNION SELECT d.record_key_l FROM decisions_arrow d WHERE {cutoff}
-            UNION SELECT d.record_key_r FROM decisions_arrow d WHERE {cutoff}""",
+            """CREATE OR REPLACE TABLE touched_records AS
+            SELECT record_key_l AS record_key FROM run_pairs WHERE decision = 'match'
+            UNION SELECT record_key_r FROM run_pairs WHERE decision = 'match'
+            UNION SELECT record_key FROM lost
+            UNION SELECT record_key FROM recent_records""",
         )
         _q(
             con,
             """CREATE OR REPLACE TABLE affected AS
             SELECT DISTINCT nominal_id FROM prev_assign
-            WHERE record_key IN (SELECT record_key FROM touched_records)""",
+            SEMI JOIN touched_records t USING (record_key)""",
         )
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE nodes AS
-            SELECT record_key FROM prev_assign
-            WHERE nominal_id IN (SELECT nominal_id FROM affected)
-              AND record_key IN (SELECT unique_id FROM old_keys)
-            UNION SELECT unique_id FROM std_new""",
-        )
-        # Pairs of the scope: earlier ones among its records, and this run's.
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE all_pairs AS
-            SELECT p.* EXCLUDE (decision) FROM gold.pairs p
-            WHERE p.record_key_l IN (SELECT record_key FROM nodes)
-              AND p.record_key_r IN (SELECT record_key FROM nodes)
-              AND p.record_key_l IN (SELECT unique_id FROM old_keys)
-              AND p.record_key_r IN (SELECT unique_id FROM old_keys)
-            UNION ALL SELECT * FROM scored""",
-        )
-        _decide(ctx, "all_pairs", registered=True)
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE scope_edges AS
-            SELECT e.* FROM edges e
-            WHERE e.record_key_l IN (SELECT record_key FROM nodes)
-              AND e.record_key_r IN (SELECT record_key FROM nodes)""",
-        )
-        clusters = cluster(con, "nodes", "scope_edges")
         _q(
             con,
             """CREATE OR REPLACE TABLE prev_scope AS SELECT * FROM prev_assign
-            WHERE nominal_id IN (SELECT nominal_id FROM affected)""",
+            SEMI JOIN affected USING (nominal_id)""",
         )
+        # Broken: affected nominals whose own edges may no longer hold (a record went
+        # or changed, or a reviewer decided one of their pairs since).
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE broken AS
+            SELECT DISTINCT nominal_id FROM prev_scope
+            WHERE record_key IN (SELECT record_key FROM lost)
+               OR record_key IN (SELECT record_key FROM recent_records)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE nodes_old AS SELECT record_key, nominal_id FROM prev_scope
+            ANTI JOIN lost USING (record_key)""",
+        )
+        old_pairs = "(SELECT NULL::VARCHAR record_key_l, NULL::VARCHAR record_key_r LIMIT 0)"
+        if _count(con, "broken"):
+            _q(
+                con,
+                """CREATE OR REPLACE TABLE broken_nodes AS SELECT record_key FROM nodes_old
+                SEMI JOIN broken USING (nominal_id)""",
+            )
+            old_pairs = """(SELECT p.record_key_l, p.record_key_r
+                FROM gold.pairs p
+                SEMI JOIN broken_nodes a ON a.record_key = p.record_key_l
+                SEMI JOIN broken_nodes b ON b.record_key = p.record_key_r
+                LEFT JOIN decisions_arrow d
+                  ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r
+                WHERE p.model_decision = 'match' AND d.decision IS DISTINCT FROM 'non_match')"""
+        # Each unbroken earlier nominal is connected by its earlier edges, all still
+        # valid, so it enters the clustering as one node (its smallest record, which
+        # is also the label its component would get); a broken one's records are
+        # joined by its earlier model matches, re-decided with today's reviewer
+        # decisions. Then this run's matches and every reviewer match in the scope.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE node_of AS
+            SELECT record_key, min(record_key) OVER (PARTITION BY nominal_id) AS node
+            FROM nodes_old ANTI JOIN broken USING (nominal_id)
+            UNION ALL SELECT record_key, record_key FROM nodes_old SEMI JOIN broken USING (nominal_id)
+            UNION ALL SELECT unique_id, unique_id FROM std_new""",
+        )
+        _q(
+            con,
+            "CREATE OR REPLACE TABLE cc_nodes AS SELECT DISTINCT node AS record_key FROM node_of",
+        )
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE scope_edges AS
+            WITH e AS (
+                SELECT * FROM {old_pairs}
+                UNION ALL SELECT record_key_l, record_key_r FROM run_pairs
+                WHERE decision = 'match'
+                UNION ALL SELECT d.record_key_l, d.record_key_r FROM decisions_arrow d
+                WHERE d.decision = 'match'
+            )
+            SELECT DISTINCT a.node AS record_key_l, b.node AS record_key_r FROM e
+            JOIN node_of a ON a.record_key = e.record_key_l
+            JOIN node_of b ON b.record_key = e.record_key_r
+            WHERE a.node <> b.node""",
+        )
+        cluster_small(con, "cc_nodes", "scope_edges")
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE scope_clusters AS
+            SELECT n.record_key, c.cluster_id FROM node_of n
+            JOIN clusters c ON c.record_key = n.node""",
+        )
+        clusters = "scope_clusters"
         assign_ids(ctx, clusters, "prev_scope")
         _q(
             con,
             """CREATE OR REPLACE TABLE assign AS
-            SELECT record_key, nominal_id FROM prev_assign
-            WHERE nominal_id NOT IN (SELECT nominal_id FROM affected)
-              AND record_key IN (SELECT unique_id FROM std_all)
+            SELECT record_key, nominal_id FROM prev_assign ANTI JOIN affected USING (nominal_id)
             UNION ALL SELECT record_key, nominal_id FROM new_assign""",
         )
         _q(
             con,
             """CREATE OR REPLACE TABLE changed_nominals AS
-            SELECT nominal_id FROM affected UNION SELECT nominal_id FROM new_assign""",
+            SELECT DISTINCT nominal_id FROM new_assign""",
         )
         _q(
             con,
@@ -1384,16 +1623,34 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             WHERE p.nominal_id IS DISTINCT FROM n.nominal_id""",
         )
     with ctx.step("golden nominals"):
-        if ctx.snapshot.has(FACTS):
-            _q(
-                con,
-                """CREATE OR REPLACE TABLE facts_only AS
-                SELECT unique_id AS record_key FROM std_new""",
-            )
-            build_record_facts(ctx, dataset_reliability(ctx.home), only="facts_only")
-        else:
-            build_record_facts(ctx, dataset_reliability(ctx.home))
-        build_households(ctx)
+        # Addresses whose households may change: every address a record of a changed
+        # nominal names, before (stored facts) or now (the new records).
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE touched_addr AS
+            SELECT f.address_key FROM link.facts f SEMI JOIN prev_scope USING (record_key)
+            WHERE f.address_key IS NOT NULL
+            UNION SELECT {ADDRESS_KEY_SQL} FROM std_new s
+            WHERE {ADDRESS_KEY_SQL} IS NOT NULL""",
+        )
+        # Nominals living at one of them: their records' facts are needed whole.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE hh_nominals AS
+            SELECT DISTINCT a.nominal_id FROM link.facts f
+            JOIN assign a USING (record_key)
+            SEMI JOIN touched_addr t USING (address_key)
+            UNION SELECT nominal_id FROM changed_nominals""",
+        )
+        _q(con, "CREATE OR REPLACE TABLE facts_only AS SELECT unique_id AS record_key FROM std_new")
+        build_record_facts(
+            ctx,
+            dataset_reliability(ctx.home),
+            only="facts_only",
+            stored_for="hh_nominals",
+            sources=("ident_new", "std_new"),
+        )
+        build_households(ctx, addresses="touched_addr")
         # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
@@ -1407,12 +1664,53 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
         _q(
             con,
             """CREATE OR REPLACE TABLE scope AS
-            SELECT DISTINCT nominal_id FROM new_assign
+            SELECT nominal_id FROM changed_nominals
             UNION SELECT nominal_id FROM household_changed""",
         )
         build_nominals(ctx, "scope")
         finish_nominals(ctx)
+        # Relationships: every family reference a changed nominal's record holds, now or
+        # before, with all the records sharing it.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE ref_groups AS
+            SELECT DISTINCT dataset, household_ref FROM (
+                SELECT dataset, household_ref FROM link.facts SEMI JOIN prev_scope USING (record_key)
+                UNION ALL SELECT dataset, household_ref FROM facts
+                SEMI JOIN changed_nominals USING (nominal_id)
+            ) WHERE household_ref IS NOT NULL""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE ref_facts AS
+            SELECT f.dataset, f.household_ref, a.nominal_id, f.relationship
+            FROM link.facts f JOIN assign a USING (record_key)
+            SEMI JOIN ref_groups g USING (dataset, household_ref)
+            WHERE f.record_key NOT IN (SELECT record_key FROM facts_only)
+            UNION ALL SELECT f.dataset, f.household_ref, f.nominal_id, f.relationship
+            FROM facts f SEMI JOIN facts_only USING (record_key)
+            SEMI JOIN ref_groups g USING (dataset, household_ref)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE rel_changed AS
+            SELECT nominal_id FROM changed_nominals UNION SELECT nominal_id FROM affected""",
+        )
+        build_relationships(con, "ref_facts")
+        _q(
+            con,
+            """DELETE FROM relationships_new
+            WHERE nominal_id NOT IN (SELECT nominal_id FROM rel_changed)
+              AND related_nominal_id NOT IN (SELECT nominal_id FROM rel_changed)""",
+        )
     with ctx.step("events"):
+        # Events to (re)write: those of changed nominals (their records may have moved,
+        # their periods at an address changed) and of nominals whose households changed.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE event_scope AS
+            SELECT record_key FROM assign SEMI JOIN scope USING (nominal_id)""",
+        )
         _q(
             con,
             """CREATE OR REPLACE TABLE nominal_pseudo_all AS
@@ -1420,20 +1718,18 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             UNION ALL SELECT nominal_id, nominal_pseudo FROM gold.nominals
             WHERE nominal_id NOT IN (SELECT nominal_id FROM nominals_new)""",
         )
-        # Events to (re)write: of records whose nominal changed or that are new, and of
-        # nominals whose household periods changed.
         _q(
             con,
-            """CREATE OR REPLACE TABLE event_scope AS
-            SELECT record_key FROM changed_records
-            UNION SELECT record_key FROM assign WHERE nominal_id IN (
-                SELECT nominal_id FROM household_changed)""",
+            """CREATE OR REPLACE TABLE households_all AS
+            SELECT household_id, household_pseudo FROM households_new
+            UNION ALL SELECT household_id, household_pseudo FROM gold.households
+            WHERE household_id NOT IN (SELECT household_id FROM hh_dropped)""",
         )
-        build_events(ctx, "event_scope")
+        build_events(ctx, "event_scope", members="members_all", households="households_all")
     with ctx.step("write gold"), lake.transaction("link") as tx:
         _write_incremental(ctx, tx)
         _write_lineage(con, tx)
-        queued = queue_reviews(ctx.home, con, ctx.run_id)
+        queued = queue_reviews(ctx.home, con, ctx.run_id, scored_only=True)
         tx.commit(_run_summary(ctx))
     return _counts(ctx, queued) | {
         "mode": "incremental",
@@ -1443,84 +1739,91 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
 
 
 def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
+    """Each gold table: earlier rows of changed keys dropped, the new rows appended.
+
+    Files holding none of the dropped rows are kept as they are (see
+    :func:`_replace_rows`), so a delivery whose records join existing nominals mostly
+    appends.
+    """
     con = ctx.con
     run = ctx.run_id
-    removed = (
-        "(SELECT record_key FROM prev_assign WHERE record_key NOT IN "
-        "(SELECT unique_id FROM old_keys) AND record_key NOT IN (SELECT unique_id FROM std_new))"
-    )
-    # link.standardised: append the new records; rewrite files only for changed ones.
-    _replace_rows(
+    lost = "(SELECT record_key FROM lost)"
+    changed = "(SELECT record_key FROM changed_records)"
+    nominals = "(SELECT nominal_id FROM scope UNION SELECT nominal_id FROM affected)"
+    residents = "(SELECT nominal_id FROM facts UNION SELECT nominal_id FROM affected)"
+    dropped_hh = "(SELECT household_id FROM hh_dropped)"
+    # Records whose nominal changed, less the new ones (no earlier row to drop).
+    _q(
         con,
-        tx,
-        STANDARDISED,
-        "SELECT * FROM std_new",
-        f"t.unique_id IN (SELECT unique_id FROM std_new) OR t.unique_id IN {removed}",
-        "std_new",
+        """CREATE OR REPLACE TABLE moved_records AS SELECT record_key FROM changed_records
+        SEMI JOIN prev_assign USING (record_key)""",
     )
-    if tx.files(FACTS):
-        _replace_rows(
-            con,
-            tx,
+    moved = "(SELECT record_key FROM moved_records)"
+    record_tables = ("lost", "moved_records")
+    writes: list[tuple[str, str, str, tuple[str, ...]]] = [
+        (STANDARDISED, "SELECT * FROM std_new", f"t.unique_id IN {lost}", ("lost",)),
+        (
             FACTS,
-            "SELECT * FROM facts WHERE record_key IN (SELECT record_key FROM changed_records)",
-            f"t.record_key IN (SELECT record_key FROM changed_records) OR t.record_key IN {removed}",
-            "changed_records",
-        )
-    else:
-        tx.replace(FACTS, [_copy(con, tx, FACTS, "SELECT * FROM facts")])
-    _replace_rows(
-        con,
-        tx,
-        "gold.pairs",
-        f"SELECT * EXCLUDE (override) FROM run_pairs WHERE linked_run = '{run}'",
-        "t.record_key_l NOT IN (SELECT unique_id FROM old_keys) "
-        "OR t.record_key_r NOT IN (SELECT unique_id FROM old_keys)",
-        "std_old",
-    )
-    _replace_rows(
-        con,
-        tx,
-        "gold.nominal_records",
-        f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency, f.source_record_id,
-            CAST(1.0 AS DOUBLE) AS cluster_probability, '{run}' AS linked_run
-            FROM facts f WHERE f.record_key IN (SELECT record_key FROM changed_records)""",
-        f"t.record_key IN (SELECT record_key FROM changed_records) OR t.record_key IN {removed}",
-        "changed_records",
-    )
-    scope_ids = "(SELECT nominal_id FROM scope UNION SELECT nominal_id FROM affected)"
-    _replace_rows(
-        con,
-        tx,
-        "gold.nominals",
-        "SELECT * FROM nominals_new",
-        f"t.nominal_id IN {scope_ids}",
-        "scope",
-    )
-    _replace_rows(
-        con,
-        tx,
-        "gold.nominal_provenance",
-        "SELECT * FROM provenance_new",
-        f"t.nominal_id IN {scope_ids}",
-        "scope",
-    )
-    _replace_rows(
-        con,
-        tx,
-        "gold.events",
-        "SELECT * FROM events_new",
-        f"t.record_key IN (SELECT record_key FROM event_scope) OR t.record_key IN {removed}",
-        "event_scope",
-    )
-    for table, sql in {
-        "gold.addresses": "SELECT * FROM addresses_new",
-        "gold.residence": "SELECT * FROM residence_new",
-        "gold.households": "SELECT * FROM households_new",
-        "gold.household_members": "SELECT * FROM household_members_new",
-        "gold.relationships": "SELECT * FROM relationships_new",
-    }.items():
-        tx.replace(table, [_copy(con, tx, table, sql)])
+            f"SELECT * FROM facts WHERE record_key IN {changed}",
+            f"t.record_key IN {moved} OR t.record_key IN {lost}",
+            record_tables,
+        ),
+        (
+            "gold.pairs",
+            f"SELECT * EXCLUDE (override) FROM run_pairs WHERE linked_run = '{run}'",
+            f"t.record_key_l IN {lost} OR t.record_key_r IN {lost}",
+            ("lost",),
+        ),
+        (
+            "gold.nominal_records",
+            f"""SELECT f.record_key, f.nominal_id, f.dataset, f.agency, f.source_record_id,
+                CAST(1.0 AS DOUBLE) AS cluster_probability, '{run}' AS linked_run
+                FROM facts f WHERE f.record_key IN {changed}""",
+            f"t.record_key IN {moved} OR t.record_key IN {lost}",
+            record_tables,
+        ),
+        ("gold.nominals", "SELECT * FROM nominals_new", f"t.nominal_id IN {nominals}", ()),
+        (
+            "gold.nominal_provenance",
+            "SELECT * FROM provenance_new",
+            f"t.nominal_id IN {nominals}",
+            (),
+        ),
+        (
+            "gold.events",
+            "SELECT * FROM events_new",
+            f"t.record_key IN (SELECT record_key FROM event_scope) OR t.record_key IN {lost}",
+            (),
+        ),
+        (
+            "gold.addresses",
+            "SELECT * FROM addresses_new",
+            "t.address_key IN (SELECT address_key FROM touched_addr)",
+            ("touched_addr",),
+        ),
+        ("gold.residence", "SELECT * FROM residence_new", f"t.nominal_id IN {residents}", ()),
+        (
+            "gold.households",
+            "SELECT * FROM households_new",
+            f"t.household_id IN {dropped_hh}",
+            ("hh_dropped",),
+        ),
+        (
+            "gold.household_members",
+            "SELECT * FROM household_members_new",
+            f"t.household_id IN {dropped_hh}",
+            ("hh_dropped",),
+        ),
+        (
+            "gold.relationships",
+            "SELECT * FROM relationships_new",
+            "t.nominal_id IN (SELECT nominal_id FROM rel_changed) "
+            "OR t.related_nominal_id IN (SELECT nominal_id FROM rel_changed)",
+            ("rel_changed",),
+        ),
+    ]
+    for table, new_rows, drop_where, drop_from in writes:
+        _replace_rows(con, tx, table, new_rows, drop_where, drop_from)
 
 
 # --------------------------------------------------------------------------------------

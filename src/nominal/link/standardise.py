@@ -121,8 +121,12 @@ def nickname_rows() -> list[tuple[str, str]]:
 
 def register_nicknames(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``link_nicknames(name, canonical)`` table on ``con`` (idempotent)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE link_nicknames (name VARCHAR, canonical VARCHAR)")
-    con.executemany("INSERT INTO link_nicknames VALUES (?, ?)", nickname_rows())
+    rows = nickname_rows()  # one statement: executemany costs a round trip per row
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE link_nicknames AS "
+        "SELECT unnest($1::VARCHAR[]) AS name, unnest($2::VARCHAR[]) AS canonical",
+        [[r[0] for r in rows], [r[1] for r in rows]],
+    )
 
 
 def _clean(expr: str) -> str:
