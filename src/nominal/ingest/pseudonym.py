@@ -10,7 +10,7 @@ pseudonyms that must not collide within a hub and keeps the tables smaller.
 For large deliveries the same HMAC is also available as a DuckDB function over whole
 Arrow columns, compiled with numba (:func:`register_hmac_function`): the padded keys'
 compression states are computed once, so each value costs two SHA-256 compressions
-instead of four, and about half the CPU of the SQL form.
+instead of four.
 """
 
 from __future__ import annotations
@@ -55,12 +55,13 @@ def record_message(dataset: str, source_id: str) -> str:
 
 
 # NOMINAL_COMPILED_HMAC: "auto" (default), "on" (always) or "off" (never, the SQL form).
-# Loading numba and the cached kernel costs about 1.4 CPU-seconds once per process and
-# the kernel saves about 0.35 µs per pseudonym (two per row), so "auto" uses it for a
-# delivery of at least COMPILED_MIN_BYTES (about two million rows of a 19-column
-# feed), or for any delivery once this process has loaded it.
+# Loading numba and the cached kernel costs about 1.5 CPU-seconds once per process and
+# the kernel saves about 0.5 CPU-seconds per million rows (two pseudonyms a row; see
+# docs/onboarding-a-feed.md), so "auto" uses it for a delivery of at least
+# COMPILED_MIN_BYTES (about 2.6 million rows of a 19-column feed, near break-even), or
+# for any delivery once this process has loaded it.
 COMPILED_ENV = "NOMINAL_COMPILED_HMAC"
-COMPILED_MIN_BYTES = 384 << 20
+COMPILED_MIN_BYTES = 512 << 20
 
 
 def use_compiled(delivery_bytes: int) -> bool:
