@@ -145,3 +145,28 @@ def test_retention_expired_rows_are_quarantined_without_their_contents(
     ((field, reason, raw),) = query(hub_home, "SELECT field, reason, raw FROM silver.quarantine")
     assert field == "event_date" and reason.startswith("retention_expired")
     assert raw is None  # data past its retention is not kept anywhere in silver
+
+
+def test_compiled_pseudonyms_equal_the_sql_ones(
+    hub_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery pseudonymised by the compiled HMAC gets exactly the keys of ``hmac``."""
+    monkeypatch.setenv("NOMINAL_COMPILED_HMAC", "on")
+    rows = [good_row(i) for i in range(1, 301)]
+    rows[5]["EventRef"] = ""  # no event id: the event key is the record key
+    summary = _ingest(hub_home, tmp_path, rows)
+    assert summary.ok and summary.rows_accepted == 300
+    key = hub_home.pseudonym_key
+    got = query(
+        hub_home,
+        "SELECT i.source_record_id, i.record_key, e.event_key FROM silver.identity i "
+        "JOIN silver.events e USING (record_key) ORDER BY 1",
+    )
+    assert len(got) == 300
+    for record_id, record_key, event_key in got:
+        assert record_key == pseudonym(key, f"test_feed|{record_id}")
+        event_id = "E" + record_id[1:]
+        expected_event = (
+            record_key if record_id == "R000006" else pseudonym(key, f"test_feed|{event_id}")
+        )
+        assert event_key == expected_event

@@ -35,7 +35,7 @@ from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.limits import ParseFailed, interrupt_after, parse_seconds
-from nominal.ingest.pseudonym import hmac_sql
+from nominal.ingest.pseudonym import hmac_sql, register_hmac_function, use_compiled
 from nominal.ingest.readers import ReadError, duck_error, is_isolated, read_isolated, reader_for
 from nominal.ingest.standardise import (
     MACROS,
@@ -185,9 +185,21 @@ class RunContext:
     known: set[str]  # delivery ids already ingested
     has_postcodes: bool
     erased: bool = False  # a temp table `erased_keys` holds records erased on request
+    compiled_hmac: bool = False  # COMPILED_HMAC is registered on `con` with `key`
     new_files: dict[str, list[tuple[int, Path]]] = field(default_factory=dict)
     delivery_rows: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0
+
+
+def _pseudonym_sql(ctx: RunContext, message_sql: str) -> str:
+    """The pseudonym of a message: the compiled HMAC if registered, else the SQL form."""
+    if ctx.compiled_hmac:
+        return f"{COMPILED_HMAC}({message_sql})"
+    return hmac_sql(ctx.key, message_sql)
+
+
+# The DuckDB function name of the compiled HMAC (registered with the run's key).
+COMPILED_HMAC = "nominal_pseudonym"
 
 
 def _staging_sql(
@@ -219,11 +231,11 @@ def _staging_sql(
     # Errors are summed up in __reasons; the staged table does not keep them per field.
     error_cols = ", ".join(_q("e_" + f.name) for f in fields)
     record_msg = f"{sql_literal(contract.dataset + '|')} || v_record_id"
-    record_key = hmac_sql(ctx.key, record_msg)
+    record_key = _pseudonym_sql(ctx, record_msg)
     if "event_id" in contract.fields:
         event_key = (
             f"CASE WHEN v_event_id IS NULL THEN __record_key ELSE "
-            f"{hmac_sql(ctx.key, sql_literal(contract.dataset + '|') + ' || v_event_id')} END"
+            f"{_pseudonym_sql(ctx, sql_literal(contract.dataset + '|') + ' || v_event_id')} END"
         )
     else:
         event_key = "__record_key"
@@ -418,6 +430,9 @@ def ingest_table_delivery(
                         f"{path.name}: row 1 (header): required column {spec.source!r} "
                         f"(field {name!r}) is missing"
                     )
+            if not ctx.compiled_hmac and use_compiled(path.stat().st_size):
+                register_hmac_function(con, ctx.key, COMPILED_HMAC)
+                ctx.compiled_hmac = True
             sql, fields = _staging_sql(ctx, contract, source_sql, present)
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
