@@ -17,6 +17,20 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each test directory on one pytest-xdist worker (``--dist loadgroup``).
+
+    Most directories build a synthetic town once per session (a session fixture in their
+    conftest); spreading one directory over both workers would build it twice.
+    """
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts
+        group = parts[0] if len(parts) > 1 else "top"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     """An empty hub home of the test's own; ``NOMINAL_HOME`` points at it."""

@@ -82,7 +82,9 @@ class Output:
 
     def fail(self, message: str, code: int = 1, **details: Any) -> NoReturn:
         """Stop with a clear message (never a traceback) and a non-zero exit code."""
-        self.err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        # soft_wrap: a file path or field name in the message stays on one line, so it can be
+        # copied and searched for, whatever the terminal's width.
+        self.err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         if self.json_mode:
             sys.stdout.write(to_json({"ok": False, "error": message, **details}) + "\n")
             sys.stdout.flush()
