@@ -105,9 +105,13 @@ def test_postcode_sector_ranks_people_recorded_there_first(town: Town) -> None:
     result = search(
         town.index, parse_query(family_name=p["family_name"], postcode=sector), limit=20
     )
+    reason = f"Recorded at a postcode in sector {sector}"
     assert result.hits
-    assert result.hits[0].record["postcode"].startswith(sector)
-    assert f"Recorded at a postcode in sector {sector}" in result.hits[0].reasons
+    # The top hit was recorded in the sector at some time (its best-known postcode may be a
+    # later address); the person searched for is among the hits for the same reason.
+    assert reason in result.hits[0].reasons
+    mine = [h for h in result.hits if h.nominal_id == p["nominal_id"]]
+    assert mine and reason in mine[0].reasons
 
 
 def test_identifier_alone_finds_the_person(town: Town) -> None:
