@@ -18,7 +18,8 @@ own agreements. For a search by one user for one purpose:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -184,11 +185,14 @@ def governed_search(
     *,
     limit: int = 20,
     client: str | None = None,
+    phase: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> GovernedResult:
     """Search as ``user`` under ``access``; audited whether allowed or denied.
 
     Raises :class:`SearchDenied` (after auditing the denial) when no dataset is covered.
+    ``phase(name)``, if given, times the ``search`` and ``audit`` steps.
     """
+    timed = phase or (lambda _name: nullcontext())
     detail: dict[str, Any] = {"query": query.to_json(), "limit": limit}
     if not access.allowed:
         reasons = access.denial_reasons()
@@ -197,17 +201,19 @@ def governed_search(
             detail={**detail, "reasons": reasons[:10]},
         )  # fmt: skip
         raise SearchDenied(reasons)
-    result: SearchResult = search(
-        index, query, limit=limit, allowed_datasets=access.allowed_datasets
-    )
-    hits = [_governed(h, access) for h in result.hits]
-    entry = audit.record(
-        "search",
-        "allowed",
-        user=user,
-        purpose=access.purpose,
-        nominal_ids=[h.nominal_id for h in result.hits],
-        client=client,
-        detail={**detail, "results": len(hits), "candidates": result.candidates},
-    )
+    with timed("search"):
+        result: SearchResult = search(
+            index, query, limit=limit, allowed_datasets=access.allowed_datasets
+        )
+        hits = [_governed(h, access) for h in result.hits]
+    with timed("audit"):
+        entry = audit.record(
+            "search",
+            "allowed",
+            user=user,
+            purpose=access.purpose,
+            nominal_ids=[h.nominal_id for h in result.hits],
+            client=client,
+            detail={**detail, "results": len(hits), "candidates": result.candidates},
+        )
     return GovernedResult(hits, result.candidates, result.seconds, entry.seq)

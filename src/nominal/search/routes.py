@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from nominal.engines.lake import Lake
@@ -31,6 +31,7 @@ from nominal.search.service import IndexHolder, SearchUnavailable
 from nominal.search.views import NotFound, document_mentions, household_view, person_view
 from nominal.web.deps import client_address, current_user, db, state
 from nominal.web.templating import render
+from nominal.web.timing import phase, server_timing
 
 router = APIRouter()
 NAV = [("Search", "/search", ("practitioner", "analyst", "data_owner", "ig_lead", "admin"))]
@@ -101,19 +102,22 @@ def _run_search(
     if query.is_empty():
         return {"results": [], "query": {}, "count": 0, "audit_seq": None, "seconds": 0.0}
     _throttle(request, user)
-    access = _access(request, session, user, purpose)
-    # Give the connection back before waiting for the index (minutes while a first build
-    # runs) or the audit log (which writes in its own transaction): held, it would starve
-    # the pool that the audit writer and every other request draw from.
-    session.commit()
+    with phase(request, "policy"):
+        access = _access(request, session, user, purpose)
+        # Give the connection back before waiting for the index (minutes while a first
+        # build runs) or the audit log (which writes in its own transaction): held, it
+        # would starve the pool that the audit writer and every other request draw from.
+        session.commit()
     try:
-        index = _holder(request).get()
+        with phase(request, "index"):
+            index = _holder(request).get()
     except SearchUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     try:
         result = governed_search(
-            index, query, access, hub.audit, user, limit=limit, client=client_address(request)
-        )
+            index, query, access, hub.audit, user, limit=limit, client=client_address(request),
+            phase=lambda name: phase(request, name),
+        )  # fmt: skip
     except SearchDenied as exc:
         raise HTTPException(403, {"message": "access denied", "reasons": exc.reasons}) from None
     return {
@@ -129,14 +133,22 @@ def _run_search(
 @router.get("/api/search")
 def api_search(
     request: Request,
+    response: Response,
     purpose: str,
     limit: int = 20,
     user: User = Depends(current_user),
     session: Session = Depends(db),
 ) -> dict[str, Any]:
-    """Ranked golden nominals for what is known (any mix of the query fields)."""
-    code = _purpose(request, session, purpose)
-    return _run_search(request, session, user, code, _params(request), max(1, min(limit, 100)))
+    """Ranked golden nominals for what is known (any mix of the query fields).
+
+    The ``Server-Timing`` header says where the request's time went in the server.
+    """
+    with phase(request, "handler"):
+        with phase(request, "purpose"):
+            code = _purpose(request, session, purpose)
+        found = _run_search(request, session, user, code, _params(request), max(1, min(limit, 100)))
+    response.headers["Server-Timing"] = server_timing(request)
+    return found
 
 
 @router.get("/search", response_class=HTMLResponse)
