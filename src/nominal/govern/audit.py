@@ -22,6 +22,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +141,22 @@ def _entry_values(
     }
 
 
+@contextmanager
+def _writer_turn(path: Path | None) -> Iterator[None]:
+    """Hold the exclusive OS lock on ``path`` (if any) for the block."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class _Pending:
     """An entry waiting for the group commit, and what became of it."""
@@ -251,7 +268,19 @@ class AuditLog:
         raise RuntimeError("could not append to the audit chain after 50 attempts")
 
     def _append(self, rows: list[dict[str, Any]]) -> list[AuditEntry]:
-        with self.control.session() as session:
+        """Append in one transaction on the control plane's writer connection.
+
+        Its own connection (never one of the request pool's); on a SQLite file the
+        processes sharing it take turns through an OS file lock first, so the next
+        writer starts as soon as the last one commits, and its ``BEGIN IMMEDIATE``
+        holds the write lock while the head is read. The commit (``synchronous=FULL``
+        on SQLite) is durable when this returns.
+        """
+        with (
+            _writer_turn(self.control.writer_lock_path()),
+            Session(self.control.writer(), expire_on_commit=False) as session,
+            session.begin(),
+        ):
             return self._append_to(session, rows)
 
     def _append_to(self, session: Session, rows: list[dict[str, Any]]) -> list[AuditEntry]:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from nominal.govern.audit import AuditLog
 from nominal.govern.models import Dataset, User
-from nominal.govern.policy import Decision, decide, decide_many
+from nominal.govern.policy import Decision, DecisionCache, decide, decide_many
 from nominal.search.engine import Hit, SearchResult, search
 from nominal.search.index import SearchIndex
 from nominal.search.query import Query
@@ -117,12 +117,30 @@ class SearchAccess:
 
 
 def decide_search(
-    session: Session, user: User, purpose: str, at: datetime | None = None
+    session: Session,
+    user: User,
+    purpose: str,
+    at: datetime | None = None,
+    *,
+    cache: DecisionCache | None = None,
 ) -> SearchAccess:
-    """Ask the policy decision point about every dataset for ``user`` and ``purpose``."""
-    at = at or datetime.now(UTC)
+    """Ask the policy decision point about every dataset for ``user`` and ``purpose``.
+
+    With ``cache`` (and no ``at``: decisions for now), the decisions are reused while
+    the control plane's policy version and the day are unchanged (see
+    :class:`nominal.govern.policy.DecisionCache`): a change to any agreement, user or
+    suspension still applies to the very next search.
+    """
+    if cache is not None and at is None:
+        return cache.get(
+            session, user, purpose, lambda now: _decide_search(session, user, purpose, now)
+        )
+    return _decide_search(session, user, purpose, at or datetime.now(UTC))
+
+
+def _decide_search(session: Session, user: User, purpose: str, at: datetime) -> SearchAccess:
     datasets = list(session.scalars(sa.select(Dataset).order_by(Dataset.code)))
-    # One decision per dataset, read in a handful of queries and never cached.
+    # One decision per dataset, read in a handful of queries.
     decisions = decide_many(session, user, purpose, datasets, at)
     if not decisions:
         decisions["(none)"] = decide(session, user, purpose, None, None, at)

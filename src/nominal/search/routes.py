@@ -6,9 +6,10 @@ HTMX replaces only the results as you type), ``/people/{nominal_id}`` and
 ``/api/households/{household_id}``. Every one states a purpose, is filtered by the
 policy decision point and writes an audit entry (a denial too).
 
-The policy decisions are made afresh on every request, never cached: a change to an
-agreement, a data owner's suspension or a user's training takes effect on the very next
-search, as the policy decision point promises.
+The policy decisions are reused only while the control plane's policy version (bumped by
+database triggers on any change to what they read) and the day are unchanged: a change
+to an agreement, a data owner's suspension or a user's training takes effect on the very
+next search, as the policy decision point promises.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from nominal.engines.lake import Lake
 from nominal.govern.models import Purpose, User
+from nominal.govern.policy import DecisionCache
 from nominal.search.access import SearchAccess, SearchDenied, decide_search, governed_search
 from nominal.search.query import QueryError, parse_query
 from nominal.search.service import IndexHolder, SearchUnavailable
@@ -54,7 +56,11 @@ def _holder(request: Request) -> IndexHolder:
 
 
 def _access(request: Request, session: Session, user: User, purpose: str) -> SearchAccess:
-    return decide_search(session, user, purpose)
+    hub = state(request)
+    cache: DecisionCache | None = hub.cache.get("policy_decisions")
+    if cache is None:
+        cache = hub.cache.setdefault("policy_decisions", DecisionCache())
+    return decide_search(session, user, purpose, cache=cache)
 
 
 def _purpose(request: Request, session: Session, code: str | None) -> str:
