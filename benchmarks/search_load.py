@@ -320,9 +320,8 @@ def main() -> None:
     port = free_port()
     # The hub's own entry point (``nominal serve``): the app factory under uvicorn workers.
     launcher = (
-        "import uvicorn; "
-        f"uvicorn.run('nominal.web.serve:app', factory=True, host='127.0.0.1', port={port}, "
-        f"log_level='warning', workers={args.workers})"
+        "from nominal.web.commands import run_server; "
+        f"run_server('127.0.0.1', {port}, {args.workers}, log_level='warning')"
     )
     # One token drives the whole load: lift the per-user search limit for the benchmark.
     env = {
