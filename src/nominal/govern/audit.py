@@ -284,8 +284,14 @@ class AuditLog:
             return self._append_to(session, rows)
 
     def _append_to(self, session: Session, rows: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain ``rows`` after the current head inside ``session`` (flushed, not committed)."""
-        entries: list[AuditEntry] = []
+        """Chain ``rows`` after the current head inside ``session`` (written, not committed).
+
+        Written with Core ``INSERT``s, not the unit of work: the writer holds the chain's
+        lock meanwhile, and the ORM's flush was most of that time. The entries returned
+        are not attached to ``session``.
+        """
+        entries: list[dict[str, Any]] = []
+        anchors: list[dict[str, Any]] = []
         head = session.execute(
             sa.select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
         ).first()
@@ -294,17 +300,16 @@ class AuditLog:
             seq += 1
             row = {**values, "seq": seq, "prev_hash": prev}
             row["hash"] = prev = entry_hash(row)
-            entry = AuditEntry(**row)
-            session.add(entry)
-            entries.append(entry)
+            entries.append(row)
             if seq % self.anchor_every == 0:
-                session.add(
-                    AuditAnchor(
-                        seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
-                    )
-                )
-        session.flush()
-        return entries
+                anchors.append(
+                    {"seq": seq, "hash": row["hash"],
+                     "seal": seal(self.anchor_key, seq, row["hash"])}
+                )  # fmt: skip
+        session.execute(sa.insert(AuditEntry.__table__), entries)
+        if anchors:
+            session.execute(sa.insert(AuditAnchor.__table__), anchors)
+        return [AuditEntry(**row) for row in entries]
 
     def anchor(self) -> AuditAnchor | None:
         """Seal the current head now (e.g. at the end of each day)."""
