@@ -280,6 +280,10 @@ def main() -> None:
         help="a trivial authenticated endpoint loaded at the same rate before each search "
              "phase, for the ratio of search to the server's own floor ('' to skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--switch-ms", type=float, default=None,
+        help="the server's GIL switch interval in ms (default: the server's own)",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = args.rate or [50.0]
     home = build_big_home(args.town, args.work / "home", args.nominals, args.seed)
@@ -329,6 +333,7 @@ def main() -> None:
         "NOMINAL_HOME": str(home.root),
         "NOMINAL_SECURE_COOKIES": "0",
         "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000",
+        **({"NOMINAL_GIL_SWITCH_MS": str(args.switch_ms)} if args.switch_ms else {}),
     }
     server_log = open(args.work / "server.log", "w")  # noqa: SIM115 - open for the server's life
     server = subprocess.Popen(

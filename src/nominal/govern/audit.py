@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -306,9 +306,9 @@ class AuditLog:
                     {"seq": seq, "hash": row["hash"],
                      "seal": seal(self.anchor_key, seq, row["hash"])}
                 )  # fmt: skip
-        session.execute(sa.insert(AuditEntry.__table__), entries)
+        session.execute(sa.insert(cast(sa.Table, AuditEntry.__table__)), entries)
         if anchors:
-            session.execute(sa.insert(AuditAnchor.__table__), anchors)
+            session.execute(sa.insert(cast(sa.Table, AuditAnchor.__table__)), anchors)
         return [AuditEntry(**row) for row in entries]
 
     def anchor(self) -> AuditAnchor | None:
