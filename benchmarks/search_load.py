@@ -165,17 +165,22 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
-    async def get(self, target: str, headers: bytes) -> tuple[int, bytes]:
+    async def get(self, target: str, headers: bytes) -> tuple[int, bytes, bytes]:
+        """(status, body, Server-Timing header value)."""
         self.writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\n" + headers)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
+        timing = b""
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
+            lowered = name.lower()
+            if lowered == b"content-length":
                 length = int(value)
+            elif lowered == b"server-timing":
+                timing = value.strip()
         body = await self.reader.readexactly(length) if length else b""
-        return status, body
+        return status, body, timing
 
     def close(self) -> None:
         self.writer.close()
@@ -202,6 +207,7 @@ async def run_load(
     errors: list[str] = []
     loads: list[float] = []
     total = int(rate * seconds)
+    phases = PHASES[path] = defaultdict(list)
 
     async def one(i: int) -> None:
         params = (
@@ -217,12 +223,12 @@ async def run_load(
                 if conn is None:
                     conn = Connection(*await asyncio.open_connection(host, port))
                     opened.append(conn)
-                status, body = await asyncio.wait_for(conn.get(target, headers), timeout=60)
+                status, body, timing = await asyncio.wait_for(conn.get(target, headers), timeout=60)
             except (asyncio.IncompleteReadError, ConnectionError):
                 # the server closed an idle keep-alive connection: once more on a new one
                 conn = Connection(*await asyncio.open_connection(host, port))
                 opened.append(conn)
-                status, body = await asyncio.wait_for(conn.get(target, headers), timeout=60)
+                status, body, timing = await asyncio.wait_for(conn.get(target, headers), timeout=60)
         except Exception as exc:
             errors.append(repr(exc))
             if conn is not None:
@@ -233,6 +239,10 @@ async def run_load(
             errors.append(f"{status}: {body[:200]!r}")
             return
         latencies.append(time.perf_counter() - started)
+        for part in timing.decode().split(","):
+            name, _, dur = part.strip().partition(";dur=")
+            if dur:
+                phases[name].append(float(dur))
 
     tasks = []
     t0 = time.perf_counter()
@@ -250,6 +260,10 @@ async def run_load(
     return latencies, errors, elapsed, loads
 
 
+# Server-Timing phases (ms) of the last run on each path, for report().
+PHASES: dict[str, dict[str, list[float]]] = {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--town", type=Path, default=Path("/tmp/nominal-search-quality"))
@@ -265,6 +279,10 @@ def main() -> None:
         "--baseline", default="/api/me",
         help="a trivial authenticated endpoint loaded at the same rate before each search "
              "phase, for the ratio of search to the server's own floor ('' to skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--switch-ms", type=float, default=None,
+        help="the server's GIL switch interval in ms (default: the server's own)",
     )  # fmt: skip
     args = parser.parse_args()
     rates = args.rate or [50.0]
@@ -306,9 +324,8 @@ def main() -> None:
     port = free_port()
     # The hub's own entry point (``nominal serve``): the app factory under uvicorn workers.
     launcher = (
-        "import uvicorn; "
-        f"uvicorn.run('nominal.web.serve:app', factory=True, host='127.0.0.1', port={port}, "
-        f"log_level='warning', workers={args.workers})"
+        "from nominal.web.commands import run_server; "
+        f"run_server('127.0.0.1', {port}, {args.workers}, log_level='warning')"
     )
     # One token drives the whole load: lift the per-user search limit for the benchmark.
     env = {
@@ -316,6 +333,7 @@ def main() -> None:
         "NOMINAL_HOME": str(home.root),
         "NOMINAL_SECURE_COOKIES": "0",
         "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000",
+        **({"NOMINAL_GIL_SWITCH_MS": str(args.switch_ms)} if args.switch_ms else {}),
     }
     server_log = open(args.work / "server.log", "w")  # noqa: SIM115 - open for the server's life
     server = subprocess.Popen(
@@ -342,21 +360,27 @@ def main() -> None:
         asyncio.run(run_load(base, token, purpose, queries[1:], 10, 5))  # warm the threads
         for rate in rates:
             if args.baseline:
+                cpu = server_cpu(server.pid)
                 latencies, errors, elapsed, loads = asyncio.run(
                     run_load(base, token, purpose, queries, rate, args.seconds, args.baseline)
                 )
                 floor = report(f"GET {args.baseline} (the floor: authentication, no search)",
                                rate, args.seconds, latencies, errors, elapsed, loads)  # fmt: skip
+                print(f"server CPU per request: {cpu_per_request(server.pid, cpu, latencies)}")
             with control.session() as s:
                 before = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
+            cpu = server_cpu(server.pid)
             latencies, errors, elapsed, loads = asyncio.run(
                 run_load(base, token, purpose, queries, rate, args.seconds)
             )
+            cpu_note = cpu_per_request(server.pid, cpu, latencies)
             with control.session() as s:
                 after = s.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
             what = f"GET /api/search over {args.nominals:,} golden nominals (policy and audit on)"
             found = report(what, rate, args.seconds, latencies, errors, elapsed, loads)
             print(f"audit entries written during the search phase: {after - before}")
+            print(f"server CPU per request: {cpu_note}")
+            print_phases("/api/search")
             if args.baseline and floor and found:
                 print("search / floor: " + "  ".join(
                     f"{k} {found[k] / floor[k]:.1f}x" for k in ("p50", "p95", "p99")
@@ -395,6 +419,41 @@ def report(
           f"p99 {figures['p99']:.1f}  max {latencies[-1] * 1000:.1f}  "
           f"mean {statistics.mean(latencies) * 1000:.1f}", flush=True)  # fmt: skip
     return figures
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server and its worker processes."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def cpu_per_request(pid: int, before: float, latencies: list[float]) -> str:
+    """The server's CPU time since ``before`` per completed request: what a request costs
+    however busy the shared machine is."""
+    used = server_cpu(pid) - before
+    return f"{used * 1000 / max(1, len(latencies)):.1f} ms ({used:.1f} s for {len(latencies)})"
+
+
+def print_phases(path: str) -> None:
+    """Median and p95 of each Server-Timing phase the server reported on ``path``."""
+    phases = PHASES.get(path) or {}
+    if not phases:
+        return
+    parts = []
+    for name, values in phases.items():
+        values.sort()
+        parts.append(f"{name} {statistics.median(values):.1f}/"
+                     f"{values[min(len(values) - 1, int(0.95 * len(values)))]:.1f}")  # fmt: skip
+    print("server-side phases, ms median/p95: " + "  ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ None`` and ``branch_labels = ("<area>",)``; create the next one with
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -86,6 +87,33 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def _begin_immediate(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_writer_engine(url: str) -> Engine:
+    """An engine of one connection for a single writer (the audit log's group commit).
+
+    Its own connection, so that appending never waits for the request pool. On SQLite
+    its transactions begin ``IMMEDIATE``: the write lock is taken before anything is
+    read, so what a transaction reads (the head of the audit chain) cannot change under
+    it, and a second process waits for the lock instead of failing its append.
+    """
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0)
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False}, pool_size=1, max_overflow=0
+    )
+
+    def connect(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # transactions are begun by the event below
+
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
@@ -115,6 +143,23 @@ class ControlPlane:
             upgrade(url)
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer: Engine | None = None
+        self._writer_lock = threading.Lock()
+
+    def writer(self) -> Engine:
+        """The single-connection engine of the audit writer (:func:`make_writer_engine`)."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = make_writer_engine(self.url)
+            return self._writer
+
+    def writer_lock_path(self) -> Path | None:
+        """On a SQLite file, a lock file next to it that writers in several processes take
+        in turn (an OS lock wakes the next one at once; SQLite's busy handler sleeps)."""
+        url = sa.engine.make_url(self.url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database).with_name(Path(url.database).name + ".writer-lock")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -124,3 +169,5 @@ class ControlPlane:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writer is not None:
+            self._writer.dispose()

@@ -126,3 +126,59 @@ def test_decide_many_agrees_with_decide(control: ControlPlane, town: Town) -> No
     with control.session() as s:
         set_agreement_status(s, get_agreement(s, "ISA-2-SG"), "suspended")
     assert check("analyst") == 0
+
+
+def test_cached_decisions_follow_every_change(control: ControlPlane, town: Town) -> None:
+    """Decisions reused from the cache are always those decided afresh: every change to
+    what the policy reads bumps the policy version (database triggers, so hand-written
+    SQL too), and a suspension recorded ahead of time applies from its moment."""
+    from datetime import UTC, datetime, timedelta
+
+    from nominal.govern.models import Dataset, DatasetSuspension
+    from nominal.govern.policy import DecisionCache, policy_version
+
+    ahead = [timedelta(0)]  # how far the cache's clock is ahead of the real one
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + ahead[0]
+
+    cache = DecisionCache(clock=clock)
+
+    def check(kind: str = "practitioner") -> int:
+        with control.session() as s:
+            user = get_user(s, town.users[kind])
+            cached = decide_search(s, user, PURPOSE, cache=cache)
+            fresh = decide_search(s, user, PURPOSE, clock())
+        assert cached.decisions == fresh.decisions
+        return len(cached.allowed_datasets)
+
+    everything = check()
+    assert everything > 2
+    assert check() == everything and cache.hits == 1
+    with control.session() as s:
+        codes = list(s.scalars(sa.select(Dataset.code).order_by(Dataset.code)))
+        before = policy_version(s)
+        suspend_dataset(s, codes[0], "dpo", "test")
+    with control.session() as s:
+        assert policy_version(s) != before
+    assert check() == everything - 1
+    # Hand-written SQL, not the admin functions: the trigger still sees it.
+    with control.session() as s:
+        s.execute(sa.text("UPDATE users SET nominated = :f WHERE username = :u"),
+                  {"f": False, "u": town.users["practitioner"]})  # fmt: skip
+    assert check() == 0
+    with control.session() as s:
+        s.execute(sa.text("UPDATE users SET nominated = :t WHERE username = :u"),
+                  {"t": True, "u": town.users["practitioner"]})  # fmt: skip
+    assert check() == everything - 1
+    # A suspension recorded to start in an hour: no write when it starts, yet it applies.
+    with control.session() as s:
+        dataset = s.scalars(sa.select(Dataset).where(Dataset.code == codes[1])).one()
+        s.add(DatasetSuspension(dataset_id=dataset.id, suspended_by="dpo", reason="planned",
+                                suspended_at=clock() + timedelta(hours=1)))  # fmt: skip
+    assert check() == everything - 1
+    hits = cache.hits
+    assert check() == everything - 1 and cache.hits == hits + 1
+    ahead[0] = timedelta(hours=2)
+    assert check() == everything - 2
+    assert check("council") == 0

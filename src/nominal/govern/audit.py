@@ -22,10 +22,11 @@ import hmac
 import json
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -140,6 +141,22 @@ def _entry_values(
     }
 
 
+@contextmanager
+def _writer_turn(path: Path | None) -> Iterator[None]:
+    """Hold the exclusive OS lock on ``path`` (if any) for the block."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class _Pending:
     """An entry waiting for the group commit, and what became of it."""
@@ -251,12 +268,30 @@ class AuditLog:
         raise RuntimeError("could not append to the audit chain after 50 attempts")
 
     def _append(self, rows: list[dict[str, Any]]) -> list[AuditEntry]:
-        with self.control.session() as session:
+        """Append in one transaction on the control plane's writer connection.
+
+        Its own connection (never one of the request pool's); on a SQLite file the
+        processes sharing it take turns through an OS file lock first, so the next
+        writer starts as soon as the last one commits, and its ``BEGIN IMMEDIATE``
+        holds the write lock while the head is read. The commit (``synchronous=FULL``
+        on SQLite) is durable when this returns.
+        """
+        with (
+            _writer_turn(self.control.writer_lock_path()),
+            Session(self.control.writer(), expire_on_commit=False) as session,
+            session.begin(),
+        ):
             return self._append_to(session, rows)
 
     def _append_to(self, session: Session, rows: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain ``rows`` after the current head inside ``session`` (flushed, not committed)."""
-        entries: list[AuditEntry] = []
+        """Chain ``rows`` after the current head inside ``session`` (written, not committed).
+
+        Written with Core ``INSERT``s, not the unit of work: the writer holds the chain's
+        lock meanwhile, and the ORM's flush was most of that time. The entries returned
+        are not attached to ``session``.
+        """
+        entries: list[dict[str, Any]] = []
+        anchors: list[dict[str, Any]] = []
         head = session.execute(
             sa.select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
         ).first()
@@ -265,17 +300,16 @@ class AuditLog:
             seq += 1
             row = {**values, "seq": seq, "prev_hash": prev}
             row["hash"] = prev = entry_hash(row)
-            entry = AuditEntry(**row)
-            session.add(entry)
-            entries.append(entry)
+            entries.append(row)
             if seq % self.anchor_every == 0:
-                session.add(
-                    AuditAnchor(
-                        seq=seq, hash=row["hash"], seal=seal(self.anchor_key, seq, row["hash"])
-                    )
-                )
-        session.flush()
-        return entries
+                anchors.append(
+                    {"seq": seq, "hash": row["hash"],
+                     "seal": seal(self.anchor_key, seq, row["hash"])}
+                )  # fmt: skip
+        session.execute(sa.insert(cast(sa.Table, AuditEntry.__table__)), entries)
+        if anchors:
+            session.execute(sa.insert(cast(sa.Table, AuditAnchor.__table__)), anchors)
+        return [AuditEntry(**row) for row in entries]
 
     def anchor(self) -> AuditAnchor | None:
         """Seal the current head now (e.g. at the end of each day)."""

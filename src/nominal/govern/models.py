@@ -334,6 +334,16 @@ class ApiToken(Base):
     purpose: Mapped[Purpose] = relationship(lazy="joined")
 
 
+class PolicyVersion(Base):
+    """One row: a counter that database triggers bump on every change to a table the policy
+    decision point reads (migration ``govern_0002``), so decisions can be cached on it."""
+
+    __tablename__ = "policy_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class DatasetSuspension(Base):
     """A data owner's suspension of sharing a dataset; in force until lifted."""
 

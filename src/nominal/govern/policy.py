@@ -23,7 +23,9 @@ the words of the information sharing agreements:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -42,6 +44,7 @@ from nominal.govern.models import (
     DatasetSuspension,
     OnboardingChecklist,
     Partner,
+    PolicyVersion,
     Purpose,
     User,
 )
@@ -397,6 +400,97 @@ def _decide_with(
         dataset=ds_code,
         purpose=pu_code,
     )
+
+
+def policy_version(session: Session) -> int | None:
+    """The control plane's policy version, or None where nothing keeps one.
+
+    Database triggers (migration ``govern_0002``) bump it in the same transaction as any
+    change to a table a decision reads, on SQLite and PostgreSQL; on any other database
+    there are no triggers and decisions must not be cached.
+    """
+    if session.get_bind().dialect.name not in ("sqlite", "postgresql"):
+        return None
+    found: int | None = session.scalar(
+        sa.select(PolicyVersion.version).where(PolicyVersion.id == 1)
+    )
+    return found
+
+
+def _next_suspension_change(session: Session, at: datetime) -> datetime | None:
+    """The first moment after ``at`` when a recorded suspension starts or is lifted.
+
+    A suspension (or its lifting) may be recorded ahead of time: the decisions change
+    then without any write, so a cached decision must not outlive that moment.
+    """
+    starts = sa.select(sa.func.min(DatasetSuspension.suspended_at)).where(
+        DatasetSuspension.suspended_at > at
+    )
+    lifts = sa.select(sa.func.min(DatasetSuspension.lifted_at)).where(
+        DatasetSuspension.lifted_at > at
+    )
+    moments = [session.scalar(starts), session.scalar(lifts)]
+    found = [m if m.tzinfo is not None else m.replace(tzinfo=UTC) for m in moments if m]
+    return min(found) if found else None
+
+
+@dataclass
+class _Cached:
+    version: int
+    day: date
+    until: datetime | None
+    value: Any
+
+
+@dataclass
+class DecisionCache:
+    """Decisions for (user, purpose), reused while nothing they depend on can have changed.
+
+    An entry is used only if the control plane's :func:`policy_version` is the one it
+    was decided under (any change to users, partners, purposes, datasets, agreements,
+    recipients, onboarding or suspensions bumps it, in the same transaction), the UTC
+    day is the same (agreement dates and training are per day), and no suspension
+    recorded ahead of time has started or been lifted since. Reading the version is one
+    single-row query, so a suspension still takes effect on the very next request.
+    """
+
+    max_entries: int = 4096
+    _entries: OrderedDict[tuple[int, str], _Cached] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    hits: int = 0
+    misses: int = 0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def get(
+        self, session: Session, user: User, purpose: str, decide_now: Callable[[datetime], T]
+    ) -> T:
+        """The cached decisions for ``user`` and ``purpose`` now, or ``decide_now(at)``."""
+        version = policy_version(session)
+        at = self.clock()
+        if version is None:
+            return decide_now(at)
+        key = (user.id, purpose)
+        with self._lock:
+            found = self._entries.get(key)
+        if (
+            found is not None
+            and found.version == version
+            and found.day == at.date()
+            and (found.until is None or at < found.until)
+        ):
+            self.hits += 1
+            value: T = found.value
+            return value
+        self.misses += 1
+        # The version was read before the facts: an entry can only be newer than its key.
+        value = decide_now(at)
+        entry = _Cached(version, at.date(), _next_suspension_change(session, at), value)
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
 
 
 def _incomplete_onboarding(

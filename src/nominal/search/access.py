@@ -18,7 +18,8 @@ own agreements. For a search by one user for one purpose:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from nominal.govern.audit import AuditLog
 from nominal.govern.models import Dataset, User
-from nominal.govern.policy import Decision, decide, decide_many
+from nominal.govern.policy import Decision, DecisionCache, decide, decide_many
 from nominal.search.engine import Hit, SearchResult, search
 from nominal.search.index import SearchIndex
 from nominal.search.query import Query
@@ -116,12 +117,30 @@ class SearchAccess:
 
 
 def decide_search(
-    session: Session, user: User, purpose: str, at: datetime | None = None
+    session: Session,
+    user: User,
+    purpose: str,
+    at: datetime | None = None,
+    *,
+    cache: DecisionCache | None = None,
 ) -> SearchAccess:
-    """Ask the policy decision point about every dataset for ``user`` and ``purpose``."""
-    at = at or datetime.now(UTC)
+    """Ask the policy decision point about every dataset for ``user`` and ``purpose``.
+
+    With ``cache`` (and no ``at``: decisions for now), the decisions are reused while
+    the control plane's policy version and the day are unchanged (see
+    :class:`nominal.govern.policy.DecisionCache`): a change to any agreement, user or
+    suspension still applies to the very next search.
+    """
+    if cache is not None and at is None:
+        return cache.get(
+            session, user, purpose, lambda now: _decide_search(session, user, purpose, now)
+        )
+    return _decide_search(session, user, purpose, at or datetime.now(UTC))
+
+
+def _decide_search(session: Session, user: User, purpose: str, at: datetime) -> SearchAccess:
     datasets = list(session.scalars(sa.select(Dataset).order_by(Dataset.code)))
-    # One decision per dataset, read in a handful of queries and never cached.
+    # One decision per dataset, read in a handful of queries.
     decisions = decide_many(session, user, purpose, datasets, at)
     if not decisions:
         decisions["(none)"] = decide(session, user, purpose, None, None, at)
@@ -184,11 +203,14 @@ def governed_search(
     *,
     limit: int = 20,
     client: str | None = None,
+    phase: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> GovernedResult:
     """Search as ``user`` under ``access``; audited whether allowed or denied.
 
     Raises :class:`SearchDenied` (after auditing the denial) when no dataset is covered.
+    ``phase(name)``, if given, times the ``search`` and ``audit`` steps.
     """
+    timed = phase or (lambda _name: nullcontext())
     detail: dict[str, Any] = {"query": query.to_json(), "limit": limit}
     if not access.allowed:
         reasons = access.denial_reasons()
@@ -197,17 +219,19 @@ def governed_search(
             detail={**detail, "reasons": reasons[:10]},
         )  # fmt: skip
         raise SearchDenied(reasons)
-    result: SearchResult = search(
-        index, query, limit=limit, allowed_datasets=access.allowed_datasets
-    )
-    hits = [_governed(h, access) for h in result.hits]
-    entry = audit.record(
-        "search",
-        "allowed",
-        user=user,
-        purpose=access.purpose,
-        nominal_ids=[h.nominal_id for h in result.hits],
-        client=client,
-        detail={**detail, "results": len(hits), "candidates": result.candidates},
-    )
+    with timed("search"):
+        result: SearchResult = search(
+            index, query, limit=limit, allowed_datasets=access.allowed_datasets
+        )
+        hits = [_governed(h, access) for h in result.hits]
+    with timed("audit"):
+        entry = audit.record(
+            "search",
+            "allowed",
+            user=user,
+            purpose=access.purpose,
+            nominal_ids=[h.nominal_id for h in result.hits],
+            client=client,
+            detail={**detail, "results": len(hits), "candidates": result.candidates},
+        )
     return GovernedResult(hits, result.candidates, result.seconds, entry.seq)

@@ -35,7 +35,7 @@ from nominal.config import Home
 from nominal.db import ControlPlane
 from nominal.govern.audit import AuditLog, audit_log
 from nominal.web.deps import csrf_protect
-from nominal.web.security import CookieJar, RateLimiter, security_headers_middleware
+from nominal.web.security import CookieJar, RateLimiter, SecurityHeadersMiddleware
 from nominal.web.templating import WEB, environment, render
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def create_app(
         same_site="lax",
         https_only=secure_cookies,
     )
-    app.middleware("http")(security_headers_middleware(hsts=True))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=True)
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
     # GOV.UK Frontend's compiled CSS asks for its fonts and crest at /assets/.
     app.mount(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import typer
 
 
@@ -18,8 +21,6 @@ def serve(
     import logging.config
     import os
 
-    import uvicorn
-
     from nominal.config import home
     from nominal.ops.logs import uvicorn_log_config
 
@@ -34,16 +35,37 @@ def serve(
         "serving", extra={"url": f"http://{host}:{port}", "home": str(home().root),
                           "workers": workers},
     )  # fmt: skip
-    uvicorn.run(
-        "nominal.web.serve:app",
-        host=host,
-        port=port,
-        workers=workers,
-        factory=True,
-        proxy_headers=True,
-        server_header=False,
-        log_config=log_config,
-    )
+    run_server(host, port, workers, log_config=log_config)
+
+
+def run_server(host: str, port: int, workers: int, **options: Any) -> None:
+    """``nominal.web.serve:app`` under uvicorn, with ``workers`` processes.
+
+    With several workers uvicorn binds the listening socket itself, as a socket of
+    protocol 0; asyncio then does not set ``TCP_NODELAY`` on the connections it accepts
+    (it checks for ``IPPROTO_TCP``), and a response written as headers then body waits
+    for the client's delayed ACK: about 40 ms on every keep-alive request (measured by
+    ``benchmarks/search_load.py``, where ``/api/me`` took 44 ms with two workers and 1 ms
+    with one). So the socket is re-made here with its protocol said, as one worker gets.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "nominal.web.serve:app", host=host, port=port, workers=workers, factory=True,
+        proxy_headers=True, server_header=False, **options,
+    )  # fmt: skip
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    Multiprocess(config, sockets=[as_tcp(config.bind_socket())]).run()
+
+
+def as_tcp(sock: socket.socket) -> socket.socket:
+    """``sock`` (a bound internet stream socket) as a socket object that says it is TCP."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return sock  # a Unix socket: no Nagle to switch off
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
 def register(app: typer.Typer) -> None:

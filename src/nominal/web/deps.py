@@ -21,6 +21,7 @@ from nominal.govern.audit import AuditLog
 from nominal.govern.models import Purpose, User
 from nominal.govern.policy import Decision, decide
 from nominal.web.security import CSRF_FIELD, CSRF_HEADER, UNSAFE_METHODS, CookieJar
+from nominal.web.timing import phase
 
 
 def state(request: Request) -> Any:
@@ -72,6 +73,11 @@ def current_user_optional(request: Request, session: Session = Depends(db)) -> U
     """The user of a bearer token or of the session cookie, or None."""
     if hasattr(request.state, "user"):
         return request.state.user
+    with phase(request, "auth"):
+        return _authenticate(request, session)
+
+
+def _authenticate(request: Request, session: Session) -> User | None:
     user: User | None = None
     request.state.token_purpose = None
     presented = _bearer(request)
