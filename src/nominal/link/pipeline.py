@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -151,6 +152,15 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(_q(con, f"SELECT count(*) FROM {table}")[0][0])
 
 
+def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = _q(
+        con,
+        f"SELECT count(*) FROM duckdb_views() WHERE view_name = {duck.sql_literal(name)} "
+        "AND NOT internal",
+    )
+    return bool(rows[0][0])
+
+
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     schema, _, table = name.rpartition(".")
     sql = f"SELECT count(*) FROM duckdb_views() WHERE view_name = '{table}'"
@@ -242,8 +252,9 @@ def load_decisions(home: Home) -> pa.Table:
 
 def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """Add the run's uncertain pairs without a decision to the review queue."""
-    from sqlalchemy import select
+    from sqlalchemy import insert, select
 
+    from nominal.db import utcnow
     from nominal.link.models import LinkReviewItem
 
     rows = _q(
@@ -258,7 +269,6 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
     if not rows:
         return 0
     cp = control_plane(home)
-    added = 0
     try:
         with cp.session() as session:
             existing = set(
@@ -266,25 +276,29 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
                     select(LinkReviewItem.record_key_l, LinkReviewItem.record_key_r)
                 ).all()
             )
-            for left, right, nl, nr, prob, weight in rows:
-                if (left, right) in existing:
-                    continue
-                session.add(
-                    LinkReviewItem(
-                        record_key_l=left,
-                        record_key_r=right,
-                        nominal_id_l=nl,
-                        nominal_id_r=nr,
-                        match_probability=float(prob),
-                        match_weight=float(weight),
-                        status="open",
-                        run_id=run_id,
-                    )
-                )
-                added += 1
+            now = utcnow()
+            fresh = [
+                {
+                    "record_key_l": left,
+                    "record_key_r": right,
+                    "nominal_id_l": nl,
+                    "nominal_id_r": nr,
+                    "match_probability": float(prob),
+                    "match_weight": float(weight),
+                    "status": "open",
+                    "run_id": run_id,
+                    "created_at": now,
+                }
+                for left, right, nl, nr, prob, weight in rows
+                if (left, right) not in existing
+            ]
+            if fresh:
+                # one multi-row INSERT batch, not an ORM object a pair (a million-record
+                # run queues tens of thousands of pairs)
+                session.execute(insert(LinkReviewItem), fresh)
     finally:
         cp.dispose()
-    return added
+    return len(fresh)
 
 
 # --------------------------------------------------------------------------------------
@@ -347,9 +361,13 @@ def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
         _q(con, f"CREATE OR REPLACE TABLE scored_profiles AS {profile_pairs}")
         pred.drop_table_from_database_and_remove_from_cache()
     with ctx.step("score pairs: expand"):
+        # A full run keeps the record pairs a view: they are many times the profile
+        # pairs (9.4M for 2.7M at a million records) and are only streamed (counted,
+        # written to gold.pairs, filtered for review), never needed in memory at once.
+        kind = "TABLE" if incremental else "VIEW"
         _q(
             con,
-            "CREATE OR REPLACE TABLE scored AS "
+            f"CREATE OR REPLACE {kind} scored AS "
             + blocking.expand_sql("scored_profiles", incremental),
         )
     ctx.sizes.update(sizes)
@@ -401,25 +419,49 @@ def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
 def cluster(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
     """Connected components of ``edges`` (record_key_l, record_key_r) over ``nodes``.
 
-    Uses Splink's connected-components solver; returns a table (record_key, cluster_id).
+    Returns a table ``clusters`` (record_key, cluster_id): a component's id is its
+    smallest record key. Record keys are numbered in DuckDB (in key order) and the
+    components are found on the integer edge list by SciPy's sparse-graph solver
+    (a breadth-first search in C over one CSR matrix), so no string key and no
+    per-edge Python object is ever handled; a million records and their edges take a
+    second or two and a few tens of MB. Edges naming a record not in ``nodes`` are
+    ignored.
     """
-    from splink import DuckDBAPI
-    from splink.clustering import cluster_pairwise_predictions_at_threshold
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    db_api = DuckDBAPI(con)  # a fresh API: Splink caches intermediate tables per API
-    _q(con, f"CREATE OR REPLACE TABLE cc_nodes AS SELECT record_key FROM {nodes}")
-    _q(con, f"CREATE OR REPLACE TABLE cc_edges AS SELECT record_key_l, record_key_r FROM {edges}")
-    result = cluster_pairwise_predictions_at_threshold(
-        db_api.register("cc_nodes"),
-        db_api.register("cc_edges"),
-        db_api,
-        node_id_column_name="record_key",
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE cc_nodes AS
+        SELECT record_key, CAST(row_number() OVER (ORDER BY record_key) - 1 AS INTEGER) AS i
+        FROM (SELECT DISTINCT record_key FROM {nodes} WHERE record_key IS NOT NULL)""",
+    )
+    n = _count(con, "cc_nodes")
+    ends = con.execute(
+        f"""SELECT a.i AS l, b.i AS r FROM {edges} e
+        JOIN cc_nodes a ON a.record_key = e.record_key_l
+        JOIN cc_nodes b ON b.record_key = e.record_key_r"""
+    ).fetchnumpy()
+    left = np.asarray(ends["l"], dtype=np.int32)
+    right = np.asarray(ends["r"], dtype=np.int32)
+    graph = coo_matrix((np.ones(len(left), dtype=np.float32), (left, right)), shape=(n, n)).tocsr()
+    _count_components, labels = connected_components(graph, directed=False)
+    # nodes are numbered in key order: a component's first node holds its smallest key
+    _labels, first = np.unique(labels, return_index=True)
+    rep = first[labels].astype(np.int32)
+    con.register(
+        "cc_rep_arrow",
+        pa.table({"i": pa.array(np.arange(n, dtype=np.int32)), "rep": pa.array(rep)}),
     )
     _q(
         con,
-        f"CREATE OR REPLACE TABLE clusters AS SELECT record_key, "
-        f"CAST(cluster_id AS VARCHAR) AS cluster_id FROM {result.physical_name}",
+        """CREATE OR REPLACE TABLE clusters AS
+        SELECT n.record_key, k.record_key AS cluster_id
+        FROM cc_nodes n JOIN cc_rep_arrow c ON c.i = n.i JOIN cc_nodes k ON k.i = c.rep""",
     )
+    con.unregister("cc_rep_arrow")
+    _q(con, "DROP TABLE cc_nodes")
     return "clusters"
 
 
@@ -587,12 +629,15 @@ def build_record_facts(
 def build_nominals(ctx: RunContext, scope: str) -> None:
     """``nominals_new`` and ``provenance_new`` for the nominals in ``scope``."""
     con = ctx.con
-    _q(
-        con,
-        f"""CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident
-        WHERE record_key IN (SELECT record_key FROM facts
-                             WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
-    )
+    if ctx.mode == "full":  # every nominal is in scope: no copy of every record
+        _q(con, "CREATE OR REPLACE VIEW ident_scope AS SELECT * FROM ident")
+    else:
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE ident_scope AS SELECT * FROM ident
+            WHERE record_key IN (SELECT record_key FROM facts
+                                 WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
+        )
     unpivot = " UNION ALL ".join(
         f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
         for a, src in [
@@ -1004,9 +1049,11 @@ def _decide(ctx: RunContext, pairs: str, registered: bool = False) -> None:
     con = ctx.con
     if not registered:
         con.register("decisions_arrow", load_decisions(ctx.home))
+    # a full DuckDB run streams its record pairs (``scored`` is a view there)
+    kind = "VIEW" if ctx.mode == "full" and _is_view(con, pairs) else "TABLE"
     _q(
         con,
-        f"""CREATE OR REPLACE TABLE run_pairs AS
+        f"""CREATE OR REPLACE {kind} run_pairs AS
         SELECT p.*, d.decision AS override,
                coalesce(d.decision, CASE WHEN p.model_decision = 'veto' THEN 'non_match'
                                          ELSE p.model_decision END) AS decision
@@ -1102,6 +1149,10 @@ def link_lake(
     snapshot = lake.require_current()
     con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # Beyond its memory limit DuckDB spills to disk: under the hub's home, one folder
+    # a run (DuckDB removes its files when the connection closes), not the cwd.
+    spill = home.root / "tmp" / f"link-{run_id}"
+    _q(con, f"SET temp_directory = {duck.sql_literal(str(spill))}")
     incremental = (
         mode == "incremental"
         and snapshot.has("gold.nominal_records")
@@ -1167,6 +1218,7 @@ def link_lake(
         }
     )
     con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     return summary
 
 
@@ -1250,9 +1302,11 @@ def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> 
             "gold.events": "SELECT * FROM events_new",
         }
         for table, sql in simple.items():
-            tx.replace(table, [_copy(con, tx, table, sql)])
+            with ctx.step(f"write gold: {table}"):
+                tx.replace(table, [_copy(con, tx, table, sql)])
         _write_lineage(con, tx)
-        queued = queue_reviews(ctx.home, con, ctx.run_id)
+        with ctx.step("write gold: review queue"):
+            queued = queue_reviews(ctx.home, con, ctx.run_id)
         tx.commit(_run_summary(ctx))
     return _counts(ctx, queued) | {"mode": "full"}
 
