@@ -85,14 +85,21 @@ def _sample():
         _peaks[_step[0]] = max(_peaks.get(_step[0], 0.0), rss)
         _stop.wait(0.05)
 threading.Thread(target=_sample, daemon=True).start()
+_cpu, _mark = {}, [sum(_proc.cpu_times()[:2])]
 def _progress(name):
+    # CPU seconds (all threads) from one step's start to the next step's start
+    now = sum(_proc.cpu_times()[:2])
+    _cpu[_step[0]] = _cpu.get(_step[0], 0.0) + now - _mark[0]
+    _mark[0] = now
     _step[0] = name
 t = time.perf_counter()
 s = link_lake(mk(HOME), mode="full", threads=THREADS, progress=_progress)
+_progress("end")
 _stop.set()
 RESULT = {"seconds": time.perf_counter() - t, "pairs": s["pairs_scored"],
           "records": s["records"], "nominals": s["nominals"], "timings": s["timings"],
           "sizes": s.get("sizes"), "step_peak_mib": {k: round(v) for k, v in _peaks.items()},
+          "step_cpu_seconds": {k: round(v, 1) for k, v in _cpu.items()},
           "load_average": os.getloadavg()}
 """
 
@@ -440,6 +447,7 @@ def full_only(home: Path, runs: int, threads: int | None) -> dict[str, Any]:
         "full_cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in fulls), 2),
         "full_timings_last_run": fulls[-1]["timings"],
         "full_step_peak_mib_last_run": fulls[-1]["step_peak_mib"],
+        "full_step_cpu_seconds_last_run": fulls[-1]["step_cpu_seconds"],
         "load_average_after_runs": [r["load_average"] for r in fulls],
         "pairs_scored": fulls[0]["pairs"],
         "pairs_per_second": round(fulls[0]["pairs"] / full_s),

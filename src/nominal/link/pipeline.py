@@ -295,7 +295,7 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
             if fresh:
                 # one multi-row INSERT batch, not an ORM object a pair (a million-record
                 # run queues tens of thousands of pairs)
-                session.execute(insert(LinkReviewItem), fresh)
+                session.execute(insert(LinkReviewItem.__table__), fresh)
     finally:
         cp.dispose()
     return len(fresh)
@@ -1257,33 +1257,41 @@ def _decisions_since_last_run(ctx: RunContext) -> bool:
 def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> dict[str, Any]:
     con = ctx.con
     with ctx.step("decide and cluster"):
-        _decide(ctx, "scored")
-        _q(con, "CREATE OR REPLACE TABLE nodes AS SELECT unique_id AS record_key FROM std_all")
-        clusters = cluster(con, "nodes", "edges")
-        previous = None
-        if _exists(con, "gold.nominal_records"):
+        with ctx.step("decide and cluster: decide"):
+            _decide(ctx, "scored")
+        with ctx.step("decide and cluster: components"):
+            _q(con, "CREATE OR REPLACE TABLE nodes AS SELECT unique_id AS record_key FROM std_all")
+            clusters = cluster(con, "nodes", "edges")
+        with ctx.step("decide and cluster: ids"):
+            previous = None
+            if _exists(con, "gold.nominal_records"):
+                _q(
+                    con,
+                    "CREATE OR REPLACE TABLE prev_assign AS "
+                    "SELECT record_key, nominal_id FROM gold.nominal_records",
+                )
+                previous = "prev_assign"
+            assign_ids(ctx, clusters, previous)
+            _q(con, "CREATE OR REPLACE TABLE assign AS SELECT * FROM new_assign")
+    with ctx.step("golden nominals"):
+        with ctx.step("golden nominals: facts"):
+            build_record_facts(
+                ctx, reliability if reliability is not None else dataset_reliability(ctx.home)
+            )
+        with ctx.step("golden nominals: survivorship"):
+            _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM assign")
+            build_nominals(ctx, "scope")
+    with ctx.step("households"):
+        with ctx.step("households: households"):
+            build_households(ctx)
+        with ctx.step("households: nominals"):
+            finish_nominals(ctx)
             _q(
                 con,
-                "CREATE OR REPLACE TABLE prev_assign AS "
-                "SELECT record_key, nominal_id FROM gold.nominal_records",
+                "CREATE OR REPLACE TABLE nominal_pseudo_all AS SELECT nominal_id, nominal_pseudo FROM nominals_new",
             )
-            previous = "prev_assign"
-        assign_ids(ctx, clusters, previous)
-        _q(con, "CREATE OR REPLACE TABLE assign AS SELECT * FROM new_assign")
-    with ctx.step("golden nominals"):
-        build_record_facts(
-            ctx, reliability if reliability is not None else dataset_reliability(ctx.home)
-        )
-        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM assign")
-        build_nominals(ctx, "scope")
-    with ctx.step("households"):
-        build_households(ctx)
-        finish_nominals(ctx)
-        _q(
-            con,
-            "CREATE OR REPLACE TABLE nominal_pseudo_all AS SELECT nominal_id, nominal_pseudo FROM nominals_new",
-        )
-        build_events(ctx, None)
+        with ctx.step("households: events"):
+            build_events(ctx, None)
     with ctx.step("write gold"), lake.transaction("link") as tx:
         simple = {
             STANDARDISED: "SELECT * FROM std_all",
