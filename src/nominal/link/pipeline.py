@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -252,6 +252,7 @@ def load_decisions(home: Home) -> pa.Table:
 
 def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """Add the run's uncertain pairs without a decision to the review queue."""
+    import sqlalchemy as sa
     from sqlalchemy import insert, select
 
     from nominal.db import utcnow
@@ -295,7 +296,8 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
             if fresh:
                 # one multi-row INSERT batch, not an ORM object a pair (a million-record
                 # run queues tens of thousands of pairs)
-                session.execute(insert(LinkReviewItem.__table__), fresh)
+                table = cast(sa.Table, LinkReviewItem.__table__)
+                session.execute(insert(table), fresh)
     finally:
         cp.dispose()
     return len(fresh)
@@ -891,7 +893,14 @@ def finish_nominals(ctx: RunContext) -> None:
 
 
 def build_events(ctx: RunContext, scope_records: str | None) -> None:
-    """``events_new``: silver events with nominal and household ids and pseudonyms."""
+    """``events_new``: silver events with nominal and household ids and pseudonyms.
+
+    An event belongs to the household its person lived in on the event's date (the
+    latest-starting one if several), else to the person's current household. The
+    household is chosen on (record_key, event_key) alone and joined back, so the wide
+    event rows are never sorted; only when silver holds an event twice (same record
+    and event key) is each kept once with a window over the whole rows.
+    """
     con = ctx.con
     if not _exists(con, "silver.events"):
         _q(con, "CREATE OR REPLACE TABLE events_new AS SELECT NULL::VARCHAR AS record_key LIMIT 0")
@@ -899,24 +908,37 @@ def build_events(ctx: RunContext, scope_records: str | None) -> None:
     where = (
         f"WHERE e.record_key IN (SELECT record_key FROM {scope_records})" if scope_records else ""
     )
+    events = f"SELECT e.* FROM silver.events e {where}"
+    total, distinct = _q(
+        con,
+        f"SELECT count(*), count(DISTINCT (record_key, event_key)) FROM ({events})",
+    )[0]
+    if total != distinct:
+        events += " QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key) = 1"
     _q(
         con,
         f"""CREATE OR REPLACE TABLE events_new AS
-        SELECT e.*, a.nominal_id, np.nominal_pseudo,
-               coalesce(hm.household_id, ch.household_id) AS household_id,
-               coalesce(hp.household_pseudo, chp.household_pseudo) AS household_pseudo
-        FROM silver.events e
-        JOIN assign a USING (record_key)
-        LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
-        LEFT JOIN household_members_new hm ON hm.nominal_id = a.nominal_id
+        WITH ev AS ({events}),
+        dated AS (
+            SELECT e.record_key, e.event_key,
+                   arg_max(hm.household_id, hm.from_date) AS household_id
+            FROM ev e JOIN assign a USING (record_key)
+            JOIN household_members_new hm ON hm.nominal_id = a.nominal_id
              AND e.event_date >= hm.from_date
              AND e.event_date <= coalesce(hm.to_date, DATE '9999-12-31')
+            GROUP BY 1, 2
+        )
+        SELECT e.*, a.nominal_id, np.nominal_pseudo,
+               coalesce(d.household_id, ch.household_id) AS household_id,
+               coalesce(hp.household_pseudo, chp.household_pseudo) AS household_pseudo
+        FROM ev e
+        JOIN assign a USING (record_key)
+        LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
+        LEFT JOIN dated d ON d.record_key = e.record_key
+             AND d.event_key IS NOT DISTINCT FROM e.event_key
         LEFT JOIN current_household ch ON ch.nominal_id = a.nominal_id
-        LEFT JOIN households_new hp ON hp.household_id = hm.household_id
-        LEFT JOIN households_new chp ON chp.household_id = ch.household_id
-        {where}
-        QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key
-                                   ORDER BY hm.from_date DESC NULLS LAST) = 1""",
+        LEFT JOIN households_new hp ON hp.household_id = d.household_id
+        LEFT JOIN households_new chp ON chp.household_id = ch.household_id""",
     )
 
 
