@@ -250,8 +250,14 @@ def load_decisions(home: Home) -> pa.Table:
     )
 
 
-def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """Add the run's uncertain pairs without a decision to the review queue."""
+def queue_reviews(
+    home: Home, con: duckdb.DuckDBPyConnection, run_id: str, pairs: str = "run_pairs"
+) -> int:
+    """Add the run's uncertain pairs without a decision to the review queue.
+
+    ``pairs``: the run's decided pairs (``decision``, ``override``), or any view of
+    them that holds at least their pairs in the review band.
+    """
     import sqlalchemy as sa
     from sqlalchemy import insert, select
 
@@ -260,9 +266,9 @@ def queue_reviews(home: Home, con: duckdb.DuckDBPyConnection, run_id: str) -> in
 
     rows = _q(
         con,
-        """SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
+        f"""SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
                   p.match_probability, p.match_weight
-           FROM run_pairs p
+           FROM {pairs} p
            JOIN assign a ON a.record_key = p.record_key_l
            JOIN assign b ON b.record_key = p.record_key_r
            WHERE p.decision = 'review' AND p.override IS NULL""",
@@ -640,11 +646,12 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
             WHERE record_key IN (SELECT record_key FROM facts
                                  WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
         )
-    unpivot = " UNION ALL ".join(
-        f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
+    # one join of records to facts, then each record's attributes as rows
+    values = ", ".join(
+        f"('{a}', CAST({src} AS VARCHAR))"
         for a, src in [
-            *[(a, a) for a in ATTRIBUTES_PERSON if a != "ethnicity"],
-            ("ethnicity", "json_extract_string(personal_attributes, '$.ethnicity')"),
+            *[(a, f"i.{a}") for a in ATTRIBUTES_PERSON if a != "ethnicity"],
+            ("ethnicity", "json_extract_string(i.personal_attributes, '$.ethnicity')"),
         ]
     )
     # Person attributes: the value best supported by reliable sources (sum of the
@@ -655,7 +662,8 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
         WITH v AS (
             SELECT f.nominal_id, u.attribute, u.value, f.record_key, f.dataset,
                    f.reliability, f.last_date
-            FROM ({unpivot}) u JOIN facts f USING (record_key)
+            FROM ident_scope i JOIN facts f USING (record_key),
+            LATERAL (VALUES {values}) u(attribute, value)
             WHERE u.value IS NOT NULL AND f.nominal_id IN (SELECT nominal_id FROM {scope})
         ),
         g AS (
@@ -1336,9 +1344,30 @@ def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> 
                 tx.replace(table, [_copy(con, tx, table, sql)])
         _write_lineage(con, tx)
         with ctx.step("write gold: review queue"):
-            queued = queue_reviews(ctx.home, con, ctx.run_id)
+            queued = queue_reviews(ctx.home, con, ctx.run_id, _review_band(ctx))
         tx.commit(_run_summary(ctx))
     return _counts(ctx, queued) | {"mode": "full"}
+
+
+def _review_band(ctx: RunContext) -> str:
+    """The decided pairs a review item can come from: in a full DuckDB run only the
+    profile pairs the model put in the review band are expanded to record pairs (a
+    record pair is in the band only if its profile pair is), not all of them."""
+    con = ctx.con
+    if not _is_view(con, "run_pairs") or not _exists(con, "scored_profiles"):
+        return "run_pairs"
+    band = blocking.expand_sql(
+        "(SELECT * FROM scored_profiles WHERE model_decision = 'review')", incremental=False
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE VIEW review_band_pairs AS
+        SELECT p.*, d.decision AS override,
+               coalesce(d.decision, p.model_decision) AS decision
+        FROM ({band}) p LEFT JOIN decisions_arrow d
+          ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
+    )
+    return "review_band_pairs"
 
 
 def _write_lineage(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter) -> None:
