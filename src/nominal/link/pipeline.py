@@ -646,12 +646,11 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
             WHERE record_key IN (SELECT record_key FROM facts
                                  WHERE nominal_id IN (SELECT nominal_id FROM {scope}))""",
         )
-    # one join of records to facts, then each record's attributes as rows
-    values = ", ".join(
-        f"('{a}', CAST({src} AS VARCHAR))"
+    unpivot = " UNION ALL ".join(
+        f"SELECT record_key, '{a}' AS attribute, CAST({src} AS VARCHAR) AS value FROM ident_scope"
         for a, src in [
-            *[(a, f"i.{a}") for a in ATTRIBUTES_PERSON if a != "ethnicity"],
-            ("ethnicity", "json_extract_string(i.personal_attributes, '$.ethnicity')"),
+            *[(a, a) for a in ATTRIBUTES_PERSON if a != "ethnicity"],
+            ("ethnicity", "json_extract_string(personal_attributes, '$.ethnicity')"),
         ]
     )
     # Person attributes: the value best supported by reliable sources (sum of the
@@ -662,8 +661,7 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
         WITH v AS (
             SELECT f.nominal_id, u.attribute, u.value, f.record_key, f.dataset,
                    f.reliability, f.last_date
-            FROM ident_scope i JOIN facts f USING (record_key),
-            LATERAL (VALUES {values}) u(attribute, value)
+            FROM ({unpivot}) u JOIN facts f USING (record_key)
             WHERE u.value IS NOT NULL AND f.nominal_id IN (SELECT nominal_id FROM {scope})
         ),
         g AS (
