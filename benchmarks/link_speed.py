@@ -75,17 +75,38 @@ def _child(fn_source: str, home: str, threads: int | None) -> dict[str, Any]:
 
 
 FULL = """
-import time
+import os, threading, time
+import psutil
 from nominal.config import home as mk
 from nominal.link.pipeline import link_lake
+# peak resident memory of this process per step, sampled every 50 ms
+_proc, _step, _peaks, _stop = psutil.Process(), ["start"], {}, threading.Event()
+def _sample():
+    while not _stop.is_set():
+        rss = _proc.memory_info().rss / 2**20
+        _peaks[_step[0]] = max(_peaks.get(_step[0], 0.0), rss)
+        _stop.wait(0.05)
+threading.Thread(target=_sample, daemon=True).start()
+_cpu, _mark = {}, [sum(_proc.cpu_times()[:2])]
+def _progress(name):
+    # CPU seconds (all threads) from one step's start to the next step's start
+    now = sum(_proc.cpu_times()[:2])
+    _cpu[_step[0]] = _cpu.get(_step[0], 0.0) + now - _mark[0]
+    _mark[0] = now
+    _step[0] = name
 import resource
 _r0 = resource.getrusage(resource.RUSAGE_SELF)
 t = time.perf_counter()
-s = link_lake(mk(HOME), mode="full", threads=THREADS)
+s = link_lake(mk(HOME), mode="full", threads=THREADS, progress=_progress)
+_progress("end")
+_stop.set()
 _r1 = resource.getrusage(resource.RUSAGE_SELF)
 RESULT = {"seconds": time.perf_counter() - t, "pairs": s["pairs_scored"],
           "run_cpu_seconds": _r1.ru_utime + _r1.ru_stime - _r0.ru_utime - _r0.ru_stime,
-          "records": s["records"], "nominals": s["nominals"], "timings": s["timings"]}
+          "records": s["records"], "nominals": s["nominals"], "timings": s["timings"],
+          "sizes": s.get("sizes"), "step_peak_mib": {k: round(v) for k, v in _peaks.items()},
+          "step_cpu_seconds": {k: round(v, 1) for k, v in _cpu.items()},
+          "load_average": os.getloadavg()}
 """
 
 INCREMENTAL = """
@@ -352,7 +373,10 @@ def run(
     skip_incremental: bool = False,
     ingested: Path | None = None,
     model: Path | None = None,
+    home: Path | None = None,
 ) -> dict[str, Any]:
+    if home is not None:
+        return full_only(home, runs, threads)
     with tempfile.TemporaryDirectory(prefix="link-speed-") as tmp:
         root = work or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
@@ -428,6 +452,32 @@ def run(
         return result
 
 
+def full_only(home: Path, runs: int, threads: int | None) -> dict[str, Any]:
+    """Full links of an existing home (silver tables ingested, a model trained), each
+    in a fresh child; every run replaces the gold tables of the one before."""
+    fulls = []
+    for i in range(runs):
+        full = _child(FULL, str(home), threads)
+        fulls.append(full)
+        print(f"full run {i + 1}: {json.dumps(full)}", flush=True)
+    full_s = statistics.median(r["seconds"] for r in fulls)
+    return {
+        "home": str(home),
+        "records": fulls[0]["records"],
+        "full_seconds_median": round(full_s, 2),
+        "full_seconds_runs": [round(r["seconds"], 2) for r in fulls],
+        "full_peak_mib": round(max(r["peak_mib"] for r in fulls)),
+        "full_cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in fulls), 2),
+        "full_timings_last_run": fulls[-1]["timings"],
+        "full_step_peak_mib_last_run": fulls[-1]["step_peak_mib"],
+        "full_step_cpu_seconds_last_run": fulls[-1]["step_cpu_seconds"],
+        "load_average_after_runs": [r["load_average"] for r in fulls],
+        "pairs_scored": fulls[0]["pairs"],
+        "pairs_per_second": round(fulls[0]["pairs"] / full_s),
+        "nominals": fulls[0]["nominals"],
+    }
+
+
 @pytest.mark.benchmark
 def test_link_speed_small() -> None:
     result = run(20_000, 5, 1)
@@ -452,6 +502,11 @@ def main() -> None:
         "--blocking", action="store_true", help="pairs per blocking rule and pair recall"
     )
     parser.add_argument("--skip-incremental", action="store_true")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="only time full links of this home (silver ingested, model trained), --runs times",
+    )
     args = parser.parse_args()
     result = run(
         args.records,
@@ -464,6 +519,7 @@ def main() -> None:
         skip_incremental=args.skip_incremental,
         ingested=args.ingested,
         model=args.model,
+        home=args.home,
     )
     print(json.dumps(result, indent=1))
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -39,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -156,6 +157,15 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(_q(con, f"SELECT count(*) FROM {table}")[0][0])
 
 
+def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = _q(
+        con,
+        f"SELECT count(*) FROM duckdb_views() WHERE view_name = {duck.sql_literal(name)} "
+        "AND NOT internal",
+    )
+    return bool(rows[0][0])
+
+
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     schema, _, table = name.rpartition(".")
     sql = f"SELECT count(*) FROM duckdb_views() WHERE view_name = '{table}'"
@@ -256,14 +266,24 @@ def register_decisions(con: duckdb.DuckDBPyConnection, decisions: list[Any]) -> 
 
 
 def queue_reviews(
-    home: Home, con: duckdb.DuckDBPyConnection, run_id: str, scored_only: bool = False
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    pairs: str = "run_pairs",
+    scored_only: bool = False,
 ) -> int:
     """Add the run's uncertain pairs without a decision to the review queue.
 
     ``scored_only`` (an incremental run): only the pairs this run scored; the earlier
-    pairs it re-decides were queued by the run that scored them."""
-    from sqlalchemy import select
+    pairs it re-decides were queued by the run that scored them.
 
+    ``pairs``: the run's decided pairs (``decision``, ``override``), or any view of
+    them that holds at least their pairs in the review band.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy import insert, select
+
+    from nominal.db import utcnow
     from nominal.link.models import LinkReviewItem
 
     this_run = f"AND p.linked_run = '{run_id}'" if scored_only else ""
@@ -271,7 +291,7 @@ def queue_reviews(
         con,
         f"""SELECT p.record_key_l, p.record_key_r, a.nominal_id, b.nominal_id,
                   p.match_probability, p.match_weight
-           FROM run_pairs p
+           FROM {pairs} p
            JOIN assign a ON a.record_key = p.record_key_l
            JOIN assign b ON b.record_key = p.record_key_r
            WHERE p.decision = 'review' AND p.override IS NULL {this_run}""",
@@ -279,7 +299,6 @@ def queue_reviews(
     if not rows:
         return 0
     cp = control_plane(home)
-    added = 0
     try:
         with cp.session() as session:
             existing = set(
@@ -287,25 +306,30 @@ def queue_reviews(
                     select(LinkReviewItem.record_key_l, LinkReviewItem.record_key_r)
                 ).all()
             )
-            for left, right, nl, nr, prob, weight in rows:
-                if (left, right) in existing:
-                    continue
-                session.add(
-                    LinkReviewItem(
-                        record_key_l=left,
-                        record_key_r=right,
-                        nominal_id_l=nl,
-                        nominal_id_r=nr,
-                        match_probability=float(prob),
-                        match_weight=float(weight),
-                        status="open",
-                        run_id=run_id,
-                    )
-                )
-                added += 1
+            now = utcnow()
+            fresh = [
+                {
+                    "record_key_l": left,
+                    "record_key_r": right,
+                    "nominal_id_l": nl,
+                    "nominal_id_r": nr,
+                    "match_probability": float(prob),
+                    "match_weight": float(weight),
+                    "status": "open",
+                    "run_id": run_id,
+                    "created_at": now,
+                }
+                for left, right, nl, nr, prob, weight in rows
+                if (left, right) not in existing
+            ]
+            if fresh:
+                # one multi-row INSERT batch, not an ORM object a pair (a million-record
+                # run queues tens of thousands of pairs)
+                table = cast(sa.Table, LinkReviewItem.__table__)
+                session.execute(insert(table), fresh)
     finally:
         cp.dispose()
-    return added
+    return len(fresh)
 
 
 # --------------------------------------------------------------------------------------
@@ -368,9 +392,13 @@ def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
         _q(con, f"CREATE OR REPLACE TABLE scored_profiles AS {profile_pairs}")
         pred.drop_table_from_database_and_remove_from_cache()
     with ctx.step("score pairs: expand"):
+        # A full run keeps the record pairs a view: they are many times the profile
+        # pairs (9.4M for 2.7M at a million records) and are only streamed (counted,
+        # written to gold.pairs, filtered for review), never needed in memory at once.
+        kind = "TABLE" if incremental else "VIEW"
         _q(
             con,
-            "CREATE OR REPLACE TABLE scored AS "
+            f"CREATE OR REPLACE {kind} scored AS "
             + blocking.expand_sql("scored_profiles", incremental),
         )
     ctx.sizes.update(sizes)
@@ -422,25 +450,49 @@ def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
 def cluster(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
     """Connected components of ``edges`` (record_key_l, record_key_r) over ``nodes``.
 
-    Uses Splink's connected-components solver; returns a table (record_key, cluster_id).
+    Returns a table ``clusters`` (record_key, cluster_id): a component's id is its
+    smallest record key. Record keys are numbered in DuckDB (in key order) and the
+    components are found on the integer edge list by SciPy's sparse-graph solver
+    (a breadth-first search in C over one CSR matrix), so no string key and no
+    per-edge Python object is ever handled; a million records and their edges take a
+    second or two and a few tens of MB. Edges naming a record not in ``nodes`` are
+    ignored.
     """
-    from splink import DuckDBAPI
-    from splink.clustering import cluster_pairwise_predictions_at_threshold
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    db_api = DuckDBAPI(con)  # a fresh API: Splink caches intermediate tables per API
-    _q(con, f"CREATE OR REPLACE TABLE cc_nodes AS SELECT record_key FROM {nodes}")
-    _q(con, f"CREATE OR REPLACE TABLE cc_edges AS SELECT record_key_l, record_key_r FROM {edges}")
-    result = cluster_pairwise_predictions_at_threshold(
-        db_api.register("cc_nodes"),
-        db_api.register("cc_edges"),
-        db_api,
-        node_id_column_name="record_key",
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE cc_nodes AS
+        SELECT record_key, CAST(row_number() OVER (ORDER BY record_key) - 1 AS INTEGER) AS i
+        FROM (SELECT DISTINCT record_key FROM {nodes} WHERE record_key IS NOT NULL)""",
+    )
+    n = _count(con, "cc_nodes")
+    ends = con.execute(
+        f"""SELECT a.i AS l, b.i AS r FROM {edges} e
+        JOIN cc_nodes a ON a.record_key = e.record_key_l
+        JOIN cc_nodes b ON b.record_key = e.record_key_r"""
+    ).fetchnumpy()
+    left = np.asarray(ends["l"], dtype=np.int32)
+    right = np.asarray(ends["r"], dtype=np.int32)
+    graph = coo_matrix((np.ones(len(left), dtype=np.float32), (left, right)), shape=(n, n)).tocsr()
+    _count_components, labels = connected_components(graph, directed=False)
+    # nodes are numbered in key order: a component's first node holds its smallest key
+    _labels, first = np.unique(labels, return_index=True)
+    rep = first[labels].astype(np.int32)
+    con.register(
+        "cc_rep_arrow",
+        pa.table({"i": pa.array(np.arange(n, dtype=np.int32)), "rep": pa.array(rep)}),
     )
     _q(
         con,
-        f"CREATE OR REPLACE TABLE clusters AS SELECT record_key, "
-        f"CAST(cluster_id AS VARCHAR) AS cluster_id FROM {result.physical_name}",
+        """CREATE OR REPLACE TABLE clusters AS
+        SELECT n.record_key, k.record_key AS cluster_id
+        FROM cc_nodes n JOIN cc_rep_arrow c ON c.i = n.i JOIN cc_nodes k ON k.i = c.rep""",
     )
+    con.unregister("cc_rep_arrow")
+    _q(con, "DROP TABLE cc_nodes")
     return "clusters"
 
 
@@ -626,7 +678,9 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
     con = ctx.con
     scope_keys = f"""(SELECT record_key FROM facts
                      WHERE nominal_id IN (SELECT nominal_id FROM {scope}))"""
-    if ctx.mode == "incremental":
+    if ctx.mode == "full":  # every nominal is in scope: no copy of every record
+        _q(con, "CREATE OR REPLACE VIEW ident_scope AS SELECT * FROM ident")
+    elif ctx.mode == "incremental":
         # ``ident`` is a view over all of silver there: the scope's keys first, then
         # their latest rows, in one pass.
         _q(
@@ -950,8 +1004,15 @@ def build_events(
 ) -> None:
     """``events_new``: silver events with nominal and household ids and pseudonyms.
 
+    An event belongs to the household its person lived in on the event's date (the
+    latest-starting one if several), else to the person's current household. The
+    household is chosen on (record_key, event_key) alone and joined back, so the wide
+    event rows are never sorted; only when silver holds an event twice (same record
+    and event key) is each kept once with a window over the whole rows.
+
     ``members`` and ``households`` hold the memberships and pseudonyms of (at least)
-    the nominals of the events written."""
+    the nominals of the events written.
+    """
     con = ctx.con
     if not _exists(con, "silver.events"):
         _q(con, "CREATE OR REPLACE TABLE events_new AS SELECT NULL::VARCHAR AS record_key LIMIT 0")
@@ -959,24 +1020,37 @@ def build_events(
     where = (
         f"WHERE e.record_key IN (SELECT record_key FROM {scope_records})" if scope_records else ""
     )
+    events = f"SELECT e.* FROM silver.events e {where}"
+    total, distinct = _q(
+        con,
+        f"SELECT count(*), count(DISTINCT (record_key, event_key)) FROM ({events})",
+    )[0]
+    if total != distinct:
+        events += " QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key) = 1"
     _q(
         con,
         f"""CREATE OR REPLACE TABLE events_new AS
-        SELECT e.*, a.nominal_id, np.nominal_pseudo,
-               coalesce(hm.household_id, ch.household_id) AS household_id,
-               coalesce(hp.household_pseudo, chp.household_pseudo) AS household_pseudo
-        FROM silver.events e
-        JOIN assign a USING (record_key)
-        LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
-        LEFT JOIN {members} hm ON hm.nominal_id = a.nominal_id
+        WITH ev AS ({events}),
+        dated AS (
+            SELECT e.record_key, e.event_key,
+                   arg_max(hm.household_id, hm.from_date) AS household_id
+            FROM ev e JOIN assign a USING (record_key)
+            JOIN {members} hm ON hm.nominal_id = a.nominal_id
              AND e.event_date >= hm.from_date
              AND e.event_date <= coalesce(hm.to_date, DATE '9999-12-31')
+            GROUP BY 1, 2
+        )
+        SELECT e.*, a.nominal_id, np.nominal_pseudo,
+               coalesce(d.household_id, ch.household_id) AS household_id,
+               coalesce(hp.household_pseudo, chp.household_pseudo) AS household_pseudo
+        FROM ev e
+        JOIN assign a USING (record_key)
+        LEFT JOIN nominal_pseudo_all np ON np.nominal_id = a.nominal_id
+        LEFT JOIN dated d ON d.record_key = e.record_key
+             AND d.event_key IS NOT DISTINCT FROM e.event_key
         LEFT JOIN current_household ch ON ch.nominal_id = a.nominal_id
-        LEFT JOIN {households} hp ON hp.household_id = hm.household_id
-        LEFT JOIN {households} chp ON chp.household_id = ch.household_id
-        {where}
-        QUALIFY row_number() OVER (PARTITION BY e.record_key, e.event_key
-                                   ORDER BY hm.from_date DESC NULLS LAST) = 1""",
+        LEFT JOIN {households} hp ON hp.household_id = d.household_id
+        LEFT JOIN {households} chp ON chp.household_id = ch.household_id""",
     )
 
 
@@ -1138,9 +1212,11 @@ def _decide(ctx: RunContext, pairs: str, registered: bool = False, edges: bool =
     con = ctx.con
     if not registered:
         register_decisions(con, load_decisions(ctx.home))
+    # a full DuckDB run streams its record pairs (``scored`` is a view there)
+    kind = "VIEW" if ctx.mode == "full" and _is_view(con, pairs) else "TABLE"
     _q(
         con,
-        f"""CREATE OR REPLACE TABLE run_pairs AS
+        f"""CREATE OR REPLACE {kind} run_pairs AS
         SELECT p.*, d.decision AS override,
                coalesce(d.decision, CASE WHEN p.model_decision = 'veto' THEN 'non_match'
                                          ELSE p.model_decision END) AS decision
@@ -1243,6 +1319,10 @@ def link_lake(
     snapshot = lake.require_current()
     con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # Beyond its memory limit DuckDB spills to disk: under the hub's home, one folder
+    # a run (DuckDB removes its files when the connection closes), not the cwd.
+    spill = home.root / "tmp" / f"link-{run_id}"
+    _q(con, f"SET temp_directory = {duck.sql_literal(str(spill))}")
     # An incremental run builds on every table of an earlier run (a lake linked before
     # a table existed gets a full run first).
     incremental = mode == "incremental" and all(
@@ -1308,6 +1388,7 @@ def link_lake(
         }
     )
     con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     return summary
 
 
@@ -1356,33 +1437,41 @@ def _decisions_since_last_run(ctx: RunContext) -> bool:
 def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> dict[str, Any]:
     con = ctx.con
     with ctx.step("decide and cluster"):
-        _decide(ctx, "scored")
-        _q(con, "CREATE OR REPLACE TABLE nodes AS SELECT unique_id AS record_key FROM std_all")
-        clusters = cluster(con, "nodes", "edges")
-        previous = None
-        if _exists(con, "gold.nominal_records"):
+        with ctx.step("decide and cluster: decide"):
+            _decide(ctx, "scored")
+        with ctx.step("decide and cluster: components"):
+            _q(con, "CREATE OR REPLACE TABLE nodes AS SELECT unique_id AS record_key FROM std_all")
+            clusters = cluster(con, "nodes", "edges")
+        with ctx.step("decide and cluster: ids"):
+            previous = None
+            if _exists(con, "gold.nominal_records"):
+                _q(
+                    con,
+                    "CREATE OR REPLACE TABLE prev_assign AS "
+                    "SELECT record_key, nominal_id FROM gold.nominal_records",
+                )
+                previous = "prev_assign"
+            assign_ids(ctx, clusters, previous)
+            _q(con, "CREATE OR REPLACE TABLE assign AS SELECT * FROM new_assign")
+    with ctx.step("golden nominals"):
+        with ctx.step("golden nominals: facts"):
+            build_record_facts(
+                ctx, reliability if reliability is not None else dataset_reliability(ctx.home)
+            )
+        with ctx.step("golden nominals: survivorship"):
+            _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM assign")
+            build_nominals(ctx, "scope")
+    with ctx.step("households"):
+        with ctx.step("households: households"):
+            build_households(ctx)
+        with ctx.step("households: nominals"):
+            finish_nominals(ctx)
             _q(
                 con,
-                "CREATE OR REPLACE TABLE prev_assign AS "
-                "SELECT record_key, nominal_id FROM gold.nominal_records",
+                "CREATE OR REPLACE TABLE nominal_pseudo_all AS SELECT nominal_id, nominal_pseudo FROM nominals_new",
             )
-            previous = "prev_assign"
-        assign_ids(ctx, clusters, previous)
-        _q(con, "CREATE OR REPLACE TABLE assign AS SELECT * FROM new_assign")
-    with ctx.step("golden nominals"):
-        build_record_facts(
-            ctx, reliability if reliability is not None else dataset_reliability(ctx.home)
-        )
-        _q(con, "CREATE OR REPLACE TABLE scope AS SELECT DISTINCT nominal_id FROM assign")
-        build_nominals(ctx, "scope")
-    with ctx.step("households"):
-        build_households(ctx)
-        finish_nominals(ctx)
-        _q(
-            con,
-            "CREATE OR REPLACE TABLE nominal_pseudo_all AS SELECT nominal_id, nominal_pseudo FROM nominals_new",
-        )
-        build_events(ctx, None)
+        with ctx.step("households: events"):
+            build_events(ctx, None)
     with ctx.step("write gold"), lake.transaction("link") as tx:
         simple = {
             STANDARDISED: "SELECT * FROM std_all",
@@ -1401,11 +1490,34 @@ def _full(ctx: RunContext, lake: Lake, reliability: dict[str, float] | None) -> 
             "gold.events": "SELECT * FROM events_new",
         }
         for table, sql in simple.items():
-            tx.replace(table, [_copy(con, tx, table, sql)])
+            with ctx.step(f"write gold: {table}"):
+                tx.replace(table, [_copy(con, tx, table, sql)])
         _write_lineage(con, tx)
-        queued = queue_reviews(ctx.home, con, ctx.run_id)
+        with ctx.step("write gold: review queue"):
+            queued = queue_reviews(ctx.home, con, ctx.run_id, _review_band(ctx))
         tx.commit(_run_summary(ctx))
     return _counts(ctx, queued) | {"mode": "full"}
+
+
+def _review_band(ctx: RunContext) -> str:
+    """The decided pairs a review item can come from: in a full DuckDB run only the
+    profile pairs the model put in the review band are expanded to record pairs (a
+    record pair is in the band only if its profile pair is), not all of them."""
+    con = ctx.con
+    if not _is_view(con, "run_pairs") or not _exists(con, "scored_profiles"):
+        return "run_pairs"
+    band = blocking.expand_sql(
+        "(SELECT * FROM scored_profiles WHERE model_decision = 'review')", incremental=False
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE VIEW review_band_pairs AS
+        SELECT p.*, d.decision AS override,
+               coalesce(d.decision, p.model_decision) AS decision
+        FROM ({band}) p LEFT JOIN decisions_arrow d
+          ON d.record_key_l = p.record_key_l AND d.record_key_r = p.record_key_r""",
+    )
+    return "review_band_pairs"
 
 
 def _write_lineage(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter) -> None:
