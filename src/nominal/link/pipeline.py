@@ -717,7 +717,9 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
             WHERE u.value IS NOT NULL AND f.nominal_id IN (SELECT nominal_id FROM {scope})
         ),
         g AS (
-            SELECT nominal_id, attribute, value, sum(reliability) AS support,
+            -- rounded: a float sum's last bits depend on the order DuckDB adds in, which
+            -- varies between runs; equal supports must tie so the next keys decide
+            SELECT nominal_id, attribute, value, round(sum(reliability), 9) AS support,
                    max(last_date) AS latest, count(*) AS n,
                    arg_max(record_key, (reliability, last_date, record_key)) AS record_key,
                    arg_max(dataset, (reliability, last_date, record_key)) AS dataset
@@ -1033,7 +1035,7 @@ def build_events(
         WITH ev AS ({events}),
         dated AS (
             SELECT e.record_key, e.event_key,
-                   arg_max(hm.household_id, hm.from_date) AS household_id
+                   arg_max(hm.household_id, (hm.from_date, hm.household_id)) AS household_id
             FROM ev e JOIN assign a USING (record_key)
             JOIN {members} hm ON hm.nominal_id = a.nominal_id
              AND e.event_date >= hm.from_date
