@@ -101,15 +101,19 @@ def _lake_of(hub: Hub) -> tuple[str, duckdb.DuckDBPyConnection, Aggregates | Non
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.events"):
         return None
+    switched = False
     with _lock:
         cached = hub.cache.get("products_lake")
         if cached is None or cached[0] != snapshot.id:
             if cached is not None:
                 cached[1].close()
+                switched = True
             con = duck.connect(snapshot, threads=2, memory_limit="2GB")
             cached = (snapshot.id, con, Aggregates.load(con, snapshot))
             hub.cache["products_lake"] = cached
-        return cached[0], cached[1], cached[2]
+    if switched and "dashboard_warmed" in hub.cache:  # a run made a new snapshot: warm it too
+        on_start(hub)
+    return cached[0], cached[1], cached[2]
 
 
 def lake_cursor(request: Request) -> duckdb.DuckDBPyConnection:
@@ -340,8 +344,10 @@ def warm_dashboards(hub: Hub, limit: int = DASHBOARDS_WARMED) -> list[tuple[str,
 
 def on_start(hub: Hub) -> threading.Thread:
     """The app's start-up hook: run :func:`warm_dashboards` in the background; its
-    end is signalled by ``hub.cache["dashboard_warmed"]`` (a threading.Event)."""
-    done = hub.cache.setdefault("dashboard_warmed", threading.Event())
+    end is signalled by ``hub.cache["dashboard_warmed"]`` (a threading.Event). Once it
+    has run, the app warms again whenever it first sees a new snapshot (see _lake_of)."""
+    done = threading.Event()
+    hub.cache["dashboard_warmed"] = done
 
     def work() -> None:
         try:
