@@ -330,3 +330,25 @@ def test_start_up_warming_keeps_each_dataset_sets_figures_and_views_stay_decided
         with control.session() as s:
             assert lift_suspension(s, dataset, "test-warming") == 1
     control.dispose()
+
+
+def test_the_app_warms_at_start_up_and_again_on_a_new_snapshot(demo_hub) -> None:  # type: ignore[no-untyped-def]
+    from nominal.engines.lake import Lake
+    from nominal.products.aggregates import build as build_aggregates
+    from nominal.web.app import create_app
+
+    home, _ = demo_hub
+    app = create_app(home)  # warming on, as served
+    hub = app.state.hub
+    with TestClient(app, base_url="https://testserver") as client:
+        assert hub.cache["dashboard_warmed"].wait(timeout=300)
+        first = Lake(home.lake).current().id  # type: ignore[union-attr]
+        assert any(k.startswith(f"dashboard:{first}:") for k in hub.cache["dashboard_keys"])
+        build_aggregates(home)  # a pipeline run: a new snapshot, same figures
+        second = Lake(home.lake).current().id  # type: ignore[union-attr]
+        assert second != first
+        _as(client, demo_hub, "practitioner")
+        # the map (not the dashboard) is the first page to open the new snapshot
+        assert client.get("/map?purpose=safeguarding_children").status_code == 200
+        assert hub.cache["dashboard_warmed"].wait(timeout=300)
+        assert any(k.startswith(f"dashboard:{second}:") for k in hub.cache["dashboard_keys"])
