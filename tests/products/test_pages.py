@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from nominal.config import Home
 from nominal.db import ControlPlane
+from nominal.govern.admin import lift_suspension, suspend_dataset
 from nominal.govern.demo import DemoAccounts
 from nominal.govern.models import AuditEntry
 from nominal.products.models import Task
@@ -260,3 +261,94 @@ def test_dashboard_figures_are_kept_but_every_view_is_decided_and_audited(
     other = app_client.get("/dashboard?purpose=safeguarding_children&age_band=65%2B")
     assert kpi.search(other.text).group(1) != kpi.search(first.text).group(1)  # type: ignore[union-attr]
     control.dispose()
+
+
+def test_start_up_warming_keeps_each_dataset_sets_figures_and_views_stay_decided_and_audited(
+    demo_hub,  # type: ignore[no-untyped-def]
+) -> None:
+    """The app's start-up hook computes the unfiltered dashboard of the dataset sets the
+    policy permits now, without showing or auditing anything; each view is still decided
+    and audited, and shows exactly what an app without warming shows."""
+    from nominal.products.routes import warm_dashboards
+    from nominal.web.app import create_app
+
+    home, _ = demo_hub
+    control = ControlPlane(home.database_url)
+
+    def audited(action: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(AuditEntry)
+        if action:
+            query = query.where(AuditEntry.action == action)
+        with control.session() as s:
+            return int(s.scalar(query) or 0)
+
+    kpis = re.compile(r'id="kpi-([a-z0-9-]+)"[^>]*>(.*?)<', re.S)
+    pages = {}
+    for warm in (False, True):
+        app = create_app(home, warm=False)
+        hub = app.state.hub
+        if warm:
+            before = audited()
+            warmed = warm_dashboards(hub)
+            assert warmed and audited() == before  # nothing audited: nothing shown
+            assert len(hub.cache["dashboard_keys"]) == len(set(warmed)) == len(warmed)
+            # every set is one the datasets of the lake hold, and they differ
+            assert all(set(s) <= set(hub.cache["products_lake"][2].datasets) for s in warmed)
+        with TestClient(app, base_url="https://testserver") as client:
+            for role, purpose in (
+                ("practitioner", "safeguarding_children"),
+                ("analyst", "research"),
+            ):
+                _as(client, demo_hub, role)
+                kept = len(hub.cache.get("dashboard_keys", []))
+                views = audited("view_dashboard")
+                page = client.get(f"/dashboard?purpose={purpose}")
+                assert page.status_code == 200
+                assert audited("view_dashboard") == views + 1  # decided and audited
+                if warm:  # served from the warmed figures: nothing new computed
+                    assert len(hub.cache["dashboard_keys"]) == kept
+                pages[(warm, role)] = kpis.findall(page.text)
+                client.cookies.clear()
+    for role in ("practitioner", "analyst"):
+        assert pages[(True, role)] and pages[(True, role)] == pages[(False, role)]
+    # A suspension after the warming narrows the very next view: the warmed figures of
+    # the wider dataset set are not shown, the narrower set's are computed.
+    dataset = hub.cache["products_lake"][2].datasets[0]
+    with control.session() as s:
+        suspend_dataset(s, dataset, "test-warming", "warming test")
+    try:
+        with TestClient(app, base_url="https://testserver") as client:
+            _as(client, demo_hub, "practitioner")
+            kept = len(hub.cache["dashboard_keys"])
+            page = client.get("/dashboard?purpose=safeguarding_children")
+            assert page.status_code == 200
+            assert len(hub.cache["dashboard_keys"]) == kept + 1
+            narrowed = dict(kpis.findall(page.text))
+            wide = dict(pages[(True, "practitioner")])
+            assert int(narrowed["events"].replace(",", "")) < int(wide["events"].replace(",", ""))
+    finally:
+        with control.session() as s:
+            assert lift_suspension(s, dataset, "test-warming") == 1
+    control.dispose()
+
+
+def test_the_app_warms_at_start_up_and_again_on_a_new_snapshot(demo_hub) -> None:  # type: ignore[no-untyped-def]
+    from nominal.engines.lake import Lake
+    from nominal.products.aggregates import build as build_aggregates
+    from nominal.web.app import create_app
+
+    home, _ = demo_hub
+    app = create_app(home)  # warming on, as served
+    hub = app.state.hub
+    with TestClient(app, base_url="https://testserver") as client:
+        assert hub.cache["dashboard_warmed"].wait(timeout=300)
+        first = Lake(home.lake).current().id  # type: ignore[union-attr]
+        assert any(k.startswith(f"dashboard:{first}:") for k in hub.cache["dashboard_keys"])
+        build_aggregates(home)  # a pipeline run: a new snapshot, same figures
+        second = Lake(home.lake).current().id  # type: ignore[union-attr]
+        assert second != first
+        _as(client, demo_hub, "practitioner")
+        # the map (not the dashboard) is the first page to open the new snapshot
+        assert client.get("/map?purpose=safeguarding_children").status_code == 200
+        assert hub.cache["dashboard_warmed"].wait(timeout=300)
+        assert any(k.startswith(f"dashboard:{second}:") for k in hub.cache["dashboard_keys"])

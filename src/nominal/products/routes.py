@@ -14,10 +14,12 @@ table and offered as CSV, so every page works without JavaScript.
 from __future__ import annotations
 
 import io
+import logging
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import sqlalchemy as sa
@@ -28,8 +30,9 @@ from sqlalchemy.orm import Session
 from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.govern.models import Purpose, User
+from nominal.govern.policy import decide
 from nominal.products import areas, benefits, charts, demand, pathways, tasking, usage, workbench
-from nominal.products.access import Permitted, permitted_datasets
+from nominal.products.access import Permitted, event_datasets, permitted_datasets
 from nominal.products.aggregates import Aggregates
 from nominal.products.lakeview import AGE_BANDS, Filters, ProductsError, as_of_date, has_table
 from nominal.products.lineage import Lineage
@@ -46,6 +49,9 @@ from nominal.products.models import (
 from nominal.security.exports import escaping_writer  # formula-safe CSV cells
 from nominal.web.deps import Enforcer, client_address, current_user, db, require_roles, state
 from nominal.web.templating import render
+
+if TYPE_CHECKING:
+    from nominal.web.app import Hub
 
 router = APIRouter(tags=["products"])
 STATIC = Path(__file__).parent / "static"
@@ -67,6 +73,8 @@ usage_viewers = require_roles("ig_lead", "admin", "data_owner")
 analysts = require_roles("analyst", "admin")
 _lock = threading.Lock()
 DASHBOARDS_KEPT = 32  # recent dashboards' figures kept per app (see _board)
+DASHBOARDS_WARMED = 8  # dataset sets whose unfiltered dashboard is computed at start-up
+log = logging.getLogger(__name__)
 
 
 # -- shared plumbing ----------------------------------------------------------------------
@@ -82,19 +90,30 @@ def static_file(name: str) -> Response:
 def _lake(request: Request) -> tuple[str, duckdb.DuckDBPyConnection, Aggregates | None]:
     """(snapshot id, connection, fresh aggregates or None) for the current snapshot,
     shared by requests and re-opened when a run has switched the snapshot."""
-    hub = state(request)
+    found = _lake_of(state(request))
+    if found is None:
+        raise HTTPException(503, "There is no linked data yet: run the link step first")
+    return found
+
+
+def _lake_of(hub: Hub) -> tuple[str, duckdb.DuckDBPyConnection, Aggregates | None] | None:
+    """:func:`_lake` for ``hub`` (None when the lake has no linked data yet)."""
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.events"):
-        raise HTTPException(503, "There is no linked data yet: run the link step first")
+        return None
+    switched = False
     with _lock:
         cached = hub.cache.get("products_lake")
         if cached is None or cached[0] != snapshot.id:
             if cached is not None:
                 cached[1].close()
+                switched = True
             con = duck.connect(snapshot, threads=2, memory_limit="2GB")
             cached = (snapshot.id, con, Aggregates.load(con, snapshot))
             hub.cache["products_lake"] = cached
-        return cached[0], cached[1], cached[2]
+    if switched and "dashboard_warmed" in hub.cache:  # a run made a new snapshot: warm it too
+        on_start(hub)
+    return cached[0], cached[1], cached[2]
 
 
 def lake_cursor(request: Request) -> duckdb.DuckDBPyConnection:
@@ -238,6 +257,115 @@ def _duplicate_rows(rows: list[dict[str, Any]], identified: bool) -> list[dict[s
     return out
 
 
+def _board_key(snapshot_id: str, filters: Filters) -> str:
+    return f"dashboard:{snapshot_id}:{filters!r}"
+
+
+def _kept_board(
+    hub: Hub, snapshot_id: str, filters: Filters, compute: Callable[[], demand.Dashboard]
+) -> demand.Dashboard:
+    """The kept figures for ``filters`` on the snapshot, computed by ``compute`` if not
+    kept yet. While one thread computes a key, others asking for it wait for that
+    result instead of computing it again (a request during the start-up warming)."""
+    key = _board_key(snapshot_id, filters)
+    while True:
+        with _lock:
+            board = hub.cache.get(key)
+            if board is not None:
+                return cast(demand.Dashboard, board)
+            pending: dict[str, threading.Event] = hub.cache.setdefault("dashboard_pending", {})
+            running = pending.get(key)
+            if running is None:
+                running = pending[key] = threading.Event()
+                break
+        running.wait()  # then read the kept figures (or compute them if that one failed)
+    try:
+        board = compute()
+        with _lock:
+            kept = hub.cache.setdefault("dashboard_keys", [])
+            kept.append(key)
+            hub.cache[key] = board
+            while len(kept) > DASHBOARDS_KEPT:
+                hub.cache.pop(kept.pop(0), None)
+        return board
+    finally:
+        with _lock:
+            pending.pop(key, None)
+        running.set()
+
+
+def warm_dashboards(hub: Hub, limit: int = DASHBOARDS_WARMED) -> list[tuple[str, ...]]:
+    """Compute the unfiltered dashboard of the commonest permitted dataset sets of the
+    current snapshot into the kept figures, so the first view after start-up (or after
+    a run) does not wait for them. Returns the dataset sets warmed, commonest first.
+
+    Which sets: for every active user and purpose, the datasets the policy decision
+    point would permit now (:func:`nominal.govern.policy.decide`, asked exactly as a
+    request asks it). Nothing is shown to anyone and nothing is audited here: a view
+    still asks the decision point and is audited, and the figures are kept per dataset
+    set, so a user is only ever shown the figures of the datasets their own decision
+    allows.
+    """
+    found = _lake_of(hub)
+    if found is None:
+        return []
+    snapshot_id, connection, aggregates = found
+    con = connection.cursor()
+    try:
+        counts: dict[tuple[str, ...], int] = {}
+        with hub.control.sessions() as session:
+            users = session.scalars(sa.select(User).where(User.active.is_(True))).all()
+            purposes = session.scalars(sa.select(Purpose).order_by(Purpose.code)).all()
+            datasets = aggregates.datasets if aggregates is not None else event_datasets(con)
+            for purpose in purposes:
+                for user in users:
+
+                    def asked(
+                        ds: str, fields: tuple[str, ...], u: User = user, p: Purpose = purpose
+                    ) -> object:
+                        return decide(session, u, p, ds, fields)
+
+                    permitted = permitted_datasets(con, asked, datasets)
+                    if permitted.datasets:
+                        counts[permitted.datasets] = counts.get(permitted.datasets, 0) + 1
+            session.rollback()
+        chosen = sorted(counts, key=lambda d: (-counts[d], d))[:limit]
+        for sets in chosen:
+            filters = Filters(datasets=sets)
+
+            def compute(f: Filters = filters) -> demand.Dashboard:
+                return demand.dashboard(con, f, aggregates=aggregates)
+
+            board = _kept_board(hub, snapshot_id, filters, compute)
+            if sets == chosen[0]:
+                # Altair loads and compiles the Vega-Lite schema on its first chart
+                # (about a second): pay for that here too, not in the first view.
+                _dashboard_charts(board)
+        return chosen
+    finally:
+        con.close()
+
+
+def on_start(hub: Hub) -> threading.Thread:
+    """The app's start-up hook: run :func:`warm_dashboards` in the background; its
+    end is signalled by ``hub.cache["dashboard_warmed"]`` (a threading.Event). Once it
+    has run, the app warms again whenever it first sees a new snapshot (see _lake_of)."""
+    done = threading.Event()
+    hub.cache["dashboard_warmed"] = done
+
+    def work() -> None:
+        try:
+            warm_dashboards(hub)
+        except Exception:  # the pages compute what they need anyway
+            log.exception("warming the demand dashboard failed")
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=work, name="warm-dashboards", daemon=True)
+    thread.start()
+    return thread
+
+
 def _board(
     request: Request, user: User, session: Session, purpose: str | None
 ) -> tuple[Enforcer, Permitted, demand.Dashboard, duckdb.DuckDBPyConnection] | None:
@@ -249,19 +377,14 @@ def _board(
     permitted = permitted_for(con, enforcer, aggregates)  # asked on every request
     filters = filters_from(request, permitted.datasets)
     # The figures for a snapshot and a filter set (datasets included) never change, so
-    # recent ones are kept; the decision and the audit record are made every time.
-    key = f"dashboard:{snapshot_id}:{filters!r}"
-    hub = state(request)
-    with _lock:
-        board = hub.cache.get(key)
-    if board is None:
-        board = demand.dashboard(con, filters, aggregates=aggregates)
-        with _lock:
-            kept = hub.cache.setdefault("dashboard_keys", [])
-            kept.append(key)
-            hub.cache[key] = board
-            while len(kept) > DASHBOARDS_KEPT:
-                hub.cache.pop(kept.pop(0), None)
+    # recent ones are kept (and the commonest are computed at start-up, see
+    # warm_dashboards); the decision and the audit record are made every time.
+    board = _kept_board(
+        state(request),
+        snapshot_id,
+        filters,
+        lambda: demand.dashboard(con, filters, aggregates=aggregates),
+    )
     return enforcer, permitted, board, con
 
 

@@ -16,7 +16,7 @@ import importlib.util
 import logging
 import os
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,7 @@ from nominal.web.templating import WEB, environment, render
 
 log = logging.getLogger(__name__)
 SECURE_COOKIES_ENV = "NOMINAL_SECURE_COOKIES"
+WARM_ENV = "NOMINAL_WARM"
 
 
 @dataclass
@@ -75,11 +76,14 @@ def create_app(
     secure_cookies: bool | None = None,
     audit_reads: bool = True,
     database_url: str | None = None,
+    warm: bool | None = None,
 ) -> FastAPI:
     """The hub's app for ``home``.
 
     ``secure_cookies`` defaults to ``$NOMINAL_SECURE_COOKIES`` (on unless set to 0);
-    switch it off only to serve plain HTTP on a developer's machine. ``audit_reads``
+    switch it off only to serve plain HTTP on a developer's machine. ``warm`` (default
+    ``$NOMINAL_WARM``, on unless set to 0) runs each area's ``on_start(hub)`` when the
+    app starts (the products compute the commonest dashboards in the background). ``audit_reads``
     exists only so that the cost of auditing can be measured; the hub never runs with
     it off.
     """
@@ -97,8 +101,15 @@ def create_app(
         audit_reads=audit_reads,
     )
 
+    if warm is None:
+        warm = os.environ.get(WARM_ENV, "1") not in ("0", "false", "no")
+    on_start: list[Callable[[Hub], object]] = []
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            for hook in on_start:
+                hook(hub)
         yield
         control.dispose()
 
@@ -145,6 +156,8 @@ def create_app(
         if router is None:
             continue
         app.include_router(router)
+        if callable(getattr(module, "on_start", None)):
+            on_start.append(module.on_start)
         for item in getattr(module, "NAV", []):
             label, path, *roles = item
             hub.nav.append((label, path, tuple(roles[0]) if roles else None))
