@@ -12,6 +12,10 @@ import pytest
 from nominal.config import Home
 from nominal.config import home as make_home
 
+# Apps made by tests do not warm the dashboards at start-up (a background computation
+# per app would only load the two cores); the tests of warming ask for it explicitly.
+os.environ.setdefault("NOMINAL_WARM", "0")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "NOMINAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -338,7 +338,7 @@ def test_the_app_warms_at_start_up_and_again_on_a_new_snapshot(demo_hub) -> None
     from nominal.web.app import create_app
 
     home, _ = demo_hub
-    app = create_app(home)  # warming on, as served
+    app = create_app(home, warm=True)  # warming on, as served
     hub = app.state.hub
     with TestClient(app, base_url="https://testserver") as client:
         assert hub.cache["dashboard_warmed"].wait(timeout=300)
