@@ -8,8 +8,15 @@ httpx asyncio generator: each virtual user loops over a search by name (``/api/s
 a person view (``/api/people/{id}``) and the cohort dashboard (``/api/cohorts``), with
 an API token for a practitioner covered by a live agreement. It prints requests per
 second held, p50/p95/p99 latency, errors (any status other than 200, or a transport
-error; target zero) and the server's RSS memory at start, middle and end (a leak shows
-as growth). ``tests/security/test_soak.py`` runs a 20-second version.
+error; target zero) and the server's RSS memory, sampled every 5 seconds: start and
+end, the means of the first and last 20 samples and a least-squares slope (MB per
+minute) over each half of the run. A leak keeps a positive second-half slope; caches
+filling to a bound rise early and then flatten.
+
+``--trace DIR`` runs the server under ``benchmarks/traced_server.py``: tracemalloc starts
+after one minute, snapshots follow every two minutes and at the end, and the summary
+adds the allocation sites that grew most and what ``malloc_trim`` gives back.
+``tests/security/test_soak.py`` runs a 20-second version.
 """
 
 from __future__ import annotations

@@ -42,9 +42,10 @@ def _cohorts_cursor(request: Request) -> duckdb.DuckDBPyConnection | None:
     """A cursor on one connection over the current snapshot's ``gold.cohorts``.
 
     The connection is kept on the hub (one per process) and replaced, closed, when a
-    run switches the snapshot. Opening a DuckDB database per request left its memory to
-    the allocator on every call: the soak's server grew by about 100 MB in ten minutes
-    (``benchmarks/soak.py``).
+    run switches the snapshot. The listing used to open a fresh in-memory DuckDB
+    database (buffer manager, thread pool, catalog: native memory Python's heap does
+    not see) on every request and leave closing it to garbage collection; under the
+    soak (``benchmarks/soak.py``) that was a database or two per second.
     """
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
