@@ -49,6 +49,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rss_split_mb(pid: int) -> dict[str, float]:
+    """RSS by kind: anonymous (heaps, allocator caches) and file-backed (libraries, maps)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -222,6 +232,7 @@ def soak(
         # warm up (index load, first queries) before the measured window
         asyncio.run(drive(base, token, purpose, people, 3, 2))
         rss_start = rss_mb(server.pid)
+        split_start = rss_split_mb(server.pid)
         load_start = os.getloadavg()
         t0 = time.monotonic()
         samples, times = [rss_start], [0.0]
@@ -240,8 +251,11 @@ def soak(
         stats = asyncio.run(
             drive(base, token, purpose, people, seconds, concurrency, on_tick=tick)
         )  # fmt: skip
+        split_loaded = rss_split_mb(server.pid)  # still under load: the last requests run
         rss_end = rss_mb(server.pid)
         load_end = os.getloadavg()
+        time.sleep(10)  # idle: what the server keeps once its requests have finished
+        rss_idle, split_idle = rss_mb(server.pid), rss_split_mb(server.pid)
         if trace is not None:  # a last snapshot, then see what malloc_trim gives back
             server.send_signal(signal.SIGUSR1)
             time.sleep(15)
@@ -274,6 +288,10 @@ def soak(
         "error_kinds": stats.errors,
         "rss_mb_start": round(rss_start, 1),
         "rss_mb_end": round(rss_end, 1),
+        "rss_mb_idle_10s": round(rss_idle, 1),
+        "rss_split_start": split_start,
+        "rss_split_end": split_loaded,
+        "rss_split_idle_10s": split_idle,
         "rss_mb_samples": [round(x, 1) for x in samples],
         "rss_sample_seconds": [round(x, 1) for x in times],
         **memory_summary(times, samples),
@@ -339,7 +357,9 @@ def main() -> int:
     print(f"memory: mean of first 20 samples {figures['rss_mb_first20_mean']} MB, last 20 "
           f"{figures['rss_mb_last20_mean']} MB, max {figures['rss_mb_max']} MB; fitted slope "
           f"{figures['rss_mb_per_min_first_half']} MB/min over the first half, "
-          f"{figures['rss_mb_per_min_second_half']} MB/min over the second half")  # fmt: skip
+          f"{figures['rss_mb_per_min_second_half']} MB/min over the second half; 10 s idle "
+          f"after: {figures['rss_mb_idle_10s']} MB; split start {figures['rss_split_start']}, "
+          f"end {figures['rss_split_end']}, idle {figures['rss_split_idle_10s']}")  # fmt: skip
     if args.trace is not None:
         print(trace_report(args.trace))
     print(json.dumps(figures))

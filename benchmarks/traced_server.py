@@ -46,13 +46,17 @@ def main() -> None:
         tracemalloc.take_snapshot().dump(str(out / f"snap-{n}.pickle"))
         types = collections.Counter(type(o).__name__ for o in gc.get_objects())
         current, peak = tracemalloc.get_traced_memory()
-        info = {
+        info: dict[str, object] = {
             "rss_mb": round(rss_mb(), 1),
             "threads": threading.active_count(),
             "traced_mb": round(current / 2**20, 1),
             "traced_peak_mb": round(peak / 2**20, 1),
             "objects": dict(types.most_common(40)),
         }
+        if "pyarrow" in sys.modules:  # Arrow buffers live outside Python's heap
+            pa = sys.modules["pyarrow"]
+            info["arrow_mb"] = round(pa.total_allocated_bytes() / 2**20, 1)
+            info["arrow_pool"] = pa.default_memory_pool().backend_name
         (out / f"snap-{n}.json").write_text(json.dumps(info))
 
     def trim(_signum: int, _frame: FrameType | None) -> None:
