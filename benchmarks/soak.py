@@ -8,8 +8,15 @@ httpx asyncio generator: each virtual user loops over a search by name (``/api/s
 a person view (``/api/people/{id}``) and the cohort dashboard (``/api/cohorts``), with
 an API token for a practitioner covered by a live agreement. It prints requests per
 second held, p50/p95/p99 latency, errors (any status other than 200, or a transport
-error; target zero) and the server's RSS memory at start, middle and end (a leak shows
-as growth). ``tests/security/test_soak.py`` runs a 20-second version.
+error; target zero) and the server's RSS memory, sampled every 5 seconds: start and
+end, the means of the first and last 20 samples and a least-squares slope (MB per
+minute) over each half of the run. A leak keeps a positive second-half slope; caches
+filling to a bound rise early and then flatten.
+
+``--trace DIR`` runs the server under ``benchmarks/traced_server.py``: tracemalloc starts
+after one minute, snapshots follow every two minutes and at the end, and the summary
+adds the allocation sites that grew most and what ``malloc_trim`` gives back.
+``tests/security/test_soak.py`` runs a 20-second version.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +47,16 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_split_mb(pid: int) -> dict[str, float]:
+    """RSS by kind: anonymous (heaps, allocator caches) and file-backed (libraries, maps)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
 
 
 def free_port() -> int:
@@ -67,11 +85,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def start_server(home: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    home: Path, database_url: str, port: int, trace: Path | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOMINAL_HOME": str(home), "NOMINAL_DATABASE_URL": database_url,
            "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000"}  # fmt: skip
+    # --trace: the same server under benchmarks/traced_server.py (tracemalloc, snapshots)
+    launcher = (
+        ["-m", "uvicorn"]
+        if trace is None
+        else [str(ROOT / "benchmarks" / "traced_server.py"), str(trace)]
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "nominal.web.serve:app",
+        [sys.executable, *launcher, "--factory", "nominal.web.serve:app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -125,9 +151,67 @@ async def drive(
     return stats
 
 
+def slope_mb_per_minute(times: list[float], values: list[float]) -> float:
+    """Least-squares slope of ``values`` (MB) against ``times`` (seconds), in MB per minute."""
+    if len(times) < 2:
+        return 0.0
+    mt, mv = statistics.fmean(times), statistics.fmean(values)
+    var = sum((t - mt) ** 2 for t in times)
+    if var == 0:
+        return 0.0
+    return sum((t - mt) * (v - mv) for t, v in zip(times, values, strict=True)) / var * 60
+
+
+def memory_summary(times: list[float], samples: list[float]) -> dict[str, Any]:
+    """First-20 and last-20 sample means, and the fitted slope over each half of the run.
+
+    A leak keeps a positive slope in the second half; caches filling to a bound rise early
+    and then flatten (second-half slope near zero).
+    """
+    half = len(samples) // 2
+    head, tail = samples[:20], samples[-20:]
+    return {
+        "rss_mb_first20_mean": round(statistics.fmean(head), 1) if head else 0.0,
+        "rss_mb_last20_mean": round(statistics.fmean(tail), 1) if tail else 0.0,
+        "rss_mb_per_min_first_half": round(slope_mb_per_minute(times[:half], samples[:half]), 2),
+        "rss_mb_per_min_second_half": round(slope_mb_per_minute(times[half:], samples[half:]), 2),
+        "rss_mb_max": round(max(samples), 1) if samples else 0.0,
+    }
+
+
+def trace_report(trace: Path, top: int = 15) -> str:
+    """The allocation sites that grew most between the first and last tracemalloc snapshots."""
+    import tracemalloc
+
+    snaps = sorted(trace.glob("snap-*.pickle"), key=lambda p: int(p.stem.split("-")[1]))
+    if len(snaps) < 2:
+        return "trace: fewer than two snapshots"
+    first, last = (tracemalloc.Snapshot.load(str(p)) for p in (snaps[0], snaps[-1]))
+    lines = [f"trace: {snaps[0].name} -> {snaps[-1].name}, top {top} allocation sites by growth"]
+    for stat in last.compare_to(first, "lineno")[:top]:
+        lines.append(f"  {stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+8d} blocks  "
+                     f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}")  # fmt: skip
+    lines.append("by traceback (top 5):")
+    for stat in last.compare_to(first, "traceback")[:5]:
+        lines.append(f"  {stat.size_diff / 2**20:+8.2f} MB")
+        lines.extend(f"      {frame.filename}:{frame.lineno}" for frame in stat.traceback)
+    metas = sorted(trace.glob("snap-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    for meta in (metas[0], metas[-1]):
+        info = json.loads(meta.read_text())
+        lines.append(f"{meta.name}: RSS {info['rss_mb']} MB, traced {info['traced_mb']} MB, "
+                     f"threads {info['threads']}")  # fmt: skip
+    a, b = (json.loads(m.read_text())["objects"] for m in (metas[0], metas[-1]))
+    grown = sorted(((b.get(k, 0) - a.get(k, 0), k) for k in b), reverse=True)[:8]
+    lines.append("objects grown: " + ", ".join(f"{k} {d:+d}" for d, k in grown))
+    for t in sorted(trace.glob("trim-*.json")):
+        lines.append(f"{t.name}: {t.read_text()}")
+    return "\n".join(lines)
+
+
 def soak(
-    home: Path, database_url: str, token: str, purpose: str, seconds: float, concurrency: int
-) -> dict[str, Any]:
+    home: Path, database_url: str, token: str, purpose: str, seconds: float, concurrency: int,
+    trace: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Run the server on ``home`` and load it; the figures as a dict."""
     from nominal.engines import duck
     from nominal.engines.lake import Lake
@@ -142,20 +226,41 @@ def soak(
     ]
     con.close()
     port = free_port()
-    server = start_server(home, database_url, port)
+    server = start_server(home, database_url, port, trace)
     try:
         base = f"http://127.0.0.1:{port}"
         # warm up (index load, first queries) before the measured window
         asyncio.run(drive(base, token, purpose, people, 3, 2))
         rss_start = rss_mb(server.pid)
+        split_start = rss_split_mb(server.pid)
         load_start = os.getloadavg()
-        samples = [rss_start]
+        t0 = time.monotonic()
+        samples, times = [rss_start], [0.0]
+        snapped = [-60.0]  # the first snapshot at one minute
+
+        def tick(_stats: Stats) -> None:
+            now = time.monotonic() - t0
+            samples.append(rss_mb(server.pid))
+            times.append(now)
+            # --trace: tracing (and a first snapshot) after one minute, then a snapshot
+            # every two minutes
+            if trace is not None and now >= 60 and now - snapped[0] >= 120:
+                snapped[0] = now
+                server.send_signal(signal.SIGUSR1)
+
         stats = asyncio.run(
-            drive(base, token, purpose, people, seconds, concurrency,
-                  on_tick=lambda _s: samples.append(rss_mb(server.pid)))
+            drive(base, token, purpose, people, seconds, concurrency, on_tick=tick)
         )  # fmt: skip
+        split_loaded = rss_split_mb(server.pid)  # still under load: the last requests run
         rss_end = rss_mb(server.pid)
         load_end = os.getloadavg()
+        time.sleep(10)  # idle: what the server keeps once its requests have finished
+        rss_idle, split_idle = rss_mb(server.pid), rss_split_mb(server.pid)
+        if trace is not None:  # a last snapshot, then see what malloc_trim gives back
+            server.send_signal(signal.SIGUSR1)
+            time.sleep(15)
+            server.send_signal(signal.SIGUSR2)
+            time.sleep(3)
     finally:
         server.terminate()
         try:
@@ -183,7 +288,13 @@ def soak(
         "error_kinds": stats.errors,
         "rss_mb_start": round(rss_start, 1),
         "rss_mb_end": round(rss_end, 1),
+        "rss_mb_idle_10s": round(rss_idle, 1),
+        "rss_split_start": split_start,
+        "rss_split_end": split_loaded,
+        "rss_split_idle_10s": split_idle,
         "rss_mb_samples": [round(x, 1) for x in samples],
+        "rss_sample_seconds": [round(x, 1) for x in times],
+        **memory_summary(times, samples),
         # the machine is shared: its 1/5/15-minute load averages and core count
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
@@ -220,6 +331,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--people", type=int, default=400)
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--trace", type=Path, help="run the server under tracemalloc; "
+                        "snapshots and the growth report go to this folder")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests" / "security"))
     sys.path.insert(0, str(ROOT / "fuzz"))
@@ -232,13 +345,23 @@ def main() -> int:
         town = build_town(root, people=args.people)
         _with_documents(town, root)
     auth = token(town, "practitioner")["Authorization"].split()[1]
-    figures = soak(town.home.root, town.control.url, auth, PURPOSE, args.seconds, args.concurrency)
+    figures = soak(
+        town.home.root, town.control.url, auth, PURPOSE, args.seconds, args.concurrency, args.trace
+    )
     print(f"soak {figures['seconds']:.0f}s x {figures['concurrency']} users: "
           f"{figures['requests_per_second']} req/s, p50 {figures['p50_ms']} ms, p95 "
           f"{figures['p95_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}, "
           f"RSS {figures['rss_mb_start']} -> {figures['rss_mb_end']} MB, load average "
           f"{figures['load_average_start'][0]} -> {figures['load_average_end'][0]} on "
           f"{figures['cpus']} cores")  # fmt: skip
+    print(f"memory: mean of first 20 samples {figures['rss_mb_first20_mean']} MB, last 20 "
+          f"{figures['rss_mb_last20_mean']} MB, max {figures['rss_mb_max']} MB; fitted slope "
+          f"{figures['rss_mb_per_min_first_half']} MB/min over the first half, "
+          f"{figures['rss_mb_per_min_second_half']} MB/min over the second half; 10 s idle "
+          f"after: {figures['rss_mb_idle_10s']} MB; split start {figures['rss_split_start']}, "
+          f"end {figures['rss_split_end']}, idle {figures['rss_split_idle_10s']}")  # fmt: skip
+    if args.trace is not None:
+        print(trace_report(args.trace))
     print(json.dumps(figures))
     return 1 if figures["errors"] else 0
 

@@ -26,3 +26,15 @@ def test_soak_smoke(town) -> None:  # type: ignore[no-untyped-def]
     assert figures["errors"] == 0, figures["error_kinds"]
     assert figures["p99_ms"] < 10_000
     assert figures["rss_mb_end"] < 2 * figures["rss_mb_start"] + 200
+
+
+def test_memory_summary_tells_a_plateau_from_a_leak() -> None:
+    """The soak's slope figure: a steady climb keeps its slope, a filled cache reads flat."""
+    times = [5.0 * i for i in range(120)]  # ten minutes of 5-second samples
+    leak = [400 + 2.0 * t / 60 for t in times]  # 2 MB a minute throughout
+    plateau = [400 + min(t, 120) / 60 * 50 for t in times]  # +100 MB in two minutes, then flat
+    leaking, flat = soak.memory_summary(times, leak), soak.memory_summary(times, plateau)
+    assert round(leaking["rss_mb_per_min_second_half"], 2) == 2.0
+    assert flat["rss_mb_per_min_second_half"] == 0.0
+    assert flat["rss_mb_per_min_first_half"] > 10
+    assert flat["rss_mb_first20_mean"] < flat["rss_mb_last20_mean"] == 500.0

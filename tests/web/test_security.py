@@ -186,3 +186,21 @@ def test_openapi_without_cdn(client: TestClient) -> None:
     page = client.get("/sign-in").text
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in page.replace('xmlns="https://', "")
+
+
+def test_rate_limiter_forgets_idle_clients() -> None:
+    """Every address or username ever tried must not stay in memory for the process's life."""
+    import time
+
+    from nominal.web.security import RateLimiter
+
+    limiter = RateLimiter(per_client=2, per_username=2, window=0.2)
+    for n in range(500):
+        assert limiter.allow(f"10.0.{n // 256}.{n % 256}", f"user{n}")
+    assert len(limiter) == 1000
+    assert not limiter.allow("10.0.0.0", "user0") or not limiter.allow("10.0.0.0", "user0")
+    time.sleep(0.25)
+    assert limiter.allow("192.0.2.1", "someone")  # a window later: the idle keys are swept
+    assert len(limiter) == 2
+    assert limiter.allow("192.0.2.1", "someone")
+    assert not limiter.allow("192.0.2.1", "someone")  # the live client still counts

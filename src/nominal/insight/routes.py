@@ -11,8 +11,10 @@ audited with the units it returned; a CSV export is audited as an export.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -33,12 +35,43 @@ router = APIRouter()
 NAV = [("Risk models", "/risk/models"), ("Cohorts", "/cohorts")]
 
 
-def _cohort_rows(request: Request, cohort: str | None = None) -> list[dict[str, Any]]:
+_lake_lock = threading.Lock()
+
+
+def _cohorts_cursor(request: Request) -> duckdb.DuckDBPyConnection | None:
+    """A cursor on one connection over the current snapshot's ``gold.cohorts``.
+
+    The connection is kept on the hub (one per process) and replaced, closed, when a
+    run switches the snapshot. The listing used to open a fresh in-memory DuckDB
+    database (buffer manager, thread pool, catalog: native memory Python's heap does
+    not see) on every request and leave closing it to garbage collection; under the
+    soak (``benchmarks/soak.py``) that was a database or two per second.
+    """
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.cohorts"):
+        return None
+    with _lake_lock:
+        cached = hub.cache.get("cohorts_lake")
+        if cached is None or cached[0] != snapshot.id:
+            if cached is not None:
+                cached[1].close()
+            cached = (snapshot.id, connect(snapshot, tables=["gold.cohorts"], threads=1))
+            hub.cache["cohorts_lake"] = cached
+        return cached[1].cursor()
+
+
+def _cohort_rows(request: Request, cohort: str | None = None) -> list[dict[str, Any]]:
+    con = _cohorts_cursor(request)
+    if con is None:
         return []
-    con = connect(snapshot, tables=["gold.cohorts"])
+    try:
+        return _cohort_query(con, cohort)
+    finally:
+        con.close()
+
+
+def _cohort_query(con: duckdb.DuckDBPyConnection, cohort: str | None) -> list[dict[str, Any]]:
     if cohort is None:
         sql = (
             "SELECT cohort, any_value(title) AS title, any_value(model) AS model, "

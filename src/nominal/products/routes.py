@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import duckdb
 import sqlalchemy as sa
@@ -71,10 +72,33 @@ casework = require_roles(*CASEWORK)
 managers = require_roles(*MANAGERS)
 usage_viewers = require_roles("ig_lead", "admin", "data_owner")
 analysts = require_roles("analyst", "admin")
+T = TypeVar("T")
 _lock = threading.Lock()
 DASHBOARDS_KEPT = 32  # recent dashboards' figures kept per app (see _board)
 DASHBOARDS_WARMED = 8  # dataset sets whose unfiltered dashboard is computed at start-up
 log = logging.getLogger(__name__)
+# Analysts' restricted in-memory copies of the lake (one per user, purpose, snapshot and
+# permitted datasets) and benefits realisations kept per app, least recently used dropped
+# first. A dropped workbench's DuckDB database is freed once no request still holds it.
+WORKBENCHES_KEPT = 8
+BENEFITS_KEPT = 8
+
+
+def _recent(request: Request, family: str, key: Any, make: Callable[[], T], limit: int) -> T:
+    """``make()`` kept under ``key`` among the ``limit`` most recently used of ``family``."""
+    hub = state(request)
+    with _lock:
+        kept: OrderedDict[Any, Any] = hub.cache.setdefault(family, OrderedDict())
+        if key in kept:
+            kept.move_to_end(key)
+            return cast(T, kept[key])
+    value = make()  # outside the lock: two first requests may both make it, one is kept
+    with _lock:
+        kept[key] = value
+        kept.move_to_end(key)
+        while len(kept) > limit:
+            kept.popitem(last=False)
+    return value
 
 
 # -- shared plumbing ----------------------------------------------------------------------
@@ -1174,12 +1198,13 @@ def _bench(request: Request, enforcer: Enforcer) -> workbench.Workbench:
         snapshot.id if snapshot else "",
         permitted.datasets,
     )
-    with _lock:
-        bench = hub.cache.get(key)
-        if bench is None:
-            bench = workbench.restricted_connection(con, permitted.datasets)
-            hub.cache[key] = bench
-    return bench
+    return _recent(
+        request,
+        "workbenches",
+        key,
+        lambda: workbench.restricted_connection(con, permitted.datasets),
+        WORKBENCHES_KEPT,
+    )
 
 
 EXAMPLE_SQL = (
@@ -1330,11 +1355,14 @@ def _realisation(
     ]
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
-    key = ("benefits", snapshot.id if snapshot else "", tuple(sorted(extra)))
-    result = hub.cache.get(key)
-    if result is None:
-        result = benefits.realise(con, extra_families=extra)
-        hub.cache[key] = result
+    key = (snapshot.id if snapshot else "", tuple(sorted(extra)))
+    result = _recent(
+        request,
+        "benefits",
+        key,
+        lambda: benefits.realise(con, extra_families=extra),
+        BENEFITS_KEPT,
+    )
     # A measure is shown only if the datasets it counts are shared for this purpose.
     shown = [
         m for m in result.measures if set(MEASURE_DATASETS[m.measure]) <= set(permitted.datasets)

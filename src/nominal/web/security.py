@@ -81,7 +81,10 @@ class RateLimiter:
     """A sliding-window limit on sign-in attempts per client address and per username.
 
     In memory, per server process: it blunts online guessing; the per-account
-    lock-out in the control plane is the durable limit.
+    lock-out in the control plane is the durable limit. Its memory is bounded by the
+    clients and usernames seen in the last window: once a window has passed since the
+    last sweep, keys whose hits have all expired are dropped (without that, every
+    address or username ever tried kept an entry for the life of the process).
     """
 
     per_client: int = 10
@@ -89,11 +92,26 @@ class RateLimiter:
     window: float = 60.0
     _hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _swept: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        """How many clients and usernames are tracked."""
+        return len(self._hits)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.window:
+            return
+        self._swept = now
+        for key in [
+            k for k, hits in self._hits.items() if not hits or now - hits[-1] > self.window
+        ]:
+            del self._hits[key]
 
     def allow(self, client: str, username: str) -> bool:
         now = time.monotonic()
         keys = ((f"c:{client}", self.per_client), (f"u:{username.lower()}", self.per_username))
         with self._lock:
+            self._sweep(now)
             for key, limit in keys:
                 hits = self._hits[key]
                 while hits and now - hits[0] > self.window:
