@@ -228,7 +228,16 @@ def _sql_copy_in(url: str, folder: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
         with engine.begin() as con:
-            for table in metadata.sorted_tables:
+            # A table a migration seeds (the policy version counter) is emptied and loaded
+            # last: the triggers that bump the counter fire while the other tables load,
+            # and the restored counter must be the one backed up.
+            tables = list(metadata.sorted_tables)
+            seeded = [
+                t for t in tables if con.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+            ]
+            for table in seeded:
+                con.execute(table.delete())
+            for table in [t for t in tables if t not in seeded] + seeded:
                 path = folder / f"{table.name}.jsonl"
                 if not path.exists():
                     continue
