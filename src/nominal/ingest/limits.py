@@ -23,6 +23,7 @@ quarantine row.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -94,7 +95,15 @@ def run_limited(fn: Callable[..., T], path: Path, *args: Any, seconds: float | N
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, (path, *args)), daemon=True)
-    proc.start()
+    # The forked child inherits every object of this process, DuckDB connections and
+    # other native handles with threads that do not exist in the child among them; a
+    # garbage collection there that finalised one crashed the child (segfault). Frozen
+    # objects are never collected, so the child only ever collects what it made.
+    gc.freeze()
+    try:
+        proc.start()
+    finally:
+        gc.unfreeze()
     child.close()  # the child's end lives in the child now: EOF if it dies without a word
     try:
         if not parent.poll(limit):
