@@ -79,6 +79,11 @@ STATES = (
     "no_agreement",
     "onboarding_incomplete",
 )
+# The expectations are the same on both databases; what PostgreSQL adds is its own SQL for
+# dates and suspensions. The default suite walks every state on SQLite and three on
+# PostgreSQL (live, an agreement out of date, a suspended dataset); `pytest -m slow` adds a
+# PostgreSQL hub that walks every state.
+PG_DEFAULT_STATES = ("live", "expired", "dataset_suspended")
 TARGET = ("ISA-T2-POL-01", "ISA-T2-POL-02", "ISA-T2-POL-03")  # the police's agreements
 COHORT = "matrix-da-cohort"
 COHORT_MODEL = ("da_high_risk", "domestic_abuse")  # a real model and its outcome dataset
@@ -272,9 +277,17 @@ class Hub:
     app: Any
     accounts: DemoAccounts
     tokens: dict[str, str]
+    states: tuple[str, ...]  # the agreement states the matrix walks
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        "postgresql",
+        pytest.param("postgresql-every-state", marks=pytest.mark.slow),
+    ],
+)
 def hub(
     request: pytest.FixtureRequest, town: Town, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hub]:
@@ -285,7 +298,8 @@ def hub(
     shutil.copytree(town.home.root, root / "home")
     home = make_home(root / "home").ensure()
     drop: str | None = None
-    if request.param == "sqlite":
+    kind = "sqlite" if request.param == "sqlite" else "postgresql"
+    if kind == "sqlite":
         template, accounts = request.getfixturevalue("sqlite_template")
         shutil.copyfile(template, home.control_db_path)
         url = f"sqlite:///{home.control_db_path}"
@@ -310,7 +324,9 @@ def hub(
             tokens[name] = issue_feed_token(s, partner, feeds, can_pull=pull).token
     control.dispose()
     try:
-        yield Hub(request.param, url, home, create_app(home, database_url=url), accounts, tokens)
+        states = PG_DEFAULT_STATES if request.param == "postgresql" else STATES
+        app = create_app(home, database_url=url)
+        yield Hub(kind, url, home, app, accounts, tokens, states)
     finally:
         if drop is not None:
             engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -653,20 +669,8 @@ def feed_want(town: Town, token: str, state: str) -> Got:
     return Got(200, {"datasets": allowed & linked})
 
 
-# The expectations are the same on both databases; what PostgreSQL adds is its own SQL for
-# dates and suspensions. The default suite walks every state on SQLite and three on
-# PostgreSQL (live, an agreement out of date, a suspended dataset); `pytest -m slow` walks
-# every state on both.
-PG_DEFAULT_STATES = ("live", "expired", "dataset_suspended")
-
-
-@pytest.mark.parametrize(
-    "coverage", ["default", pytest.param("every-state", marks=pytest.mark.slow)]
-)
-def test_endpoint_matrix(town: Town, hub: Hub, coverage: str) -> None:
-    if coverage == "every-state" and hub.kind == "sqlite":
-        pytest.skip("the default run already walks every state on SQLite")
-    states = STATES if hub.kind == "sqlite" or coverage == "every-state" else PG_DEFAULT_STATES
+def test_endpoint_matrix(town: Town, hub: Hub) -> None:
+    states = hub.states
     started = time.monotonic()
     calls = endpoint_calls(town)
     clients: dict[str, tuple[TestClient, str]] = {}
