@@ -10,8 +10,13 @@ an API token for a practitioner covered by a live agreement. It prints requests 
 second held, p50/p95/p99 latency, errors (any status other than 200, or a transport
 error; target zero) and the server's RSS memory, sampled every 5 seconds: start and
 end, the means of the first and last 20 samples and a least-squares slope (MB per
-minute) over each half of the run. A leak keeps a positive second-half slope; caches
+minute) over each half of the run, and the second-half slope per 1000 requests served
+(comparable across machine loads). A leak keeps a positive second-half slope; caches
 filling to a bound rise early and then flatten.
+
+The server's environment is this process's: ``NOMINAL_MALLOC_ARENAS=0
+NOMINAL_MALLOC_TRIM_SECONDS=0`` runs it with glibc's default arenas and no periodic
+``malloc_trim`` (``nominal.web.memory``), to compare with the defaults.
 
 ``--trace DIR`` runs the server under ``benchmarks/traced_server.py``: tracemalloc starts
 after one minute, snapshots follow every two minutes and at the end, and the summary
@@ -235,7 +240,7 @@ def soak(
         split_start = rss_split_mb(server.pid)
         load_start = os.getloadavg()
         t0 = time.monotonic()
-        samples, times = [rss_start], [0.0]
+        samples, times, served = [rss_start], [0.0], [0.0]
         snapped = [-60.0]  # the first snapshot at one minute
 
         def tick(_stats: Stats) -> None:
@@ -295,6 +300,14 @@ def soak(
         "rss_mb_samples": [round(x, 1) for x in samples],
         "rss_sample_seconds": [round(x, 1) for x in times],
         **memory_summary(times, samples),
+        # the same slope against requests served: comparable between a quiet and a busy
+        # machine, where the requests per minute differ tenfold
+        "rss_mb_per_1000_requests_second_half": round(
+            slope_mb_per_minute(served[len(served) // 2 :], samples[len(samples) // 2 :])
+            / 60
+            * 1000,
+            3,
+        ),
         # the machine is shared: its 1/5/15-minute load averages and core count
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
@@ -357,7 +370,8 @@ def main() -> int:
     print(f"memory: mean of first 20 samples {figures['rss_mb_first20_mean']} MB, last 20 "
           f"{figures['rss_mb_last20_mean']} MB, max {figures['rss_mb_max']} MB; fitted slope "
           f"{figures['rss_mb_per_min_first_half']} MB/min over the first half, "
-          f"{figures['rss_mb_per_min_second_half']} MB/min over the second half; 10 s idle "
+          f"{figures['rss_mb_per_min_second_half']} MB/min over the second half "
+          f"({figures['rss_mb_per_1000_requests_second_half']} MB per 1000 requests); 10 s idle "
           f"after: {figures['rss_mb_idle_10s']} MB; split start {figures['rss_split_start']}, "
           f"end {figures['rss_split_end']}, idle {figures['rss_split_idle_10s']}")  # fmt: skip
     if args.trace is not None:

@@ -34,6 +34,7 @@ from nominal import __version__
 from nominal.config import Home
 from nominal.db import ControlPlane
 from nominal.govern.audit import AuditLog, audit_log
+from nominal.web import memory
 from nominal.web.deps import csrf_protect
 from nominal.web.security import CookieJar, RateLimiter, SecurityHeadersMiddleware
 from nominal.web.templating import WEB, environment, render
@@ -77,6 +78,7 @@ def create_app(
     audit_reads: bool = True,
     database_url: str | None = None,
     warm: bool | None = None,
+    trim_native_memory: bool = False,
 ) -> FastAPI:
     """The hub's app for ``home``.
 
@@ -85,7 +87,8 @@ def create_app(
     ``$NOMINAL_WARM``, on unless set to 0) runs each area's ``on_start(hub)`` when the
     app starts (the products compute the commonest dashboards in the background). ``audit_reads``
     exists only so that the cost of auditing can be measured; the hub never runs with
-    it off.
+    it off. ``trim_native_memory`` (the server's factory sets it) runs
+    :func:`nominal.web.memory.trimmer` while the app is up.
     """
     home.ensure()
     if secure_cookies is None:
@@ -107,10 +110,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        trimmer = memory.trimmer() if trim_native_memory else None
         if warm:
             for hook in on_start:
                 hook(hub)
         yield
+        if trimmer is not None:
+            trimmer.stop()
         control.dispose()
 
     app = FastAPI(

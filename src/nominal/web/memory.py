@@ -1,0 +1,119 @@
+"""The server process's native heap: fewer glibc malloc arenas, freed pages given back.
+
+Under sustained load (``benchmarks/soak.py``) the server's resident memory crept up
+while the live Python objects stayed flat (tracemalloc) and most of the rise came
+back within seconds of the load stopping: memory the C allocator had been given back
+by the request threads but kept. glibc's malloc gives each thread that finds its arena
+busy a new one, up to eight per core; the anyio worker threads that run the sync
+endpoints (up to 40) with DuckDB's and SQLAlchemy's native allocations then spread
+freed chunks over sixteen heaps, each of which only returns memory from its top. Two
+things bound it, both set when the server starts (:func:`tune`):
+
+* ``mallopt(M_ARENA_MAX, n)`` (``$NOMINAL_MALLOC_ARENAS``, default 2; 0 leaves glibc's
+  own limit), the programmatic form of ``MALLOC_ARENA_MAX``, which would have to be in
+  the environment before the process starts. It takes effect while glibc has made
+  fewer arenas than its test threshold (eight on 64-bit), so it is called from the app
+  factory, before the request threads exist;
+* a daemon thread that calls ``malloc_trim(0)`` every ``$NOMINAL_MALLOC_TRIM_SECONDS``
+  (default 30; 0 switches it off), which hands the free pages inside every arena back
+  to the kernel, not only those at an arena's top.
+
+Neither changes what the server computes. Other C libraries (glibc-less systems, musl)
+have neither function; then nothing is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+ARENAS_ENV = "NOMINAL_MALLOC_ARENAS"
+TRIM_ENV = "NOMINAL_MALLOC_TRIM_SECONDS"
+DEFAULT_ARENAS = 2
+DEFAULT_TRIM_SECONDS = 30.0
+M_ARENA_MAX = -8  # glibc malloc.h
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, if this process runs on it (``mallopt`` and ``malloc_trim`` are glibc's)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+        return None
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+def limit_arenas(arenas: int) -> bool:
+    """At most ``arenas`` malloc arenas from now on; False where glibc is not there."""
+    libc = _glibc()
+    return bool(libc is not None and arenas > 0 and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+
+
+def trim() -> bool:
+    """Give the free pages of every malloc arena back to the kernel (``malloc_trim(0)``).
+
+    True when glibc released memory, False when there was none to release or no glibc.
+    """
+    libc = _glibc()
+    return bool(libc is not None and libc.malloc_trim(0))
+
+
+@dataclass
+class Trimmer:
+    """A daemon thread calling :func:`trim` every ``seconds`` until :meth:`stop`."""
+
+    seconds: float
+    trims: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Trimmer:
+        self._thread = threading.Thread(target=self._run, name="malloc-trim", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            trim()
+            self.trims += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _number(env: str, default: float) -> float:
+    raw = os.environ.get(env, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number", env, raw)
+        return default
+
+
+def tune() -> None:
+    """Limit the arenas (``$NOMINAL_MALLOC_ARENAS``); called by the server's app factory."""
+    arenas = int(_number(ARENAS_ENV, DEFAULT_ARENAS))
+    if arenas > 0 and not limit_arenas(arenas):
+        log.info("malloc arenas not limited: not glibc")
+
+
+def trimmer() -> Trimmer | None:
+    """A started :class:`Trimmer` (``$NOMINAL_MALLOC_TRIM_SECONDS``), None when off."""
+    seconds = _number(TRIM_ENV, DEFAULT_TRIM_SECONDS)
+    if seconds <= 0 or _glibc() is None:
+        return None
+    return Trimmer(seconds).start()
