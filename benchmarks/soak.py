@@ -247,6 +247,7 @@ def soak(
             now = time.monotonic() - t0
             samples.append(rss_mb(server.pid))
             times.append(now)
+            served.append(float(_stats.requests))
             # --trace: tracing (and a first snapshot) after one minute, then a snapshot
             # every two minutes
             if trace is not None and now >= 60 and now - snapped[0] >= 120:
