@@ -77,7 +77,11 @@ def variants(work: Path) -> None:
         plain = plain.replace(hmac_sql(key, msg), msg).replace(
             f"{pipeline.COMPILED_HMAC}({msg})", msg
         )
-    consts = r"'[^']*' AS (dataset|feed|partner|agency|delivery_id),\s*|TIMESTAMP '[^']*' AS received_at,\s*"
+    # the delivery constants, written as ENUM casts (see pipeline._enum)
+    consts = (
+        r"CAST\('[^']*' AS ENUM\('[^']*'\)\) AS (dataset|feed|partner|agency|delivery_id),\s*"
+        r"|TIMESTAMP '[^']*' AS received_at,\s*"
+    )
     cases = [
         ("CSV read into a table", f"CREATE OR REPLACE TEMP TABLE r AS SELECT * FROM {read_csv}"),
         ("staging, as ingest runs it", staging.replace("staged AS", "staged_b AS")),

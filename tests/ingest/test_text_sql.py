@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nominal.contracts.model import FormatSpec
-from nominal.ingest.standardise import MACROS, one_of, text_sql
+from nominal.ingest.standardise import MACROS, TITLED_NAME, one_of, text_sql
 
 # Few characters, so that spaces, markers and separators come up often.
 _CHARS = st.sampled_from([" ", " ", "a", "N", "U", "L", "l", "/", "A", "n", "-", "'", "\t",
@@ -90,3 +90,22 @@ def test_title_case_examples() -> None:
         "nominal_title('mary ann'), nominal_title('éLODIE'), nominal_title(NULL)"
     ).fetchone()
     assert got == ("Smith", "O'Neil-Smith", "Mary Ann", "Élodie", None)
+
+
+def test_names_already_in_title_case_take_the_fast_path_unchanged() -> None:
+    """Names matching TITLED_NAME are returned as they are; the general form agrees."""
+    con = _con()
+    values = ["Smith", "O'Neil-Hughes", "Mary Ann", "A", "Ab-", "A--B", "McDonald", "Smith ",
+              "ÉLodie", "Van Der Berg", "D'Arcy", "Al'", None]  # fmt: skip
+    con.register("t", pa.table({"s": pa.array(values, pa.string())}))
+    general = (
+        "nominal_title2(s, length(s) - length(translate(s, ' -''', '')), "
+        "strpos(translate(s, '-''', '  '), ' '))"
+    )
+    got = con.execute(
+        f"SELECT s, nominal_title(s), {general}, regexp_full_match(s, ?) FROM t", [TITLED_NAME]
+    ).fetchall()
+    assert [g[1] for g in got] == [g[2] for g in got]
+    fast = {g[0] for g in got if g[3]}
+    assert fast == {"Smith", "O'Neil-Hughes", "Mary Ann", "A", "Van Der Berg", "D'Arcy"}
+    assert all(g[1] == g[0] for g in got if g[3])

@@ -37,6 +37,10 @@ NI_NUMBER = r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]"
 NI_NEVER_ISSUED = ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
 EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 SEX_UNKNOWN = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "0", "9")
+# Every value the sex rule gives (anything else is invalid, or unknown and NULL).
+SEX_VALUES = ("M", "F", "X")
+# A name that title case leaves unchanged: capitalised ASCII words, one separator apart.
+TITLED_NAME = "[A-Z][a-z]*(?:[ '-][A-Z][a-z]*)*"
 
 MACROS = (
     # Title case by word, hyphen and apostrophe: "o'NEIL-SMITH" -> "O'Neil-Smith".
@@ -50,9 +54,13 @@ MACROS = (
     "WHEN n = 0 THEN upper(s[1]) || lower(s[2:]) "
     "WHEN n = 1 THEN upper(s[1]) || lower(s[2:i]) || upper(s[i + 1]) || lower(s[i + 2:]) "
     "ELSE nominal_title_words(s) END",
-    # A name with no separator at all (most names) skips counting them: three
+    # A name already in title case (ASCII words one space, hyphen or apostrophe apart:
+    # "Smith", "O'Neil-Hughes") is its own title case and is returned as it is: one
+    # compiled pattern costs about half the slicing and case mapping it spares.
+    # Otherwise a name with no separator at all skips counting them: three
     # ``contains`` cost a fraction of the two ``translate`` calls.
     "CREATE OR REPLACE MACRO nominal_title(s) AS CASE "
+    f"WHEN regexp_full_match(s, {sql_literal(TITLED_NAME)}) THEN s "
     "WHEN contains(s, ' ') OR contains(s, '-') OR contains(s, '''') THEN nominal_title2(s, "
     "length(s) - length(translate(s, ' -''', '')), strpos(translate(s, '-''', '  '), ' ')) "
     "ELSE upper(s[1]) || lower(s[2:]) END",
@@ -96,7 +104,11 @@ def _mapped(text: str, spec: FieldSpec) -> str:
     whens = " ".join(
         f"WHEN {sql_literal(k.lower())} THEN {sql_literal(v)}" for k, v in spec.mapping.items()
     )
-    return f"(CASE lower({text}) {whens} ELSE {text} END)"
+    # Keys spelt as in the contract (the usual case) first: no ``lower`` of every value.
+    exact = " ".join(
+        f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in spec.mapping.items()
+    )
+    return f"(CASE {text} {exact} ELSE CASE lower({text}) {whens} ELSE {text} END END)"
 
 
 def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
@@ -262,8 +274,12 @@ def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
         whens = " ".join(
             f"WHEN {sql_literal(v.lower())} THEN {sql_literal(v)}" for v in spec.values
         )
+        # A value spelt as in the contract (the usual case) is kept without ``lower``.
+        exact = one_of(m, tuple(spec.values))
         return _Rule(
-            f"CASE lower({m}) {whens} END", "category_invalid", f"{quoted} is not an allowed value'"
+            f"CASE WHEN {exact} THEN {m} ELSE CASE lower({m}) {whens} END END",
+            "category_invalid",
+            f"{quoted} is not an allowed value'",
         )
     if name == "event_status":
         return _Rule(m, norm="lower({x})")
