@@ -66,6 +66,20 @@ SPECIFIC: dict[str, tuple[str, str]] = {
     "persistent_absence_3y": ("school year of persistent absence in the last 3 years", "school years of persistent absence in the last 3 years"),
 }  # fmt: skip
 
+# yearly rates over all known history (after the p_/h_ prefix, before "_per_year")
+PER_YEAR: dict[str, str] = {
+    "da_high": "high-risk (DASH) domestic abuse incidents",
+    "da_medium": "medium-risk (DASH) domestic abuse incidents",
+    "da_incidents": "domestic abuse incidents",
+    "referrals_for_da": "children's social care referrals for domestic abuse",
+    "homeless_for_da": "homelessness applications because of domestic abuse",
+    "assault_injuries": "A&E attendances or ambulance call-outs for assault",
+    "alcohol_drugs": "alcohol- or drug-related records (A&E, ambulance, police, ASB)",
+    "crime_suspect": "crimes as suspect",
+    "police_alcohol_mh": "alcohol-related or mental-health police incidents",
+    **{ds: words[1] for ds, words in DATASET_WORDS.items()},
+}
+
 FIXED: dict[str, str] = {
     "p_age": "aged {v}",
     "p_male": "{male}",
@@ -86,6 +100,12 @@ FIXED: dict[str, str] = {
     "h_youngest_adult_age": "youngest adult in the household aged {v}",
     "h_lone_adult": "{lone}",
     "h_communal": "a communal address (care home or hostel)",
+    "p_history_years": "{v} years of partner records known about the person",
+    "h_history_years": "{v} years of partner records known",
+    "h_events_per_member_3y": "{v} records from any agency per household member in the last 3 years",
+    "h_da_medium_share": "{pct}% of the household's standard or medium domestic abuse incidents graded medium risk",
+    "h_areas_5y": "household recorded in {v} output areas in the last 5 years",
+    "h_first_area_imd_score": "deprivation score {v} of the household's earliest known area",
     "a_imd_score": "home area deprivation score {v}",
     "a_imd_decile": "home area in deprivation decile {v} (1 = most deprived)",
     "a_residents": "{v} residents in the home output area",
@@ -114,6 +134,7 @@ def describe(feature: str, value: float) -> str:
             months=_num((v % 365.25) // 30.44),
             male="a boy or man" if v else "a girl or woman",
             lone="a lone adult caring for children" if v else "not a lone-adult household",
+            pct=_num(round(100 * v)),
         )
     prefix, _, rest = feature.partition("_")
     who = WHO.get(prefix, "")
@@ -132,6 +153,12 @@ def describe(feature: str, value: float) -> str:
             span
         ]
         return f"{_count(v, words)} {who} in {period}"
+    match = re.fullmatch(r"(max_adult_)?(.+)_per_year", rest)
+    if match and match.group(2) in PER_YEAR:
+        what = PER_YEAR[match.group(2)]
+        if match.group(1):
+            return f"{v:.1f} {what} a year for the most affected adult in the household"
+        return f"{v:.1f} {what} a year {who} (over all records known)"
     if rest in SPECIFIC:
         return f"{_count(v, SPECIFIC[rest])} {who}".strip()
     return f"{feature.replace('_', ' ')}: {_num(v)}"
@@ -141,7 +168,9 @@ def label(feature: str) -> str:
     """What the feature measures (for the feature-description table)."""
     if feature == "p_month_in_school_year":
         return "month of birth within the school year (1 = September, 12 = August)"
-    return re.sub(r"\b2\b", "N", describe(feature, 2))
+    if feature == "h_da_medium_share":
+        return "share of the household's standard or medium domestic abuse incidents graded medium risk"
+    return re.sub(r"\b2(?:\.0)?\b", "N", describe(feature, 2))
 
 
 def feature_table(features: list[str]) -> list[dict[str, str]]:

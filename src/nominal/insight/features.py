@@ -76,6 +76,26 @@ NO_EVENT_DAYS = 3 * 365 + 1  # "days since" when nothing was recorded in three y
 
 EXPLOITATION = "('child sexual exploitation', 'child criminal exploitation')"
 
+# Counts over everything known before T; a temporary column, replaced by a rate per year
+# of history (:func:`_rate_columns`). Training mixes as-of dates with one to five years of
+# history behind them, so a bare "ever" count means different things at different dates:
+# the latent propensities the outcomes follow are steady, and a yearly rate estimates them
+# the same way at every date.
+EVER = "ever__"
+
+# Per-person yearly rates whose highest value among a household's adults is a feature of
+# its own: the adults' difficulties (substance misuse above all) act through the worst
+# affected adult, which a sum over the household blurs with its size.
+ADULT_MAX = (
+    "alcohol_drugs",
+    "substance_misuse",
+    "police_incidents",
+    "mental_health",
+    "crime_suspect",
+    "probation",
+    "ae_attendances",
+)
+
 
 @dataclass(frozen=True)
 class FeatureSet:
@@ -114,7 +134,8 @@ def _known_events(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE known AS
-        SELECT nominal_id, dataset, agency, event_type, event_date, event_end_date, oa_code,
+        SELECT nominal_id, event_key, dataset, agency, event_type, event_date, event_end_date,
+               oa_code,
                attributes, date_diff('day', event_date, {t}) AS days_ago,
                event_date < {t} AND (event_end_date IS NULL OR event_end_date >= {t})
                  AS open_at
@@ -153,6 +174,8 @@ def _count_columns(prefix: str, datasets: tuple[str, ...]) -> str:
             f"count(*) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1826) AS {prefix}_{ds}_5y",
             f"coalesce(min(days_ago) FILTER (WHERE dataset = '{ds}' AND days_ago <= 1095), "
             f"{NO_EVENT_DAYS}) AS {prefix}_{ds}_days_since",
+            # everything known, turned into a yearly rate by :func:`_rate_columns`
+            f"count(*) FILTER (WHERE dataset = '{ds}') AS {EVER}{prefix}_{ds}",
         ]
     return ",\n".join(cols)
 
@@ -217,7 +240,62 @@ def _specific_columns(prefix: str) -> str:
               OR (dataset = 'police_incidents' AND {a.format("incident_type")} = 'alcohol related')
               OR {a.format("offence_group")} = 'drug offences'
               OR {a.format("asb_type")} IN ('drug use', 'street drinking')))
-            AS {prefix}_alcohol_drugs_5y"""
+            AS {prefix}_alcohol_drugs_5y,
+        count(DISTINCT event_key) FILTER (WHERE dataset = 'domestic_abuse'
+                         AND {a.format("dash_risk")} = 'high') AS {EVER}{prefix}_da_high,
+        count(DISTINCT event_key) FILTER (WHERE dataset = 'domestic_abuse'
+                         AND {a.format("dash_risk")} = 'medium') AS {EVER}{prefix}_da_medium,
+        -- one incident names a victim and a suspect: in a household both rows are one
+        -- incident, so count incidents, not rows
+        count(DISTINCT event_key) FILTER (WHERE dataset = 'domestic_abuse')
+            AS {EVER}{prefix}_da_incidents,
+        count(*) FILTER (WHERE dataset = 'csc_referrals'
+                         AND {a.format("referral_reason")} = 'domestic abuse')
+            AS {EVER}{prefix}_referrals_for_da,
+        count(*) FILTER (WHERE dataset = 'homelessness'
+                         AND {a.format("homelessness_reason")} = 'domestic abuse')
+            AS {EVER}{prefix}_homeless_for_da,
+        count(*) FILTER (WHERE dataset IN ('ae_attendances', 'ambulance_callouts')
+                         AND ({a.format("presenting_complaint")} = 'assault'
+                              OR {a.format("nature_of_call")} = 'assault'))
+            AS {EVER}{prefix}_assault_injuries,
+        count(*) FILTER (WHERE {a.format("presenting_complaint")} IN ('alcohol', 'overdose')
+              OR {a.format("nature_of_call")} = 'overdose or poisoning'
+              OR (dataset = 'police_incidents' AND {a.format("incident_type")} = 'alcohol related')
+              OR {a.format("offence_group")} = 'drug offences'
+              OR {a.format("asb_type")} IN ('drug use', 'street drinking'))
+            AS {EVER}{prefix}_alcohol_drugs,
+        count(*) FILTER (WHERE dataset = 'crimes' AND {a.format("role")} = 'suspect')
+            AS {EVER}{prefix}_crime_suspect,
+        count(*) FILTER (WHERE dataset = 'police_incidents'
+                         AND {a.format("incident_type")} IN ('alcohol related', 'mental health'))
+            AS {EVER}{prefix}_police_alcohol_mh"""
+
+
+def history_start(firsts: list[date]) -> date | None:
+    """When the known history begins: the median over datasets of their first known
+    event (the lower median), as :func:`nominal.insight.risk.data_start` -- a benefit
+    claim opened long before the feeds began would make the earliest date overstate it.
+    Both engines call this on their own list of first dates, so they agree exactly."""
+    ordered = sorted(firsts)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
+def _history_start(con: duckdb.DuckDBPyConnection) -> str:
+    """:func:`history_start` of the temp table ``known``, as SQL (NULL when empty)."""
+    rows = con.execute("SELECT min(event_date) FROM known GROUP BY dataset").fetchall()
+    start = history_start([r[0] for r in rows if r[0] is not None])
+    return "NULL" if start is None else _d(start)
+
+
+def _ever(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0].startswith(EVER)]
+
+
+def _rate_columns(con: duckdb.DuckDBPyConnection, table: str, years: str) -> str:
+    """``count / years`` for every temporary "ever" column of ``table`` (named without it)."""
+    names = _ever(con, table)
+    return ", ".join(f"coalesce({n}, 0) / {years} AS {n[len(EVER) :]}_per_year" for n in names)
 
 
 def build(
@@ -249,6 +327,7 @@ def build(
         respect_received = not _backfilled(con, as_of)
     _known_events(con, as_of, respect_received)
     _members(con, as_of)
+    start = _history_start(con)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE fp AS
         WITH p AS (
@@ -275,9 +354,23 @@ def build(
         FROM p LEFT JOIN c USING (nominal_id) LEFT JOIN att USING (nominal_id)
         """
     )
+    # years of history behind each person as of T: from the start of the feeds or birth
+    years = (
+        f"greatest(date_diff('day', greatest(coalesce({start}, {t}), date_of_birth), {t}) "
+        "/ 365.25, 0.25)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fp AS
+        SELECT * EXCLUDE ({", ".join(_ever(con, "fp"))}),
+               {years} AS p_history_years, {_rate_columns(con, "fp", years)}
+        FROM fp"""
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE known_hh AS "
         "SELECT k.*, m.household_id FROM known k JOIN members m USING (nominal_id)"
+    )
+    adult_max = ", ".join(
+        f"max(p_{name}_per_year) AS h_max_adult_{name}_per_year" for name in ADULT_MAX
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE fh AS
@@ -293,17 +386,44 @@ def build(
           SELECT household_id, {_count_columns("h", datasets)}{_specific_columns("h")}
           FROM known_hh GROUP BY household_id),
         area AS (
-          SELECT household_id, arg_max(oa_code, (event_date, oa_code)) AS oa_code
-          FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id)
+          SELECT household_id, arg_max(oa_code, (event_date, oa_code)) AS oa_code,
+                 -- household adversity follows the deprivation of where the family lived
+                 -- (not only where it lives now), and families in difficulty move more
+                 arg_min(oa_code, (event_date, oa_code)) AS first_oa,
+                 count(DISTINCT oa_code) FILTER (WHERE days_ago <= 1826) AS h_areas_5y
+          FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id),
+        adults AS (
+          SELECT m.household_id, {adult_max}
+          FROM members m JOIN fp USING (nominal_id)
+          WHERE m.age >= 18 GROUP BY m.household_id)
         SELECT {t} AS as_of, comp.household_id,
                coalesce(area.oa_code, h.oa_code) AS oa_code,
                comp.* EXCLUDE (household_id),
                CAST(comp.h_adults = 1 AND comp.h_children > 0 AS INTEGER) AS h_lone_adult,
                CAST(comp.h_members >= 15 AS INTEGER) AS h_communal,
+               coalesce(area.h_areas_5y, 0) AS h_areas_5y,
+               coalesce(o.imd_score, 0) AS h_first_area_imd_score,
+               adults.* EXCLUDE (household_id),
                c.* EXCLUDE (household_id)
         FROM comp LEFT JOIN c USING (household_id) LEFT JOIN area USING (household_id)
+        LEFT JOIN adults USING (household_id)
         LEFT JOIN gold.households h USING (household_id)
+        LEFT JOIN reference.output_areas o
+          ON o.oa_code = coalesce(area.first_oa, area.oa_code, h.oa_code)
         """
+    )
+    h_years = f"greatest(date_diff('day', coalesce({start}, {t}), {t}) / 365.25, 0.25)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fh AS
+        SELECT * EXCLUDE ({", ".join(_ever(con, "fh"))}),
+               {h_years} AS h_history_years,
+               coalesce(h_events_3y, 0) / h_members AS h_events_per_member_3y,
+               -- DASH grades an incident medium more often where abuse runs deeper
+               coalesce({EVER}h_da_medium, 0)
+                 / greatest(coalesce({EVER}h_da_incidents, 0) - coalesce({EVER}h_da_high, 0), 1)
+                 AS h_da_medium_share,
+               {_rate_columns(con, "fh", h_years)}
+        FROM fh"""
     )
     rates = ",\n".join(
         f"1000.0 * count(*) FILTER (WHERE k.dataset = '{ds}' AND k.days_ago <= 365)"

@@ -35,7 +35,9 @@ from nominal.engines.lake import Lake, Snapshot
 from nominal.insight import features, scoring, training
 from nominal.insight.dataset import window_end
 from nominal.insight.features import (
+    ADULT_MAX,
     AREA_DATASETS,
+    EVER,
     EXPLOITATION,
     NO_EVENT_DAYS,
     PERIOD_DATASETS,
@@ -134,6 +136,20 @@ def _filled(frame: Any, prefix: str) -> Any:
     return frame.select(*cols)
 
 
+def _with_rates(spark: Any, frame: Any, years: str, years_name: str, extra: str = "") -> Any:
+    """The frame without its temporary "ever" counts, then the history's length in years,
+    ``extra`` and a yearly rate per "ever" count, in the order DuckDB writes them."""
+    frame.createOrReplaceTempView("with_ever")
+    ever = [c for c in frame.columns if c.startswith(EVER)]
+    cols = [", ".join(f"`{c}`" for c in frame.columns if not c.startswith(EVER))]
+    cols.append(f"{years} AS {years_name}")
+    cols += [extra] if extra else []
+    cols += [
+        f"CAST(coalesce({c}, 0) AS DOUBLE) / {years} AS {c[len(EVER) :]}_per_year" for c in ever
+    ]
+    return spark.sql(f"SELECT {', '.join(cols)} FROM with_ever")
+
+
 def build(
     spark: Any,
     as_of: date,
@@ -147,8 +163,8 @@ def build(
     received = f"AND received_at <= CAST({t} AS TIMESTAMP)" if respect_received else ""
     periods = ", ".join(f"'{d}'" for d in PERIOD_DATASETS)
     spark.sql(
-        f"""SELECT nominal_id, dataset, agency, event_type, event_date, event_end_date, oa_code,
-               attributes, CAST(datediff({t}, event_date) AS BIGINT) AS days_ago,
+        f"""SELECT nominal_id, event_key, dataset, agency, event_type, event_date, event_end_date,
+               oa_code, attributes, CAST(datediff({t}, event_date) AS BIGINT) AS days_ago,
                event_date < {t} AND (event_end_date IS NULL OR event_end_date >= {t})
                  AS open_at
         FROM gold_events
@@ -166,6 +182,9 @@ def build(
             AND n.date_of_birth < {t})
         WHERE rn = 1"""
     ).cache().createOrReplaceTempView("members")
+    firsts = spark.sql("SELECT min(event_date) AS d FROM known GROUP BY dataset").collect()
+    first = features.history_start([r["d"] for r in firsts if r["d"] is not None])
+    start = "CAST(NULL AS DATE)" if first is None else _d(first)
 
     count_cols = to_spark_sql(
         features._count_columns("p", datasets) + features._specific_columns("p")
@@ -195,6 +214,12 @@ def build(
                {c_cols}
         FROM p LEFT JOIN person_counts c USING (nominal_id) LEFT JOIN att USING (nominal_id)"""
     )
+    # as on DuckDB: yearly rates over the history behind each person (features._rate_columns)
+    years = (
+        f"greatest(CAST(datediff({t}, greatest(coalesce({start}, {t}), date_of_birth)) AS BIGINT)"
+        " / 365.25D, 0.25D)"
+    )
+    person = _with_rates(spark, person, years, "p_history_years")
     # as on DuckDB, units without a known event get zero counts in the views themselves,
     # so that a model's population (SQL over fp/fh) sees zeros, not nulls
     person = _filled(person, "p_").cache()
@@ -210,6 +235,10 @@ def build(
         f"SELECT household_id, {count_cols} FROM known_hh GROUP BY household_id"
     ).createOrReplaceTempView("household_counts")
     c_cols = ", ".join(f"c.{c}" for c in _columns(spark, "household_counts", "household_id"))
+    adult_max = ", ".join(
+        f"max(p_{name}_per_year) AS h_max_adult_{name}_per_year" for name in ADULT_MAX
+    )
+    max_cols = ", ".join(f"adults.h_max_adult_{name}_per_year" for name in ADULT_MAX)
     household = spark.sql(
         f"""WITH comp AS (
           SELECT household_id, count(*) AS h_members,
@@ -220,19 +249,38 @@ def build(
                  coalesce(min(age) FILTER (WHERE age >= 18), -1) AS h_youngest_adult_age
           FROM members GROUP BY household_id),
         area AS (
-          SELECT household_id, max_by(oa_code, struct(event_date, oa_code)) AS oa_code
-          FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id)
+          SELECT household_id, max_by(oa_code, struct(event_date, oa_code)) AS oa_code,
+                 min_by(oa_code, struct(event_date, oa_code)) AS first_oa,
+                 count(DISTINCT oa_code) FILTER (WHERE days_ago <= 1826) AS h_areas_5y
+          FROM known_hh WHERE oa_code IS NOT NULL GROUP BY household_id),
+        adults AS (
+          SELECT m.household_id, {adult_max}
+          FROM members m JOIN fp USING (nominal_id)
+          WHERE m.age >= 18 GROUP BY m.household_id)
         SELECT {t} AS as_of, comp.household_id,
                coalesce(area.oa_code, h.oa_code) AS oa_code,
                comp.h_members, comp.h_adults, comp.h_children, comp.h_under_fives,
                comp.h_oldest_child_age, comp.h_youngest_adult_age,
                CAST(comp.h_adults = 1 AND comp.h_children > 0 AS INTEGER) AS h_lone_adult,
                CAST(comp.h_members >= 15 AS INTEGER) AS h_communal,
+               coalesce(area.h_areas_5y, 0) AS h_areas_5y,
+               coalesce(o.imd_score, 0) AS h_first_area_imd_score,
+               {max_cols},
                {c_cols}
         FROM comp LEFT JOIN household_counts c USING (household_id)
         LEFT JOIN area USING (household_id)
-        LEFT JOIN gold_households h USING (household_id)"""
+        LEFT JOIN adults USING (household_id)
+        LEFT JOIN gold_households h USING (household_id)
+        LEFT JOIN reference_output_areas o
+          ON o.oa_code = coalesce(area.first_oa, area.oa_code, h.oa_code)"""
     )
+    h_years = f"greatest(CAST(datediff({t}, coalesce({start}, {t})) AS BIGINT) / 365.25D, 0.25D)"
+    extra = (
+        "CAST(coalesce(h_events_3y, 0) AS DOUBLE) / h_members AS h_events_per_member_3y, "
+        f"CAST(coalesce({EVER}h_da_medium, 0) AS DOUBLE) / greatest(coalesce({EVER}h_da_incidents,"
+        f" 0) - coalesce({EVER}h_da_high, 0), 1) AS h_da_medium_share"
+    )
+    household = _with_rates(spark, household, h_years, "h_history_years", extra)
     household = _filled(household, "h_").cache()
     household.createOrReplaceTempView("fh")
 
