@@ -10,8 +10,8 @@ atomic ``CURRENT`` pointer are written by the driver as before).
 machine), ``NOMINAL_SPARK_DRIVER_MEMORY`` the driver's memory (default ``2g``) and
 ``NOMINAL_SPARK_SHUFFLE_PARTITIONS`` the shuffle partitions (default 8, sized for
 local mode) and ``NOMINAL_SPARK_LOCAL_DIR`` the folder under which the session keeps
-its scratch (default the system temporary folder): Spark's shuffle and spill files
-(``spark.local.dir``) and the checkpoints Splink writes to break lineage (as large as
+its scratch (default the system temporary folder): in local mode Spark's shuffle and
+spill files (``spark.local.dir``), and the checkpoints Splink writes to break lineage (as large as
 the scored pairs). The scratch is removed when the process exits. Splink's similarity
 functions are loaded from the jar the installed package ships, so nothing is
 downloaded at run time.
@@ -51,8 +51,13 @@ def session() -> Any:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     partitions = os.environ.get("NOMINAL_SPARK_SHUFFLE_PARTITIONS", "8")
     scratch = scratch_dir()
+    builder = SparkSession.builder
+    if master.startswith("local"):
+        # the one JVM is driver and executor: its shuffle and spill files go to the
+        # scratch; on a cluster spark.local.dir is the cluster's (YARN's local dirs)
+        builder = builder.config("spark.local.dir", str(scratch / "local"))
     _SESSION = (
-        SparkSession.builder.master(master)
+        builder.master(master)
         .appName("nominal")
         .config("spark.jars", similarity_jar_location())
         .config("spark.sql.shuffle.partitions", partitions)
@@ -66,12 +71,11 @@ def session() -> Any:
         # 120 s) a local executor gave up after 60 missed beats at load average 45
         .config("spark.executor.heartbeatInterval", "60s")
         .config("spark.network.timeout", "600s")
-        .config("spark.local.dir", str(scratch / "local"))
         .getOrCreate()
     )
     _SESSION.sparkContext.setLogLevel("ERROR")
     # Splink writes every intermediate table here (break_lineage_method "parquet");
-    # a temporary folder nobody removed filled /tmp with one copy per run
+    # a temporary folder nobody removed was left in /tmp after every run
     _SESSION.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
     return _SESSION
 
