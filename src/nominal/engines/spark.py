@@ -9,12 +9,18 @@ atomic ``CURRENT`` pointer are written by the driver as before).
 ``NOMINAL_SPARK_MASTER`` chooses the cluster (default ``local[2]``: the hub's own
 machine), ``NOMINAL_SPARK_DRIVER_MEMORY`` the driver's memory (default ``2g``) and
 ``NOMINAL_SPARK_SHUFFLE_PARTITIONS`` the shuffle partitions (default 8, sized for
-local mode). Splink's similarity functions are loaded from the jar the installed
-package ships, so nothing is downloaded at run time.
+local mode) and ``NOMINAL_SPARK_LOCAL_DIR`` the folder under which the session keeps
+its scratch (default the system temporary folder): in local mode Spark's shuffle and
+spill files (``spark.local.dir``), and the checkpoints Splink writes to break lineage (as large as
+the scored pairs). The scratch is removed when the process exits. Splink's similarity
+functions are loaded from the jar the installed package ships, so nothing is
+downloaded at run time.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
 import sys
@@ -27,6 +33,7 @@ from typing import Any
 from nominal.engines.lake import Snapshot, SnapshotWriter
 
 _SESSION: Any = None
+_SCRATCH: Path | None = None
 
 
 def session() -> Any:
@@ -43,8 +50,14 @@ def session() -> Any:
         # cluster PYSPARK_PYTHON names the shipped environment (docs/deploying-spark.md)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     partitions = os.environ.get("NOMINAL_SPARK_SHUFFLE_PARTITIONS", "8")
+    scratch = scratch_dir()
+    builder = SparkSession.builder
+    if master.startswith("local"):
+        # the one JVM is driver and executor: its shuffle and spill files go to the
+        # scratch; on a cluster spark.local.dir is the cluster's (YARN's local dirs)
+        builder = builder.config("spark.local.dir", str(scratch / "local"))
     _SESSION = (
-        SparkSession.builder.master(master)
+        builder.master(master)
         .appName("nominal")
         .config("spark.jars", similarity_jar_location())
         .config("spark.sql.shuffle.partitions", partitions)
@@ -61,8 +74,34 @@ def session() -> Any:
         .getOrCreate()
     )
     _SESSION.sparkContext.setLogLevel("ERROR")
-    _SESSION.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="nominal-spark-"))
+    # Splink writes every intermediate table here (break_lineage_method "parquet");
+    # a temporary folder nobody removed was left in /tmp after every run
+    _SESSION.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
     return _SESSION
+
+
+def scratch_dir() -> Path:
+    """The session's scratch folder (created once; removed when the process exits)."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        parent = os.environ.get("NOMINAL_SPARK_LOCAL_DIR") or None
+        if parent:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="nominal-spark-", dir=parent))
+        (_SCRATCH / "local").mkdir()
+        atexit.register(_clean_up)
+    return _SCRATCH
+
+
+def _clean_up() -> None:
+    """Stop the session (Spark then drops its shuffle files) and remove the scratch."""
+    global _SESSION
+    if _SESSION is not None:
+        with contextlib.suppress(Exception):  # the JVM may be gone at interpreter exit
+            _SESSION.stop()
+        _SESSION = None
+    if _SCRATCH is not None:
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
 
 
 def view_name(table: str) -> str:
