@@ -71,7 +71,10 @@ def _child(fn_source: str, home: str, threads: int | None) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"child failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    # DuckDB may draw a progress bar on stdout (a query of more than two seconds on a
+    # busy host) before the result line: the result is the last line's JSON object
+    last = proc.stdout.strip().splitlines()[-1]
+    return json.loads(last[last.index("{") :])
 
 
 FULL = """
