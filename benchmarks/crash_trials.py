@@ -167,8 +167,11 @@ def fingerprint(home: Path, tables: list[str]) -> dict[str, dict[str, int]]:
         if table == "gold.scores":
             key = "model || '|' || unit_type || '|' || unit_id || '|' || CAST(as_of AS VARCHAR)"
         distinct = f"count(DISTINCT {key})" if key else "count(*)"
+        from nominal.engines import duck
+
+        # the live rows: the files less any rows their deletion files list
         row = con.execute(
-            f"SELECT count(*), {distinct} FROM read_parquet({files!r}, union_by_name = true)"
+            f"SELECT count(*), {distinct} FROM ({duck.live_rows_sql(snap, table)})"
         ).fetchone()
         out[table] = {"rows": int(row[0]), "keys": int(row[1])} if row else {}
     con.close()

@@ -278,10 +278,9 @@ def agreement(full_root: str, inc_root: str) -> dict[str, Any]:
     for name, root in (("f", full_root), ("i", inc_root)):
         snap = Lake(make_home(Path(root)).lake).require_current()
         for table in ("gold.pairs", "gold.nominal_records"):
-            files = snap.files(table)
+            # the live rows: the files less any rows their deletion files list
             con.execute(
-                f"CREATE VIEW {name}_{table.split('.')[1]} AS SELECT * FROM "
-                f"{duck.parquet_source(files)}"
+                f"CREATE VIEW {name}_{table.split('.')[1]} AS {duck.live_rows_sql(snap, table)}"
             )
     pairs, same, only_full, only_inc = con.execute(
         """SELECT count(*),

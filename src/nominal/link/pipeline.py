@@ -82,6 +82,8 @@ IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
 # An incremental run appends a file to most gold tables; past this many files a
 # table's smaller half is merged into one.
 MAX_DELTA_FILES = 16
+# A file of which more than this share of rows is deleted is rewritten with the rest.
+REWRITE_FRACTION = 0.25
 # DuckDB's own memory budget in a link run (it spills to disk beyond it); with
 # Python, Arrow and Splink on top the process stays under 8 GiB.
 LINK_MEMORY_LIMIT = "6GB"
@@ -1160,43 +1162,96 @@ def _replace_rows(
     drop_where: str,
     drop_from: tuple[str, ...] = (),
 ) -> None:
-    """Rewrite only the files of ``table`` holding rows to drop; append the new rows.
+    """Drop the rows of ``table`` that ``drop_where`` names; append the new rows.
 
-    ``drop_from``: the tables ``drop_where`` reads keys from; when all are empty no
-    file is read at all.
-
-    ``drop_where`` is a condition on a row (``t``) naming the rows that are replaced;
-    files with none of them are kept as they are. Each run adds a file, so once a
-    table has more than :data:`MAX_DELTA_FILES` the small ones are merged into one
-    (a rewrite of a fraction of the table, once in many runs).
+    ``drop_where`` is a condition on a row (``t``); ``drop_from`` the tables it reads
+    keys from (when all are empty no file is read at all). Files keep their rows: the
+    positions of dropped rows go to the table's deletion file (see
+    :mod:`nominal.engines.lake`), so a delivery writes in proportion to what it
+    changes, not to the size of the files holding it. A file of which more than
+    :data:`REWRITE_FRACTION` is deleted is rewritten with its live rows, and once a
+    table has more than :data:`MAX_DELTA_FILES` files the smaller half is merged into
+    one (a rewrite of a fraction of the table, once in many runs).
     """
-    keep: list[Path] = []
+    files = tx.files(table)
+    old_deletes = tx.deletes(table)
     nothing = bool(drop_from) and all(_count(con, t) == 0 for t in drop_from)
-    for path in tx.files(table):
-        if nothing:
+    root = str(tx.lake.root) + "/"
+    cut = len(root) + 1
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(tx.lake.root))
+
+    gone = (
+        f"SELECT file, pos FROM {duck.parquet_source(old_deletes)}"
+        if old_deletes
+        else "SELECT NULL::VARCHAR AS file, NULL::BIGINT AS pos LIMIT 0"
+    )
+    _q(con, f"CREATE OR REPLACE TABLE rr_gone AS {gone}")
+    hits = 0
+    if files and not nothing:
+        before = _count(con, "rr_gone")
+        listed = ", ".join(duck.sql_literal(str(f)) for f in files)
+        _q(
+            con,
+            f"""INSERT INTO rr_gone
+            SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos
+            FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                              file_row_number = true) t
+            ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+              AND x.pos = t.file_row_number
+            WHERE {drop_where}""",
+        )
+        hits = _count(con, "rr_gone") - before
+    per_file = dict(_q(con, "SELECT file, count(*) FROM rr_gone GROUP BY file"))
+
+    def live(paths: list[Path]) -> str:
+        listed = ", ".join(duck.sql_literal(str(f)) for f in paths)
+        return f"""SELECT t.* EXCLUDE (filename, file_row_number)
+            FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                              file_row_number = true) t
+            ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+              AND x.pos = t.file_row_number"""
+
+    keep: list[Path] = []
+    folded: set[str] = set()  # files whose deleted rows are gone from the table's files
+    for path in files:
+        dead = int(per_file.get(rel(path), 0))
+        if dead and dead > REWRITE_FRACTION * pq.ParquetFile(path).metadata.num_rows:
+            folded.add(rel(path))
+            rewritten = _copy(con, tx, table, live([path]))
+            if pq.ParquetFile(rewritten).metadata.num_rows:
+                keep.append(rewritten)
+        else:
             keep.append(path)
-            continue
-        src = f"read_parquet({duck.sql_literal(str(path))})"
-        hits = _q(con, f"SELECT count(*) FROM {src} t WHERE {drop_where}")[0][0]
-        if hits == 0:
-            keep.append(path)
-            continue
-        rewritten = _copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})")
-        if pq.ParquetFile(rewritten).metadata.num_rows:
-            keep.append(rewritten)
     added = _copy(con, tx, table, new_rows_sql)
     if pq.ParquetFile(added).metadata.num_rows or not keep:
         keep.append(added)
     if len(keep) > MAX_DELTA_FILES:
         sizes = sorted(keep, key=lambda f: f.stat().st_size)
         small = sizes[: len(keep) // 2 + 1]
-        merged = _copy(con, tx, table, f"SELECT * FROM {duck.parquet_source(small)}")
+        merged = _copy(con, tx, table, live(small))
+        folded |= {rel(f) for f in small}
         keep = [f for f in keep if f not in small] + [merged]
+    deletes = old_deletes
+    if hits or folded:
+        kept = [rel(f) for f in keep if rel(f) in per_file and rel(f) not in folded]
+        deletes = []
+        if kept:
+            listed = ", ".join(duck.sql_literal(k) for k in kept)
+            deletes = [
+                _copy(
+                    con,
+                    tx,
+                    table,
+                    f"SELECT file, pos FROM rr_gone WHERE file IN ({listed}) ORDER BY file, pos",
+                )
+            ]
     earlier = tx.files(table)
-    if keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
+    if deletes == old_deletes and keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
         tx.append(table, keep[-1:])  # only the new file's footer is read
     else:
-        tx.replace(table, keep)
+        tx.replace(table, keep, deletes)
 
 
 # --------------------------------------------------------------------------------------
