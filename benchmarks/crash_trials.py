@@ -126,6 +126,13 @@ def check_lake(home: Path) -> list[str]:
                     rows += pq.ParquetFile(path).metadata.num_rows
                 except Exception as exc:
                     problems.append(f"{snap.id}: {table}: unreadable {rel}: {exc}")
+            # the manifest counts live rows: the files' rows less the deleted ones
+            for rel in entry.deletes:
+                path = lake.root / rel
+                if not path.exists():
+                    problems.append(f"{snap.id}: {table}: missing deletion file {rel}")
+                    continue
+                rows -= pq.ParquetFile(path).metadata.num_rows
             if rows != entry.rows and not any("missing" in p for p in problems):
                 problems.append(
                     f"{snap.id}: {table}: files hold {rows} rows, manifest {entry.rows}"
