@@ -126,6 +126,13 @@ def check_lake(home: Path) -> list[str]:
                     rows += pq.ParquetFile(path).metadata.num_rows
                 except Exception as exc:
                     problems.append(f"{snap.id}: {table}: unreadable {rel}: {exc}")
+            # the manifest counts live rows: the files' rows less the deleted ones
+            for rel in entry.deletes:
+                path = lake.root / rel
+                if not path.exists():
+                    problems.append(f"{snap.id}: {table}: missing deletion file {rel}")
+                    continue
+                rows -= pq.ParquetFile(path).metadata.num_rows
             if rows != entry.rows and not any("missing" in p for p in problems):
                 problems.append(
                     f"{snap.id}: {table}: files hold {rows} rows, manifest {entry.rows}"
@@ -167,8 +174,11 @@ def fingerprint(home: Path, tables: list[str]) -> dict[str, dict[str, int]]:
         if table == "gold.scores":
             key = "model || '|' || unit_type || '|' || unit_id || '|' || CAST(as_of AS VARCHAR)"
         distinct = f"count(DISTINCT {key})" if key else "count(*)"
+        from nominal.engines import duck
+
+        # the live rows: the files less any rows their deletion files list
         row = con.execute(
-            f"SELECT count(*), {distinct} FROM read_parquet({files!r}, union_by_name = true)"
+            f"SELECT count(*), {distinct} FROM ({duck.live_rows_sql(snap, table)})"
         ).fetchone()
         out[table] = {"rows": int(row[0]), "keys": int(row[1])} if row else {}
     con.close()

@@ -91,3 +91,48 @@ def test_profiles_score_the_same_pairs_as_splink_over_records(std) -> None:
         "SELECT count(*) FROM by_profile_raw WHERE record_key_l = record_key_r"
     ).fetchall()[0][0]
     assert inside > 0
+
+
+def test_replayed_prediction_sql_scores_as_splink(std, tmp_path) -> None:
+    """Splink's prediction statements, recorded once (:mod:`nominal.link.compiled`)
+    and replayed on another connection without Splink, give the same predictions."""
+    from nominal.config import home as make_home
+    from nominal.link import compiled
+
+    con, model = std
+    blocking.build_profiles(con, "std_all")
+    rules = blocking.rule_sqls()
+    blocking.block(con, rules)
+    made = compiled.record(con, model, blocking.PROFILES, blocking.BLOCKED, rules)
+    assert made.complete and any(step[0] == "register" for step in made.steps)
+    by_splink = con.sql(f"SELECT * FROM {made.output}").to_arrow_table()
+    assert by_splink.num_rows > 1000
+
+    # saved with the model, found again by its fingerprint, replayed on a connection
+    # holding only the same profiles and blocked pairs
+    home = make_home(tmp_path / "home").ensure()
+    (home.models / "linkage").mkdir(parents=True)
+    key = compiled.fingerprint(con, model, blocking.PROFILES)
+    compiled.save(home, model, key, made)
+    assert compiled.any_for(home, model.version)
+    other = duckdb.connect()
+    for table in (blocking.PROFILES, blocking.BLOCKED):
+        other.register(f"{table}_arrow", con.sql(f"SELECT * FROM {table}").to_arrow_table())
+        other.execute(f"CREATE TABLE {table} AS SELECT * FROM {table}_arrow")
+    assert compiled.fingerprint(other, model, blocking.PROFILES) == key
+    loaded = compiled.load(home, model, key)
+    assert loaded is not None and loaded.rules == rules
+    output = compiled.replay(other, model, loaded)
+    other.register("by_splink", by_splink)
+    differ = other.execute(
+        f"""SELECT count(*) FROM (
+            (SELECT * FROM {output} EXCEPT ALL SELECT * FROM by_splink)
+            UNION ALL (SELECT * FROM by_splink EXCEPT ALL SELECT * FROM {output}))"""
+    ).fetchall()[0][0]
+    assert differ == 0
+    assert other.execute(f"SELECT count(*) FROM {output}").fetchall()[0][0] == by_splink.num_rows
+    # another model version or other columns: another fingerprint
+    other.execute(
+        f"CREATE OR REPLACE TABLE {blocking.PROFILES} AS SELECT *, 1 AS extra FROM {blocking.PROFILES}_arrow"
+    )
+    assert compiled.fingerprint(other, model, blocking.PROFILES) != key

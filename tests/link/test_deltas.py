@@ -77,3 +77,99 @@ def test_untouched_files_are_kept_and_small_files_merged(tmp_path) -> None:
     snap = lake.require_current()
     assert snap.files("gold.things")[: len(kept)] == kept
     assert snap.rows("gold.things") == len(_table(lake)) == pipeline.MAX_DELTA_FILES + 2
+
+
+def test_few_dropped_rows_of_a_large_file_go_to_a_deletion_file(tmp_path) -> None:
+    lake = Lake(tmp_path / "lake")
+    with lake.transaction("seed") as tx:
+        big = tx.write_arrow(
+            "gold.things", pa.table({"k": [f"k{i:03d}" for i in range(100)], "v": list(range(100))})
+        )
+        tx.replace("gold.things", [big])
+        tx.commit()
+    con = duck.connect()
+    con.execute("CREATE TABLE gone AS SELECT unnest(['k005', 'k050']) AS k")
+
+    # two rows of a hundred: the file stays, their positions go to a deletion file
+    with lake.transaction("delta") as tx:
+        pipeline._replace_rows(
+            con,
+            tx,
+            "gold.things",
+            "SELECT 'k999' AS k, 999::BIGINT AS v",
+            "t.k IN (SELECT k FROM gone)",
+        )
+        tx.commit()
+    snap = lake.require_current()
+    assert big in snap.files("gold.things")
+    assert len(snap.deletes("gold.things")) == 1
+    rows = _table(lake)
+    keys = [k for k, _v in rows]
+    assert "k005" not in keys and "k050" not in keys and "k999" in keys
+    assert len(rows) == snap.rows("gold.things") == 99
+    # every reader applies the deletion file: PyArrow too
+    read = snap.read("gold.things").column("k").to_pylist()
+    assert sorted(read) == sorted(keys)
+
+    # the next run's drops add to the same positions list (one deletion file), and a
+    # row already deleted is not counted twice
+    con.execute("CREATE OR REPLACE TABLE gone AS SELECT unnest(['k005', 'k006']) AS k")
+    with lake.transaction("delta 2") as tx:
+        pipeline._replace_rows(
+            con,
+            tx,
+            "gold.things",
+            "SELECT 'k998' AS k, 998::BIGINT AS v",
+            "t.k IN (SELECT k FROM gone)",
+        )
+        tx.commit()
+    snap = lake.require_current()
+    assert len(snap.deletes("gold.things")) == 1
+    keys = [k for k, _v in _table(lake)]
+    assert {"k005", "k006", "k050"}.isdisjoint(keys) and {"k998", "k999"} <= set(keys)
+    assert snap.rows("gold.things") == len(keys) == 99
+
+    # once more than REWRITE_FRACTION of the file is deleted it is rewritten with its
+    # live rows and the deletion file goes
+    con.execute(
+        "CREATE OR REPLACE TABLE gone AS SELECT 'k' || lpad(CAST(i AS VARCHAR), 3, '0') AS k "
+        "FROM range(10, 40) r(i)"
+    )
+    with lake.transaction("delta 3") as tx:
+        pipeline._replace_rows(
+            con,
+            tx,
+            "gold.things",
+            "SELECT 'k997' AS k, 997::BIGINT AS v",
+            "t.k IN (SELECT k FROM gone)",
+        )
+        tx.commit()
+    snap = lake.require_current()
+    assert big not in snap.files("gold.things")
+    assert snap.deletes("gold.things") == []
+    keys = [k for k, _v in _table(lake)]
+    assert snap.rows("gold.things") == len(keys) == 70
+    assert "k020" not in keys and "k997" in keys and "k004" in keys
+
+    # a full replace drops the deletion files with the files they refer to
+    with lake.transaction("delta 4") as tx:
+        con.execute("CREATE OR REPLACE TABLE gone AS SELECT 'k001' AS k")
+        pipeline._replace_rows(
+            con,
+            tx,
+            "gold.things",
+            "SELECT 'k996' AS k, 996::BIGINT AS v",
+            "t.k IN (SELECT k FROM gone)",
+        )
+        tx.commit()
+    assert len(lake.require_current().deletes("gold.things")) == 1
+    with lake.transaction("replace") as tx:
+        tx.replace("gold.things", [tx.write_arrow("gold.things", pa.table({"k": ["a"], "v": [1]}))])
+        tx.commit()
+    snap = lake.require_current()
+    assert snap.deletes("gold.things") == [] and _table(lake) == [("a", 1)]
+    # vacuum keeps the deletion files of the snapshots it keeps
+    removed = lake.vacuum(keep_last=2)
+    assert removed["files_removed"] >= 1
+    older = lake.history()[1]
+    assert all(p.exists() for p in older.deletes("gold.things"))

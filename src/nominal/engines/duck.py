@@ -57,6 +57,22 @@ def attach_snapshot(
             continue
         layer, _, _name = table.partition(".")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {parquet_source(files)}")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {live_rows_sql(snapshot, table)}")
         made.append(table)
     return made
+
+
+def live_rows_sql(snapshot: Snapshot, table: str) -> str:
+    """SELECT of the rows of ``table`` in ``snapshot``: its files less the rows its
+    deletion files list (see :mod:`nominal.engines.lake`)."""
+    files = snapshot.files(table)
+    deletes = snapshot.deletes(table)
+    if not deletes:
+        return f"SELECT * FROM {parquet_source(files)}"
+    listed = ", ".join(sql_literal(str(f)) for f in files)
+    root = sql_literal(str(snapshot.lake_root) + "/")
+    return f"""SELECT d.* EXCLUDE (filename, file_row_number)
+        FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                          file_row_number = true) d
+        ANTI JOIN (SELECT {root} || file AS file, pos FROM {parquet_source(deletes)}) x
+          ON x.file = d.filename AND x.pos = d.file_row_number"""

@@ -13,6 +13,14 @@ finally replaces ``CURRENT`` with ``os.replace`` (atomic on POSIX). A reader res
 a run, and a run killed at any point leaves the last good snapshot untouched; its
 orphaned files are removed by :meth:`Lake.vacuum`.
 
+A table may also list **deletion files** (``deletes`` in the manifest): Parquet files
+of ``(file, pos)``, a data file (relative to the lake) and a row position in it, the
+rows no longer in the table. A run that changes a few rows of a large file writes
+their positions instead of rewriting the file (``nominal link --incremental``); every
+reader applies them (:func:`nominal.engines.duck.attach_snapshot`,
+:meth:`Snapshot.read`, Spark's views), and :meth:`SnapshotWriter.replace` drops them
+with the files they refer to.
+
 Only one run writes at a time (an exclusive ``flock`` on ``lake/_lock``).
 """
 
@@ -61,10 +69,26 @@ def _atomic_write_text(path: Path, text: str) -> None:
 @dataclass(frozen=True)
 class TableEntry:
     files: tuple[str, ...]
-    rows: int
+    rows: int  # live rows: the files' rows less the deleted ones
+    deletes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": list(self.files), "rows": self.rows}
+        out: dict[str, Any] = {"files": list(self.files), "rows": self.rows}
+        if self.deletes:
+            out["deletes"] = list(self.deletes)
+        return out
+
+
+def deleted_positions(lake_root: Path, deletes: list[Path]) -> dict[str, set[int]]:
+    """Deleted row positions per data file (relative path) from deletion files."""
+    out: dict[str, set[int]] = {}
+    for path in deletes:
+        table = pq.read_table(path, columns=["file", "pos"])
+        for file, pos in zip(
+            table.column("file").to_pylist(), table.column("pos").to_pylist(), strict=True
+        ):
+            out.setdefault(file, set()).add(int(pos))
+    return out
 
 
 @dataclass(frozen=True)
@@ -91,14 +115,26 @@ class Snapshot:
         entry = self.tables.get(table)
         return entry.rows if entry else 0
 
+    def deletes(self, table: str) -> list[Path]:
+        """Absolute paths of the table's deletion files (rows no longer in it)."""
+        entry = self.tables.get(table)
+        return [self.lake_root / f for f in entry.deletes] if entry else []
+
     def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """Read a whole table with PyArrow (small tables; use DuckDB for large ones)."""
         files = self.files(table)
         if not files:
             raise LakeError(f"table {table!r} is not in snapshot {self.id}")
-        return pa.concat_tables(
-            [pq.read_table(f, columns=columns) for f in files], promote_options="default"
-        )
+        gone = deleted_positions(self.lake_root, self.deletes(table))
+        parts = []
+        for f in files:
+            part = pq.read_table(f, columns=columns)
+            drop = gone.get(str(f.relative_to(self.lake_root)))
+            if drop:
+                keep = [i not in drop for i in range(part.num_rows)]
+                part = part.filter(pa.array(keep, type=pa.bool_()))
+            parts.append(part)
+        return pa.concat_tables(parts, promote_options="default")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,7 +177,7 @@ class SnapshotWriter:
         pq.write_table(data, path, compression="zstd")
         return path
 
-    def _entry(self, paths: list[Path]) -> TableEntry:
+    def _entry(self, paths: list[Path], deletes: list[Path] | None = None) -> TableEntry:
         rows = 0
         rel: list[str] = []
         for path in paths:
@@ -149,12 +185,19 @@ class SnapshotWriter:
                 raise LakeError(f"data file {path} was not written")
             rows += pq.ParquetFile(path).metadata.num_rows
             rel.append(str(path.relative_to(self.lake.root)))
-        return TableEntry(tuple(rel), rows)
+        gone: list[str] = []
+        for path in deletes or []:
+            if not path.exists():
+                raise LakeError(f"deletion file {path} was not written")
+            rows -= pq.ParquetFile(path).metadata.num_rows
+            gone.append(str(path.relative_to(self.lake.root)))
+        return TableEntry(tuple(rel), rows, tuple(gone))
 
     # -- table operations ----------------------------------------------------------
-    def replace(self, table: str, paths: list[Path]) -> None:
-        """The table becomes exactly these files."""
-        self.tables[table] = self._entry(paths)
+    def replace(self, table: str, paths: list[Path], deletes: list[Path] | None = None) -> None:
+        """The table becomes exactly these files (less the rows ``deletes`` lists:
+        deletion files of ``(file, pos)`` naming only these files, each row once)."""
+        self.tables[table] = self._entry(paths, deletes or [])
 
     def append(self, table: str, paths: list[Path]) -> None:
         """Add files to the table, keeping the files it already has."""
@@ -163,7 +206,7 @@ class SnapshotWriter:
         if old is None:
             self.tables[table] = new
         else:
-            self.tables[table] = TableEntry(old.files + new.files, old.rows + new.rows)
+            self.tables[table] = TableEntry(old.files + new.files, old.rows + new.rows, old.deletes)
 
     def drop(self, table: str) -> None:
         self.tables.pop(table, None)
@@ -171,6 +214,10 @@ class SnapshotWriter:
     def files(self, table: str) -> list[Path]:
         entry = self.tables.get(table)
         return [self.lake.root / f for f in entry.files] if entry else []
+
+    def deletes(self, table: str) -> list[Path]:
+        entry = self.tables.get(table)
+        return [self.lake.root / f for f in entry.deletes] if entry else []
 
     def rows(self, table: str) -> int:
         entry = self.tables.get(table)
@@ -235,7 +282,9 @@ class Lake:
             created_at=raw["created_at"],
             operation=raw["operation"],
             tables={
-                name: TableEntry(tuple(entry["files"]), int(entry["rows"]))
+                name: TableEntry(
+                    tuple(entry["files"]), int(entry["rows"]), tuple(entry.get("deletes", ()))
+                )
                 for name, entry in raw["tables"].items()
             },
             summary=raw.get("summary", {}),
@@ -292,7 +341,9 @@ class Lake:
         with self.lock():
             keep = self.history()[: max(1, keep_last)]
             keep_ids = {s.id for s in keep}
-            referenced = {f for s in keep for entry in s.tables.values() for f in entry.files}
+            referenced = {
+                f for s in keep for entry in s.tables.values() for f in entry.files + entry.deletes
+            }
             removed_snapshots = 0
             for manifest in self.snapshots_dir.glob("*.json"):
                 if manifest.stem not in keep_ids:

@@ -116,10 +116,29 @@ def attach_snapshot(spark: Any, snapshot: Snapshot, tables: Iterable[str]) -> li
         files = snapshot.files(table)
         if not files:
             continue
+        if snapshot.deletes(table):
+            # rows deleted by position: DuckDB writes the live rows to one scratch file
+            files = [_live_copy(snapshot, table)]
         frame = spark.read.option("mergeSchema", "true").parquet(*[str(f) for f in files])
         frame.createOrReplaceTempView(view_name(table))
         made.append(table)
     return made
+
+
+def _live_copy(snapshot: Snapshot, table: str) -> Path:
+    from nominal.engines import duck
+
+    folder = Path(tempfile.mkdtemp(prefix="nominal-spark-live-"))
+    path = folder / f"{view_name(table)}.parquet"
+    con = duck.connect()
+    try:
+        con.execute(
+            f"COPY ({duck.live_rows_sql(snapshot, table)}) TO "
+            f"{duck.sql_literal(str(path))} (FORMAT parquet)"
+        )
+    finally:
+        con.close()
+    return path
 
 
 def write_table(tx: SnapshotWriter, table: str, frame: Any) -> list[Path]:

@@ -35,8 +35,6 @@ from typing import Any
 
 import duckdb
 
-from nominal.link import settings as link_settings
-
 # Columns that never enter a comparison: the record's own key and its source.
 NOT_COMPARED = ("unique_id", "dataset", "std_received_at")
 PROFILES = "link_profiles"
@@ -50,7 +48,11 @@ def _q(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
 
 def rule_sqls(rules: list[Any] | None = None) -> list[str]:
     """The prediction blocking rules as DuckDB SQL conditions on ``l.`` and ``r.``."""
-    chosen = link_settings.prediction_blocking_rules() if rules is None else rules
+    if rules is None:
+        from nominal.link import settings as link_settings  # imports Splink
+
+        rules = link_settings.prediction_blocking_rules()
+    chosen = rules
     out = []
     for rule in chosen:
         if isinstance(rule, str):

@@ -20,15 +20,17 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from splink import DuckDBAPI, Linker
 
 from nominal.config import Home
-from nominal.link import settings as link_settings
+from nominal.link import thresholds
+
+if TYPE_CHECKING:  # Splink is imported where a linker is built (half a CPU second)
+    from splink import Linker
 
 MODEL_DIR = ("models", "linkage")
 logging.getLogger("splink").setLevel(logging.WARNING)
@@ -71,7 +73,7 @@ def model_dir(home: Home) -> Path:
 def term_frequencies(con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
     """Relative frequency of every value of the term-frequency columns in ``table``."""
     parts = []
-    for column in link_settings.TF_COLUMNS:
+    for column in thresholds.TF_COLUMNS:
         parts.append(
             f"SELECT '{column}' AS column, CAST({column} AS VARCHAR) AS value, "
             f"count(*) / sum(count(*)) OVER () AS tf "
@@ -83,7 +85,7 @@ def term_frequencies(con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
 def register_tf(linker: Linker, model: LinkModel) -> None:
     """Give the linker the model's frozen term frequencies (not the input's)."""
     db_api = linker._db_api
-    for column in link_settings.TF_COLUMNS:
+    for column in thresholds.TF_COLUMNS:
         sdf = db_api.register(model.tf_table(column))
         linker.table_management.register_term_frequency_lookup(sdf, column)
 
@@ -102,6 +104,10 @@ def train(
     (``link_only``) instead of deduplicating one. Returns the Splink settings with
     trained parameters, the term frequencies and a summary of the training.
     """
+    from splink import DuckDBAPI, Linker
+
+    from nominal.link import settings as link_settings
+
     n = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     db_api = DuckDBAPI(con)
     if link_with is None:
@@ -144,8 +150,8 @@ def save(home: Home, trained: dict[str, Any], tf: pa.Table, summary: dict[str, A
     meta = {
         "version": version,
         "trained_at": datetime.now(UTC).isoformat(),
-        "match_probability": link_settings.MATCH_PROBABILITY,
-        "review_probability": link_settings.REVIEW_PROBABILITY,
+        "match_probability": thresholds.MATCH_PROBABILITY,
+        "review_probability": thresholds.REVIEW_PROBABILITY,
         **summary,
     }
     (folder / f"{version}.meta.json").write_text(json.dumps(meta, indent=1))
@@ -189,6 +195,8 @@ def settings_for_dialect(model: LinkModel, dialect: str) -> dict[str, Any]:
     """
     if dialect == "duckdb":
         return dict(model.settings)
+    from nominal.link import settings as link_settings
+
     fresh = link_settings.settings().get_settings(dialect).as_dict()
     fresh["probability_two_random_records_match"] = model.settings[
         "probability_two_random_records_match"
@@ -214,9 +222,19 @@ def settings_for_dialect(model: LinkModel, dialect: str) -> dict[str, Any]:
 
 def linker_for(db_api: Any, table: Any, model: LinkModel) -> Linker:
     """A Splink linker over ``table`` (registered on ``db_api``) with ``model`` loaded."""
+    from splink import Linker
+
     sdf = db_api.register(table)
     dialect = db_api.sql_dialect.sql_dialect_str
-    linker = Linker(sdf, settings_for_dialect(model, dialect), log_level=logging.ERROR)
+    # The settings were validated when the model was trained; Splink's check of every
+    # comparison's SQL against the input columns only logs, and parses each level's
+    # SQL with sqlglot (a third of a second, most of an incremental run's linker).
+    linker = Linker(
+        sdf,
+        settings_for_dialect(model, dialect),
+        log_level=logging.ERROR,
+        validate_settings=False,
+    )
     register_tf(linker, model)
     return linker
 
@@ -235,6 +253,8 @@ def score_pairs(
     ``record_key_r``, ``match_weight`` and ``match_probability``. Search uses this to
     rank candidates for a query that is not yet in the lake.
     """
+    from splink import DuckDBAPI
+
     from nominal.link.standardise import INPUT_COLUMNS, standardise
 
     chosen = model or load(home)

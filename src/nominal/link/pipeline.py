@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -50,9 +51,9 @@ import yaml
 from nominal.config import Home
 from nominal.engines import duck
 from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter
-from nominal.link import blocking
+from nominal.link import blocking, thresholds
+from nominal.link import compiled as compiled_sql
 from nominal.link import model as link_model
-from nominal.link import settings as link_settings
 from nominal.link.households import LINEAGE as HOUSEHOLD_LINEAGE
 from nominal.link.households import assign_household_ids
 from nominal.link.lineage import lineage_sql
@@ -81,6 +82,8 @@ IDENTIFIERS = ("nhs_number", "ni_number", "pupil_number")
 # An incremental run appends a file to most gold tables; past this many files a
 # table's smaller half is merged into one.
 MAX_DELTA_FILES = 16
+# A file of which more than this share of rows is deleted is rewritten with the rest.
+REWRITE_FRACTION = 0.25
 # DuckDB's own memory budget in a link run (it spills to disk beyond it); with
 # Python, Arrow and Splink on top the process stays under 8 GiB.
 LINK_MEMORY_LIMIT = "6GB"
@@ -223,31 +226,93 @@ def control_plane(home: Home) -> Any:
     return ControlPlane(home.database_url, migrate=not ready)
 
 
+def _sqlite_path(home: Home) -> Path | None:
+    """The control plane's SQLite file when it is a plain SQLite URL, else None."""
+    url = home.database_url
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or len(url) == len(prefix):
+        return None
+    return Path(url[len(prefix) :])
+
+
+def _sqlite_link_tables(home: Home) -> sqlite3.Connection | None:
+    """A plain ``sqlite3`` connection to a SQLite control plane that already has the
+    link tables (None otherwise: PostgreSQL, or tables still to be migrated).
+
+    A run reads a handful of decisions and may queue a few review items: with the
+    standard library's driver that costs milliseconds, where importing SQLAlchemy and
+    the ORM models costs most of a CPU second, more than a quarter of a short
+    incremental run. The statements are those the ORM would issue; timestamps are
+    written in SQLAlchemy's SQLite format, so the ORM reads them back alike.
+    """
+    path = _sqlite_path(home)
+    if path is None or not path.exists():
+        return None
+    con = sqlite3.connect(path, timeout=10)
+    con.execute("PRAGMA busy_timeout=10000")
+    names = {
+        r[0]
+        for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name IN ('link_decisions', 'link_review_items')"
+        )
+    }
+    if names != {"link_decisions", "link_review_items"}:
+        con.close()
+        return None
+    return con
+
+
+def _sqlite_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
 def load_decisions(home: Home) -> list[tuple[str, str, str, datetime | None]]:
     """Latest reviewer decision per record pair (keys ordered l < r):
     ``(record_key_l, record_key_r, decision, decided_at)``."""
-    from sqlalchemy import select
+    raw: list[tuple[str, str, str, datetime | None]]
+    path = _sqlite_path(home)
+    lite = _sqlite_link_tables(home)
+    if path is not None and not path.exists():
+        raw = []  # no control plane yet: nobody can have decided anything
+    elif lite is not None:
+        try:
+            raw = [
+                (left, right, decision, _sqlite_time(at))
+                for left, right, decision, at in lite.execute(
+                    "SELECT record_key_l, record_key_r, decision, decided_at "
+                    "FROM link_decisions ORDER BY id"
+                )
+            ]
+        finally:
+            lite.close()
+    else:
+        from sqlalchemy import select
 
-    from nominal.link.models import LinkDecision
+        from nominal.link.models import LinkDecision
 
-    cp = control_plane(home)
-    try:
-        with cp.session() as session:
-            rows = session.execute(
-                select(
-                    LinkDecision.record_key_l,
-                    LinkDecision.record_key_r,
-                    LinkDecision.decision,
-                    LinkDecision.decided_at,
-                    LinkDecision.id,
-                ).order_by(LinkDecision.id)
-            ).all()
-    finally:
-        cp.dispose()
+        cp = control_plane(home)
+        try:
+            with cp.session() as session:
+                rows = session.execute(
+                    select(
+                        LinkDecision.record_key_l,
+                        LinkDecision.record_key_r,
+                        LinkDecision.decision,
+                        LinkDecision.decided_at,
+                    ).order_by(LinkDecision.id)
+                ).all()
+        finally:
+            cp.dispose()
+        raw = [(a, b, d, _sqlite_time(at)) for a, b, d, at in rows]
     latest: dict[tuple[str, str], tuple[str, datetime | None]] = {}
-    for left, right, decision, decided_at, _id in rows:
+    for left, right, decision, decided_at in raw:
         a, b = sorted((left, right))
-        latest[(a, b)] = (decision, decided_at.replace(tzinfo=None) if decided_at else None)
+        latest[(a, b)] = (decision, decided_at)
     return [(k[0], k[1], v[0], v[1]) for k, v in latest.items()]
 
 
@@ -280,12 +345,6 @@ def queue_reviews(
     ``pairs``: the run's decided pairs (``decision``, ``override``), or any view of
     them that holds at least their pairs in the review band.
     """
-    import sqlalchemy as sa
-    from sqlalchemy import insert, select
-
-    from nominal.db import utcnow
-    from nominal.link.models import LinkReviewItem
-
     this_run = f"AND p.linked_run = '{run_id}'" if scored_only else ""
     rows = _q(
         con,
@@ -298,6 +357,35 @@ def queue_reviews(
     )
     if not rows:
         return 0
+    now = datetime.now(UTC)
+    lite = _sqlite_link_tables(home)
+    if lite is not None:
+        try:
+            with lite:  # one transaction
+                existing = set(
+                    lite.execute("SELECT record_key_l, record_key_r FROM link_review_items")
+                )
+                fresh = [r for r in rows if (r[0], r[1]) not in existing]
+                # SQLAlchemy's SQLite DATETIME format (it drops the UTC offset)
+                stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+                lite.executemany(
+                    """INSERT INTO link_review_items (record_key_l, record_key_r,
+                        nominal_id_l, nominal_id_r, match_probability, match_weight,
+                        status, run_id, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)""",
+                    [
+                        (left, right, nl, nr, float(prob), float(weight), run_id, stamp)
+                        for left, right, nl, nr, prob, weight in fresh
+                    ],
+                )
+        finally:
+            lite.close()
+        return len(fresh)
+    import sqlalchemy as sa
+    from sqlalchemy import insert, select
+
+    from nominal.link.models import LinkReviewItem
+
     cp = control_plane(home)
     try:
         with cp.session() as session:
@@ -306,8 +394,7 @@ def queue_reviews(
                     select(LinkReviewItem.record_key_l, LinkReviewItem.record_key_r)
                 ).all()
             )
-            now = utcnow()
-            fresh = [
+            fresh_rows = [
                 {
                     "record_key_l": left,
                     "record_key_r": right,
@@ -322,14 +409,14 @@ def queue_reviews(
                 for left, right, nl, nr, prob, weight in rows
                 if (left, right) not in existing
             ]
-            if fresh:
+            if fresh_rows:
                 # one multi-row INSERT batch, not an ORM object a pair (a million-record
                 # run queues tens of thousands of pairs)
                 table = cast(sa.Table, LinkReviewItem.__table__)
-                session.execute(insert(table), fresh)
+                session.execute(insert(table), fresh_rows)
     finally:
         cp.dispose()
-    return len(fresh)
+    return len(fresh_rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -340,7 +427,7 @@ def _pairs_select(
 ) -> str:
     """Normalise Splink's prediction rows to gold.pairs columns (keys ordered l < r
     unless ``ordered`` is false); ``std`` holds the records (or profiles) scored."""
-    mw = ", ".join(f"p.mw_{c}" for c in link_settings.COMPARISON_NAMES)
+    mw = ", ".join(f"p.mw_{c}" for c in thresholds.COMPARISON_NAMES)
     left, right = (
         ("least(p.unique_id_l, p.unique_id_r)", "greatest(p.unique_id_l, p.unique_id_r)")
         if ordered
@@ -352,8 +439,8 @@ def _pairs_select(
                CAST(p.match_probability AS DOUBLE) AS match_probability,
                {mw},
                CASE WHEN coalesce({VETO_SQL}, false) THEN 'veto'
-                    WHEN p.match_probability >= {link_settings.MATCH_PROBABILITY} THEN 'match'
-                    WHEN p.match_probability >= {link_settings.REVIEW_PROBABILITY} THEN 'review'
+                    WHEN p.match_probability >= {thresholds.MATCH_PROBABILITY} THEN 'match'
+                    WHEN p.match_probability >= {thresholds.REVIEW_PROBABILITY} THEN 'review'
                     ELSE 'non_match' END AS model_decision,
                '{version}' AS model_version,
                '{run_id}' AS linked_run
@@ -369,28 +456,30 @@ def score_duckdb(ctx: RunContext, new_table: str | None) -> None:
     records one by one, for a fraction of the work. An incremental run blocks only
     the new records' profiles (against each other and every earlier record).
     """
-    from splink import DuckDBAPI
-
     con = ctx.con
     incremental = new_table is not None
     with ctx.step("score pairs: profiles"):
         sizes = blocking.build_profiles(con, "std_all", new_table)
+        # Splink's prediction SQL for this model and these columns, recorded by an
+        # earlier run (:mod:`nominal.link.compiled`): replayed, it spares the run
+        # importing Splink and building a linker.
+        key = compiled_sql.fingerprint(con, ctx.model, blocking.PROFILES)
+        recorded = compiled_sql.load(ctx.home, ctx.model, key)
+        rules = recorded.rules if recorded is not None else blocking.rule_sqls()
     with ctx.step("score pairs: blocking"):
-        sizes["profile_pairs"] = blocking.block(con, blocking.rule_sqls(), incremental)
+        sizes["profile_pairs"] = blocking.block(con, rules, incremental)
     with ctx.step("score pairs: predict"):
-        db_api = DuckDBAPI(con)
-        linker = link_model.linker_for(db_api, blocking.PROFILES, ctx.model)
-        linker.table_management.register_blocked_pairs_for_predict(
-            db_api.register(blocking.BLOCKED)
-        )
-        pred = linker.inference.predict(
-            threshold_match_probability=link_settings.KEEP_PROBABILITY, warning_mode="never"
-        )
+        if recorded is not None:
+            predictions = compiled_sql.replay(con, ctx.model, recorded)
+        else:
+            made = compiled_sql.record(con, ctx.model, blocking.PROFILES, blocking.BLOCKED, rules)
+            compiled_sql.save(ctx.home, ctx.model, key, made)
+            predictions = made.output
         profile_pairs = _pairs_select(
-            pred.physical_name, ctx.run_id, ctx.model.version, blocking.PROFILES, ordered=False
+            predictions, ctx.run_id, ctx.model.version, blocking.PROFILES, ordered=False
         )
         _q(con, f"CREATE OR REPLACE TABLE scored_profiles AS {profile_pairs}")
-        pred.drop_table_from_database_and_remove_from_cache()
+        _q(con, f"DROP TABLE {predictions}")
     with ctx.step("score pairs: expand"):
         # A full run keeps the record pairs a view: they are many times the profile
         # pairs (9.4M for 2.7M at a million records) and are only streamed (counted,
@@ -417,7 +506,7 @@ def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
     frame = spark.read.parquet(str(std_path))
     frame.createOrReplaceTempView("std_all_spark")
     linker = link_model.linker_for(db_api, frame, ctx.model)
-    keep = link_settings.KEEP_PROBABILITY
+    keep = thresholds.KEEP_PROBABILITY
     if new_table is None:
         preds = [linker.inference.predict(threshold_match_probability=keep, warning_mode="never")]
     else:
@@ -1073,43 +1162,96 @@ def _replace_rows(
     drop_where: str,
     drop_from: tuple[str, ...] = (),
 ) -> None:
-    """Rewrite only the files of ``table`` holding rows to drop; append the new rows.
+    """Drop the rows of ``table`` that ``drop_where`` names; append the new rows.
 
-    ``drop_from``: the tables ``drop_where`` reads keys from; when all are empty no
-    file is read at all.
-
-    ``drop_where`` is a condition on a row (``t``) naming the rows that are replaced;
-    files with none of them are kept as they are. Each run adds a file, so once a
-    table has more than :data:`MAX_DELTA_FILES` the small ones are merged into one
-    (a rewrite of a fraction of the table, once in many runs).
+    ``drop_where`` is a condition on a row (``t``); ``drop_from`` the tables it reads
+    keys from (when all are empty no file is read at all). Files keep their rows: the
+    positions of dropped rows go to the table's deletion file (see
+    :mod:`nominal.engines.lake`), so a delivery writes in proportion to what it
+    changes, not to the size of the files holding it. A file of which more than
+    :data:`REWRITE_FRACTION` is deleted is rewritten with its live rows, and once a
+    table has more than :data:`MAX_DELTA_FILES` files the smaller half is merged into
+    one (a rewrite of a fraction of the table, once in many runs).
     """
-    keep: list[Path] = []
+    files = tx.files(table)
+    old_deletes = tx.deletes(table)
     nothing = bool(drop_from) and all(_count(con, t) == 0 for t in drop_from)
-    for path in tx.files(table):
-        if nothing:
+    root = str(tx.lake.root) + "/"
+    cut = len(root) + 1
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(tx.lake.root))
+
+    gone = (
+        f"SELECT file, pos FROM {duck.parquet_source(old_deletes)}"
+        if old_deletes
+        else "SELECT NULL::VARCHAR AS file, NULL::BIGINT AS pos LIMIT 0"
+    )
+    _q(con, f"CREATE OR REPLACE TABLE rr_gone AS {gone}")
+    hits = 0
+    if files and not nothing:
+        before = _count(con, "rr_gone")
+        listed = ", ".join(duck.sql_literal(str(f)) for f in files)
+        _q(
+            con,
+            f"""INSERT INTO rr_gone
+            SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos
+            FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                              file_row_number = true) t
+            ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+              AND x.pos = t.file_row_number
+            WHERE {drop_where}""",
+        )
+        hits = _count(con, "rr_gone") - before
+    per_file = dict(_q(con, "SELECT file, count(*) FROM rr_gone GROUP BY file"))
+
+    def live(paths: list[Path]) -> str:
+        listed = ", ".join(duck.sql_literal(str(f)) for f in paths)
+        return f"""SELECT t.* EXCLUDE (filename, file_row_number)
+            FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                              file_row_number = true) t
+            ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+              AND x.pos = t.file_row_number"""
+
+    keep: list[Path] = []
+    folded: set[str] = set()  # files whose deleted rows are gone from the table's files
+    for path in files:
+        dead = int(per_file.get(rel(path), 0))
+        if dead and dead > REWRITE_FRACTION * pq.ParquetFile(path).metadata.num_rows:
+            folded.add(rel(path))
+            rewritten = _copy(con, tx, table, live([path]))
+            if pq.ParquetFile(rewritten).metadata.num_rows:
+                keep.append(rewritten)
+        else:
             keep.append(path)
-            continue
-        src = f"read_parquet({duck.sql_literal(str(path))})"
-        hits = _q(con, f"SELECT count(*) FROM {src} t WHERE {drop_where}")[0][0]
-        if hits == 0:
-            keep.append(path)
-            continue
-        rewritten = _copy(con, tx, table, f"SELECT * FROM {src} t WHERE NOT ({drop_where})")
-        if pq.ParquetFile(rewritten).metadata.num_rows:
-            keep.append(rewritten)
     added = _copy(con, tx, table, new_rows_sql)
     if pq.ParquetFile(added).metadata.num_rows or not keep:
         keep.append(added)
     if len(keep) > MAX_DELTA_FILES:
         sizes = sorted(keep, key=lambda f: f.stat().st_size)
         small = sizes[: len(keep) // 2 + 1]
-        merged = _copy(con, tx, table, f"SELECT * FROM {duck.parquet_source(small)}")
+        merged = _copy(con, tx, table, live(small))
+        folded |= {rel(f) for f in small}
         keep = [f for f in keep if f not in small] + [merged]
+    deletes = old_deletes
+    if hits or folded:
+        kept = [rel(f) for f in keep if rel(f) in per_file and rel(f) not in folded]
+        deletes = []
+        if kept:
+            listed = ", ".join(duck.sql_literal(k) for k in kept)
+            deletes = [
+                _copy(
+                    con,
+                    tx,
+                    table,
+                    f"SELECT file, pos FROM rr_gone WHERE file IN ({listed}) ORDER BY file, pos",
+                )
+            ]
     earlier = tx.files(table)
-    if keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
+    if deletes == old_deletes and keep[: len(earlier)] == earlier and len(keep) == len(earlier) + 1:
         tx.append(table, keep[-1:])  # only the new file's footer is read
     else:
-        tx.replace(table, keep)
+        tx.replace(table, keep, deletes)
 
 
 # --------------------------------------------------------------------------------------
@@ -1316,7 +1458,7 @@ def link_lake(
     # control plane: SQLAlchemy and its models) take about a second to import;
     # importing them while DuckDB reads and standardises keeps that off a short run's
     # critical path.
-    threading.Thread(target=_import_later_modules, daemon=True).start()
+    threading.Thread(target=_import_later_modules, args=(home,), daemon=True).start()
     lake = Lake(home.ensure().lake)
     snapshot = lake.require_current()
     con = duck.connect(snapshot, threads=threads, memory_limit=LINK_MEMORY_LIMIT)
@@ -1394,10 +1536,23 @@ def link_lake(
     return summary
 
 
-def _import_later_modules() -> None:
+def _import_later_modules(home: Home) -> None:
     import importlib
 
-    for module in ("sqlglot.dialects.duckdb", "nominal.link.models"):
+    # sqlglot (Splink's SQL) only when no compiled prediction can spare it
+    modules = (
+        []
+        if compiled_sql.any_for(home, link_model.current_version(home))
+        else ["sqlglot.dialects.duckdb"]
+    )
+    # SQLAlchemy only when the control plane is not a SQLite file with the link tables
+    # (those are read and written with the standard library's sqlite3)
+    lite = _sqlite_link_tables(home)
+    if lite is None:
+        modules.append("nominal.link.models")
+    else:
+        lite.close()
+    for module in modules:
         try:
             importlib.import_module(module)
         except Exception:  # the run imports it again and reports any error itself

@@ -31,27 +31,15 @@ from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from splink.internals.comparison_level_creator import ComparisonLevelCreator
 from splink.internals.dialects import SplinkDialect
 
-# A pair at or above MATCH_PROBABILITY is the same person; pairs between
-# REVIEW_PROBABILITY and MATCH_PROBABILITY go to clerical review.
-MATCH_PROBABILITY = 0.99
-REVIEW_PROBABILITY = 0.5
-# ``nominal link-file`` on an arbitrary file: a match is a pair more likely than not
-# the same person. The hub itself is stricter (MATCH_PROBABILITY) because a wrong
-# merge shows one person's record to a practitioner looking at another.
-FILE_MATCH_PROBABILITY = 0.5
-# Pairs kept as evidence (gold.pairs) and considered for clustering and review.
-KEEP_PROBABILITY = 0.2
-
-COMPARISON_NAMES: tuple[str, ...] = (
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "address",
-    "nhs_number",
-    "ni_number",
-    "pupil_number",
-    "police_id",
+# The thresholds and column names live in a module of their own (no Splink import),
+# re-exported here.
+from nominal.link.thresholds import (  # noqa: F401
+    COMPARISON_NAMES,
+    FILE_MATCH_PROBABILITY,
+    KEEP_PROBABILITY,
+    MATCH_PROBABILITY,
+    REVIEW_PROBABILITY,
+    TF_COLUMNS,
 )
 
 # Name order is judged by the given-name comparison alone: a level for it in both name
@@ -309,7 +297,3 @@ def settings(
         max_iterations=20,
         em_convergence=0.0001,
     )
-
-
-# Columns whose term frequencies are frozen with the trained model.
-TF_COLUMNS: tuple[str, ...] = ("given_std", "family_std", "postcode_std", "address_std")

@@ -84,7 +84,8 @@ def _copy_lake(lake: Lake, target: Path) -> dict[str, Any]:
             (target / "snapshots").mkdir()
             shutil.copy2(lake.snapshots_dir / f"{snap.id}.json", target / "snapshots")
             for entry in snap.tables.values():
-                for rel in entry.files:
+                # deletion files too: without them deleted rows would come back
+                for rel in entry.files + entry.deletes:
                     _link_or_copy(lake.root / rel, target / rel)
                     files.append(rel)
         bronze = 0

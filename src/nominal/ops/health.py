@@ -39,7 +39,9 @@ def readiness(home: Home, control: ControlPlane) -> tuple[bool, dict[str, Any]]:
         if snap is None:
             checks["lake"] = "empty"
         else:
-            absent = [f for t in snap.tables for f in snap.files(t) if not f.exists()]
+            absent = [
+                f for t in snap.tables for f in snap.files(t) + snap.deletes(t) if not f.exists()
+            ]
             checks["lake"] = "ok" if not absent else f"{len(absent)} data files missing"
             checks["snapshot"] = snap.id
     except Exception as exc:
