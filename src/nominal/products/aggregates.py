@@ -75,8 +75,9 @@ def _intervention_types() -> tuple[str, ...]:
 
 
 def _fingerprint(snapshot: Snapshot) -> dict[str, list[str]]:
-    """The data files of each input table: immutable, so the same list means the same data."""
-    return {t: sorted(p.name for p in snapshot.files(t)) for t in INPUTS}
+    """The data and deletion files of each input table: immutable, so the same lists mean
+    the same data (an incremental link may only add a deletion file to a table)."""
+    return {t: sorted(p.name for p in snapshot.files(t) + snapshot.deletes(t)) for t in INPUTS}
 
 
 def _age_band_sql() -> str:
