@@ -27,8 +27,7 @@ pytestmark = pytest.mark.skipif(memory._glibc() is None, reason="needs glibc's m
 ARENAS_SCRIPT = """
 import ctypes, json, os, sys, tempfile, threading
 from nominal.web import memory
-if sys.argv[1] == "tuned":
-    memory.tune()
+memory.tune()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -82,20 +81,21 @@ print(json.dumps({"before": before, "after": rss(), "released": released}))
 """
 
 
-def _run(script: str, *args: str) -> dict[str, float]:
+def _run(script: str, **env: str) -> dict[str, float]:
     src = str(Path(memory.__file__).resolve().parents[2])
     out = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, "-c", script],
         capture_output=True, text=True, timeout=120, check=True,
-        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin", **env},
     )  # fmt: skip
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def test_tune_limits_the_malloc_arenas() -> None:
-    """Untuned, twelve allocating threads get arenas of their own; tuned, two in all."""
-    assert _run(ARENAS_SCRIPT, "default")["heaps"] > memory.DEFAULT_ARENAS + 2
-    assert _run(ARENAS_SCRIPT, "tuned")["heaps"] <= memory.DEFAULT_ARENAS
+def test_tune_limits_the_malloc_arenas_when_asked() -> None:
+    """By default twelve allocating threads get arenas of their own; with
+    ``NOMINAL_MALLOC_ARENAS=2``, two in all."""
+    assert _run(ARENAS_SCRIPT)["heaps"] > 4
+    assert _run(ARENAS_SCRIPT, **{memory.ARENAS_ENV: "2"})["heaps"] <= 2
 
 
 def test_trim_returns_freed_pages_to_the_kernel() -> None:

@@ -1,22 +1,27 @@
-"""The server process's native heap: fewer glibc malloc arenas, freed pages given back.
+"""The server process's native heap: freed pages given back, optionally fewer malloc arenas.
 
-Under sustained load (``benchmarks/soak.py``) the server's resident memory crept up
-while the live Python objects stayed flat (tracemalloc) and most of the rise came
-back within seconds of the load stopping: memory the C allocator had been given back
-by the request threads but kept. glibc's malloc gives each thread that finds its arena
-busy a new one, up to eight per core; the anyio worker threads that run the sync
-endpoints (up to 40) with DuckDB's and SQLAlchemy's native allocations then spread
-freed chunks over sixteen heaps, each of which only returns memory from its top. Two
-things bound it, both set when the server starts (:func:`tune`):
+Under sustained load (``benchmarks/soak.py``) the server's resident memory creeps up
+while the live Python objects stay flat (tracemalloc). The RSS split by mapping shows
+the growth is in glibc's malloc heaps (the main heap and the per-thread arenas), not in
+DuckDB's own allocator or Python's object arenas, which stay flat. glibc gives each
+thread that finds its arena busy a new one, up to eight per core; the anyio worker
+threads that run the sync endpoints (up to 40) spread freed chunks over up to sixteen
+heaps, and a heap only returns memory from its top (134 of 295 MB was free but kept,
+read with ``mallinfo2`` in a soaked server). Trimming returns that; the slower creep
+that remains is live memory and is not explained yet (docs/security.md, "Measured").
+Two settings, applied when the server starts:
 
-* ``mallopt(M_ARENA_MAX, n)`` (``$NOMINAL_MALLOC_ARENAS``, default 2; 0 leaves glibc's
-  own limit), the programmatic form of ``MALLOC_ARENA_MAX``, which would have to be in
-  the environment before the process starts. It takes effect while glibc has made
-  fewer arenas than its test threshold (eight on 64-bit), so it is called from the app
-  factory, before the request threads exist;
 * a daemon thread that calls ``malloc_trim(0)`` every ``$NOMINAL_MALLOC_TRIM_SECONDS``
   (default 30; 0 switches it off), which hands the free pages inside every arena back
-  to the kernel, not only those at an arena's top.
+  to the kernel, not only those at an arena's top;
+* ``mallopt(M_ARENA_MAX, n)`` when ``$NOMINAL_MALLOC_ARENAS`` is set (default 0: glibc's
+  own limit), the programmatic form of ``MALLOC_ARENA_MAX``, which would have to be in
+  the environment before the process starts. It takes effect while glibc has made
+  fewer arenas than its test threshold (eight on 64-bit), so :func:`tune` is called
+  from the app factory, before the request threads exist. Off by default: in two
+  paired soaks on the busy 2-core machine two arenas lowered RSS by about 45 MB but
+  served 22-25 % fewer requests (threads queueing for the arena locks), and the slow
+  creep went on (docs/security.md, "Measured").
 
 Neither changes what the server computes. Other C libraries (glibc-less systems, musl)
 have neither function; then nothing is done.
@@ -25,6 +30,7 @@ have neither function; then nothing is done.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -35,11 +41,12 @@ log = logging.getLogger(__name__)
 
 ARENAS_ENV = "NOMINAL_MALLOC_ARENAS"
 TRIM_ENV = "NOMINAL_MALLOC_TRIM_SECONDS"
-DEFAULT_ARENAS = 2
+DEFAULT_ARENAS = 0  # glibc's own limit (eight per core): see the module docstring
 DEFAULT_TRIM_SECONDS = 30.0
 M_ARENA_MAX = -8  # glibc malloc.h
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """glibc, if this process runs on it (``mallopt`` and ``malloc_trim`` are glibc's)."""
     if not sys.platform.startswith("linux"):
@@ -105,7 +112,7 @@ def _number(env: str, default: float) -> float:
 
 
 def tune() -> None:
-    """Limit the arenas (``$NOMINAL_MALLOC_ARENAS``); called by the server's app factory."""
+    """Limit the arenas if ``$NOMINAL_MALLOC_ARENAS`` says so; called by the server's factory."""
     arenas = int(_number(ARENAS_ENV, DEFAULT_ARENAS))
     if arenas > 0 and not limit_arenas(arenas):
         log.info("malloc arenas not limited: not glibc")
