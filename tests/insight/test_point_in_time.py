@@ -236,3 +236,31 @@ def test_a_population_includes_children_no_service_knows(oracle_home: Home) -> N
     expected = person[(person["p_age"] < 18) & (person["p_on_plan"] == 0)]
     assert set(rows["unit_id"]) == set(expected["nominal_id"])
     assert (expected["p_events_3y"] == 0).sum() > 100
+
+
+def test_yearly_rates_count_each_domestic_abuse_incident_once(oracle_home: Home) -> None:
+    """A household's yearly DA rate is its distinct incidents known before T over the
+    years of history, so an incident naming a victim and a suspect of one household
+    counts once, and the history runs from the feeds' start to T."""
+    from nominal.engines.duck import connect
+
+    as_of = date(2025, 10, 31)
+    snapshot = Lake(oracle_home.lake).require_current()
+    built = features.build(snapshot, as_of)
+    hh = built.household.to_pandas().set_index("household_id")
+    con = connect(snapshot, tables=["gold.events", "gold.household_members"])
+    firsts = con.execute(
+        "SELECT min(event_date) FROM gold.events WHERE event_date < DATE '2025-10-31' "
+        "GROUP BY dataset"
+    ).fetchall()
+    start = features.history_start([r[0] for r in firsts])
+    assert start is not None
+    years = (as_of - start).days / 365.25
+    assert hh["h_history_years"].iloc[0] == pytest.approx(years)
+    # households whose DA records outnumber their incidents (victim and suspect both members)
+    rows = hh["h_domestic_abuse_per_year"] * years
+    incidents = hh["h_da_incidents_per_year"] * years
+    assert (incidents <= rows + 1e-9).all()
+    assert (incidents < rows - 0.5).any() and (incidents > 0.5).any()
+    # a rate is never negative, and no household has more incidents than records
+    assert (hh.filter(like="_per_year") >= 0).all().all()
