@@ -536,6 +536,18 @@ def score_spark(ctx: RunContext, new_table: str | None, workdir: Path) -> None:
 # --------------------------------------------------------------------------------------
 # Clustering and stable ids
 # --------------------------------------------------------------------------------------
+def spill_dir(home: Home, run_id: str) -> Path:
+    """The folder DuckDB spills to during one link run, created (with ``tmp/``) now.
+
+    DuckDB creates only the last level of its temp directory, and only when it first
+    spills: ``$NOMINAL_HOME/tmp`` did not exist in a new hub, so a 922,639-record link
+    failed after 25 minutes at its first spill ("Failed to create directory").
+    """
+    spill = home.root / "tmp" / f"link-{run_id}"
+    spill.mkdir(parents=True, exist_ok=True)
+    return spill
+
+
 def cluster(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
     """Connected components of ``edges`` (record_key_l, record_key_r) over ``nodes``.
 
@@ -1465,7 +1477,7 @@ def link_lake(
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     # Beyond its memory limit DuckDB spills to disk: under the hub's home, one folder
     # a run (DuckDB removes its files when the connection closes), not the cwd.
-    spill = home.root / "tmp" / f"link-{run_id}"
+    spill = spill_dir(home, run_id)
     _q(con, f"SET temp_directory = {duck.sql_literal(str(spill))}")
     # An incremental run builds on every table of an earlier run (a lake linked before
     # a table existed gets a full run first).
