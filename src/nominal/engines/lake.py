@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -131,8 +132,10 @@ class Snapshot:
             part = pq.read_table(f, columns=columns)
             drop = gone.get(str(f.relative_to(self.lake_root)))
             if drop:
-                keep = [i not in drop for i in range(part.num_rows)]
-                part = part.filter(pa.array(keep, type=pa.bool_()))
+                # one vectorised mask, not a Python test per row
+                keep = np.ones(part.num_rows, dtype=bool)
+                keep[np.fromiter(drop, dtype=np.int64, count=len(drop))] = False
+                part = part.filter(pa.array(keep))
             parts.append(part)
         return pa.concat_tables(parts, promote_options="default")
 

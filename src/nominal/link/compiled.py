@@ -14,8 +14,9 @@ and every table it registers (the frozen term frequencies), and saves them next 
 model as ``<version>.predict-<fingerprint>.json``; later runs whose fingerprint is the
 same replay those statements on their own connection, without importing Splink. The
 statements are Splink's own, executed in the same order on the same inputs, so the
-scores are the same (``tests/link/test_compiled.py`` compares replayed and Splink
-scores). The blocking rules' SQL is kept in the same file for the same reason.
+scores are the same
+(``tests/link/test_blocking.py::test_replayed_prediction_sql_scores_as_splink``
+compares replayed and Splink scores). The blocking rules' SQL is kept in the same file for the same reason.
 """
 
 from __future__ import annotations
