@@ -7,10 +7,12 @@ to the 64-byte block. The padded keys are constants of the run, so in SQL it is 
 (a test checks it), truncated to 32 hex characters (128 bits), which is plenty for
 pseudonyms that must not collide within a hub and keeps the tables smaller.
 
-For large deliveries the same HMAC is also available as a DuckDB function over whole
-Arrow columns, compiled with numba (:func:`register_hmac_function`): the padded keys'
-compression states are computed once, so each value costs two SHA-256 compressions
-instead of four.
+The same HMAC is also available as a DuckDB function over whole Arrow columns
+(:func:`register_hmac_function`), compiled either in C (:mod:`nominal.ingest.hmac_native`,
+built once per machine, the SHA extensions where the processor has them; used for every
+delivery when a C compiler is present) or with numba: the padded keys' compression
+states are computed once, so each value costs two SHA-256 compressions instead of four.
+Per million values: about 0.75 CPU-s in SQL, 0.44 with numba, 0.23 in C.
 """
 
 from __future__ import annotations
