@@ -7,8 +7,8 @@ thousand deliberately invalid), then alternates, ``--runs`` times:
 * **ingest**: ``nominal.ingest.ingest_paths`` into a fresh hub home (bronze copy and
   checksum, validation and standardisation of every field, two keyed-HMAC pseudonyms
   per row, identity / events / quarantine Parquet, the data-quality report, the lake
-  snapshot). ``NOMINAL_COMPILED_HMAC`` (auto / on / off) picks the pseudonym code as in
-  production; the JSON line says which ran;
+  snapshot). ``NOMINAL_COMPILED_HMAC`` (auto / on / numba / off) picks the pseudonym
+  code as in production; the JSON line says which ran (``hmac_kernel``: c, numba, sql);
 * **peer**: ``COPY (SELECT * FROM read_csv(...)) TO '...parquet'`` in plain DuckDB, the
   practical lower bound for reading that CSV and writing Parquet.
 
@@ -25,13 +25,14 @@ import json
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 import yaml
+
+from nominal.ingest.pseudonym import compiled_kernel
 
 CONTRACT = {
     "contract_version": 1,
@@ -198,8 +199,8 @@ def main() -> None:
         "ingest_cpu_seconds_median": round(statistics.median(ingest_cpu), 2),
         "peer_cpu_seconds_median": round(statistics.median(peer_cpu), 2),
         "cpu_ratio": round(statistics.median(ingest_cpu) / statistics.median(peer_cpu), 2),
-        # whether pseudonyms came from the numba-compiled HMAC (NOMINAL_COMPILED_HMAC)
-        "compiled_hmac": "nominal.ingest._hmac_numba" in sys.modules,
+        # which HMAC made the pseudonyms: the C or numba kernel, or SQL (NOMINAL_COMPILED_HMAC)
+        "hmac_kernel": compiled_kernel(feed.stat().st_size) or "sql",
         **counts,
     }
     print(f"ingest: {result['ingest_rows_per_second']:,} rows/s (median {ingest_med:.2f}s); "

@@ -2,7 +2,7 @@
 
 Writes the delivery of ``benchmarks/ingest_bench.py`` (``--rows``), ingests it ``--runs``
 times into fresh hub homes (the first run also pays imports and, with
-``NOMINAL_COMPILED_HMAC=on``, loading numba), and prints, for the last run, each step
+``NOMINAL_COMPILED_HMAC=numba``, loading numba), and prints, for the last run, each step
 that took at least ``--min`` CPU seconds, then the peer's CPU (DuckDB's own CSV ->
 Parquet copy) measured in the same process::
 
@@ -68,9 +68,11 @@ def variants(work: Path) -> None:
     identity = copies[0][copies[0].index("(") + 1 : copies[0].rindex(") TO ")]
     dq_sql = next(s for s in STATEMENTS if "approx_count_distinct" in s)
     if pipeline.COMPILED_HMAC in staging:
-        from nominal.ingest.pseudonym import register_hmac_function
+        from nominal.ingest.pseudonym import compiled_kernel, register_hmac_function
 
-        register_hmac_function(con, key, pipeline.COMPILED_HMAC)
+        size = (work / "bench_incidents_2024.csv").stat().st_size
+        kernel = compiled_kernel(size) or "numba"  # the kernel the run registered
+        register_hmac_function(con, key, pipeline.COMPILED_HMAC, kernel=kernel)
     read_csv = _call_at(staging, staging.index("read_csv("))
     plain = staging
     for msg in re.findall(r"'[^']*\|' \|\| v_\w+", staging):

@@ -45,3 +45,27 @@ def test_resent_erased_record_is_refused_and_counted(hub_home: Home, tmp_path: P
     assert query(hub_home, "SELECT row_number, field, reason, raw FROM silver.quarantine") == [
         (2, "record_id", "record_id: erased_on_request", None)
     ]
+
+
+def test_register_read_without_migrating(tmp_path: Path) -> None:
+    """Ingest reads the erasure register without running migrations: a hub whose control
+    plane does not exist yet, or has no register table, has nothing erased (and the read
+    creates nothing); once the register holds a key, it is read."""
+    import sqlalchemy as sa
+
+    from nominal.config import home as make_home
+
+    hub = make_home(tmp_path / "hub")
+    db = sa.engine.make_url(hub.database_url).database
+    if db and db != ":memory:":
+        assert not Path(db).exists()
+        assert rights.erased_record_keys(hub) == set()
+        assert not Path(db).exists()
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        sa.create_engine(hub.database_url).connect().close()  # an empty database
+        assert rights.erased_record_keys(hub) == set()
+    control = ControlPlane(hub.database_url)  # migrated
+    with control.session() as session:
+        session.add(rights.ErasedRecord(record_key="c" * 32))
+    control.dispose()
+    assert rights.erased_record_keys(hub) == {"c" * 32}

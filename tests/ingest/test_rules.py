@@ -147,11 +147,13 @@ def test_retention_expired_rows_are_quarantined_without_their_contents(
     assert raw is None  # data past its retention is not kept anywhere in silver
 
 
+@pytest.mark.parametrize("mode", ["on", "numba", "off"])
 def test_compiled_pseudonyms_equal_the_sql_ones(
-    hub_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """A delivery pseudonymised by the compiled HMAC gets exactly the keys of ``hmac``."""
-    monkeypatch.setenv("NOMINAL_COMPILED_HMAC", "on")
+    """A delivery pseudonymised by either compiled HMAC (C: "on"; numba) or the SQL form
+    ("off") gets exactly the keys of ``hmac``."""
+    monkeypatch.setenv("NOMINAL_COMPILED_HMAC", mode)
     rows = [good_row(i) for i in range(1, 301)]
     rows[5]["EventRef"] = ""  # no event id: the event key is the record key
     summary = _ingest(hub_home, tmp_path, rows)

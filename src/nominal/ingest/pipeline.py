@@ -35,7 +35,7 @@ from nominal.engines.duck import sql_literal
 from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.limits import ParseFailed, interrupt_after, parse_seconds
-from nominal.ingest.pseudonym import hmac_sql, register_hmac_function, use_compiled
+from nominal.ingest.pseudonym import compiled_kernel, hmac_sql, register_hmac_function
 from nominal.ingest.readers import ReadError, duck_error, is_isolated, read_isolated, reader_for
 from nominal.ingest.standardise import (
     MACROS,
@@ -459,9 +459,11 @@ def ingest_table_delivery(
                         f"{path.name}: row 1 (header): required column {spec.source!r} "
                         f"(field {name!r}) is missing"
                     )
-            if not ctx.compiled_hmac and use_compiled(path.stat().st_size):
-                register_hmac_function(con, ctx.key, COMPILED_HMAC)
-                ctx.compiled_hmac = True
+            if not ctx.compiled_hmac:
+                kernel = compiled_kernel(path.stat().st_size)
+                if kernel is not None:
+                    register_hmac_function(con, ctx.key, COMPILED_HMAC, kernel=kernel)
+                    ctx.compiled_hmac = True
             sql, fields = _staging_sql(ctx, contract, source_sql, present)
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")

@@ -7,10 +7,12 @@ to the 64-byte block. The padded keys are constants of the run, so in SQL it is 
 (a test checks it), truncated to 32 hex characters (128 bits), which is plenty for
 pseudonyms that must not collide within a hub and keeps the tables smaller.
 
-For large deliveries the same HMAC is also available as a DuckDB function over whole
-Arrow columns, compiled with numba (:func:`register_hmac_function`): the padded keys'
-compression states are computed once, so each value costs two SHA-256 compressions
-instead of four.
+The same HMAC is also available as a DuckDB function over whole Arrow columns
+(:func:`register_hmac_function`), compiled either in C (:mod:`nominal.ingest.hmac_native`,
+built once per machine, the SHA extensions where the processor has them; used for every
+delivery when a C compiler is present) or with numba: the padded keys' compression
+states are computed once, so each value costs two SHA-256 compressions instead of four.
+Per million values: about 0.75 CPU-s in SQL, 0.44 with numba, 0.23 in C.
 """
 
 from __future__ import annotations
@@ -54,30 +56,29 @@ def record_message(dataset: str, source_id: str) -> str:
     return f"{dataset}|{source_id}"
 
 
-# NOMINAL_COMPILED_HMAC: "auto" (default), "on" (always) or "off" (never, the SQL form).
-# Loading numba and the cached kernel costs about 1.5 CPU-seconds once per process and
-# the kernel saves about 0.5 CPU-seconds per million rows (two pseudonyms a row; see
-# docs/onboarding-a-feed.md), so "auto" uses it for a delivery of at least
-# COMPILED_MIN_BYTES (about 2.6 million rows of a 19-column feed, near break-even), or
-# for any delivery once this process has loaded it.
+# NOMINAL_COMPILED_HMAC: "auto" (default), "on", "numba" or "off" (the SQL form).
+# Two compiled kernels compute the same HMAC over whole Arrow columns: the C one
+# (nominal.ingest.hmac_native: built once per machine with the system C compiler, loaded
+# in about a millisecond, SHA extensions where the processor has them) and the numba
+# one (loading numba and its cached kernel costs about 1.5 CPU-seconds once per
+# process). "auto" uses the C kernel for every delivery when it can be built; without
+# a compiler it falls back to numba for a delivery of at least COMPILED_MIN_BYTES
+# (about 2.6 million rows of a 19-column feed, near numba's break-even) or once this
+# process has loaded it, else to the SQL form. "on" uses C, else numba; "numba" numba.
 COMPILED_ENV = "NOMINAL_COMPILED_HMAC"
 COMPILED_MIN_BYTES = 512 << 20
 
 
-def use_compiled(delivery_bytes: int) -> bool:
-    """Whether ingest pseudonymises a delivery of this size with the compiled HMAC."""
-    import sys
-
+def _mode() -> str:
     mode = (os.environ.get(COMPILED_ENV) or "auto").strip().lower()
     if mode in ("off", "0", "false", "no"):
-        return False
-    loaded = "nominal.ingest._hmac_numba" in sys.modules
-    if (
-        mode not in ("on", "1", "true", "yes")
-        and not loaded
-        and delivery_bytes < COMPILED_MIN_BYTES
-    ):
-        return False
+        return "off"
+    if mode in ("on", "1", "true", "yes"):
+        return "on"
+    return "numba" if mode == "numba" else "auto"
+
+
+def _numba_available() -> bool:
     try:
         import nominal.ingest._hmac_numba  # noqa: F401
     except ImportError:  # pragma: no cover - numba is a dependency (through shap)
@@ -85,18 +86,47 @@ def use_compiled(delivery_bytes: int) -> bool:
     return True
 
 
-def hmac_arrow(key: bytes, chars: int = PSEUDONYM_CHARS) -> Callable[[Any], Any]:
-    """A function from an Arrow text array to the array of its pseudonyms (NULL stays NULL)."""
+def compiled_kernel(delivery_bytes: int) -> str | None:
+    """Which compiled HMAC pseudonymises a delivery of this size: "c", "numba" or None."""
+    import sys
+
+    from nominal.ingest import hmac_native
+
+    mode = _mode()
+    if mode == "off":
+        return None
+    if mode in ("auto", "on") and hmac_native.available():
+        return "c"
+    loaded = "nominal.ingest._hmac_numba" in sys.modules
+    if mode == "auto" and not loaded and delivery_bytes < COMPILED_MIN_BYTES:
+        return None
+    return "numba" if _numba_available() else None
+
+
+def use_compiled(delivery_bytes: int) -> bool:
+    """Whether ingest pseudonymises a delivery of this size with a compiled HMAC."""
+    return compiled_kernel(delivery_bytes) is not None
+
+
+def hmac_arrow(key: bytes, chars: int = PSEUDONYM_CHARS, kernel: str = "c") -> Callable[[Any], Any]:
+    """A function from an Arrow text array to the array of its pseudonyms (NULL stays NULL).
+
+    ``kernel`` is "c" (:mod:`nominal.ingest.hmac_native`) or "numba".
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from nominal.ingest import _hmac_numba
-
+    if kernel == "c":
+        from nominal.ingest import hmac_native as impl
+    elif kernel == "numba":
+        from nominal.ingest import _hmac_numba as impl  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"unknown HMAC kernel {kernel!r}")
     if not 1 <= chars <= 64:
         raise ValueError("chars must be 1..64")
     block = (hashlib.sha256(key).digest() if len(key) > BLOCK else key).ljust(BLOCK, b"\x00")
-    inner, outer = _hmac_numba.padded_states(block)
+    inner, outer = impl.padded_states(block)
 
     def apply(values: Any) -> Any:
         if isinstance(values, pa.ChunkedArray):
@@ -113,7 +143,7 @@ def hmac_arrow(key: bytes, chars: int = PSEUDONYM_CHARS) -> Callable[[Any], Any]
             if data_buf is not None
             else np.zeros(0, dtype=np.uint8)
         )
-        digits = _hmac_numba.hmac_hex(data, offsets, inner, outer, chars)
+        digits = impl.hmac_hex(data, offsets, inner, outer, chars)
         result = pa.StringArray.from_buffers(
             n,
             pa.py_buffer(np.arange(0, (n + 1) * chars, chars, dtype=np.int32)),
@@ -126,13 +156,15 @@ def hmac_arrow(key: bytes, chars: int = PSEUDONYM_CHARS) -> Callable[[Any], Any]
     return apply
 
 
-def register_hmac_function(con: Any, key: bytes, name: str, chars: int = PSEUDONYM_CHARS) -> str:
+def register_hmac_function(
+    con: Any, key: bytes, name: str, chars: int = PSEUDONYM_CHARS, kernel: str = "c"
+) -> str:
     """Register ``name(VARCHAR) -> VARCHAR``: the compiled HMAC, on a DuckDB connection."""
     from duckdb import sqltypes
 
     con.create_function(
         name,
-        hmac_arrow(key, chars),
+        hmac_arrow(key, chars, kernel),
         [sqltypes.VARCHAR],
         sqltypes.VARCHAR,
         type="arrow",
