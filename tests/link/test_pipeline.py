@@ -287,6 +287,7 @@ COMPARED = (
     "gold.household_members",
     "gold.relationships",
     "gold.events",
+    "link.blocking_index",
 )
 
 
@@ -324,6 +325,32 @@ def test_incremental_gold_tables_equal_a_full_rebuild(split_silver, model_dir, t
         inc_rows, full_rows = _rows(incremental, table), _rows(rebuilt, table)
         assert len(inc_rows) == len(full_rows), table
         assert inc_rows == full_rows, table
+
+
+def test_incremental_without_a_saved_blocking_index(split_silver, model_dir, tmp_path) -> None:
+    """A lake linked before the blocking index existed (or by Spark) has none: the
+    incremental run blocks every earlier record's columns, gives the decisions the
+    indexed run gives, and saves the index a full rebuild saves."""
+    early_id, early_ev, late_id, late_ev = split_silver
+    homes = {}
+    for name in ("indexed", "plain"):
+        home = homes[name] = new_home(tmp_path / name, model_dir)
+        write_silver(home, early_id, early_ev)
+        link_lake(home, mode="full")
+        lake = Lake(home.lake)
+        assert lake.require_current().rows("link.blocking_index") == early_id.num_rows
+        if name == "plain":
+            with lake.transaction("no index") as tx:
+                tx.drop("link.blocking_index")
+                tx.commit(dict(tx.base.summary) if tx.base else {})
+        write_silver(home, late_id, late_ev, append=True)
+        link_lake(home, mode="incremental")
+    snaps = {name: Lake(h.lake).require_current() for name, h in homes.items()}
+    for table in COMPARED:
+        assert _rows(snaps["indexed"], table) == _rows(snaps["plain"], table), table
+    # the plain run saved the whole index afresh: one file, no deletions
+    assert len(snaps["plain"].files("link.blocking_index")) == 1
+    assert len(snaps["indexed"].files("link.blocking_index")) == 2
 
 
 def test_a_full_run_repeats_itself_row_for_row(split_silver, model_dir, tmp_path) -> None:
