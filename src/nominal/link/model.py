@@ -46,8 +46,19 @@ class LinkModel:
 
     version: str
     settings: dict[str, Any]
-    tf: pa.Table  # column, value, tf
+    # column, value, tf: the table, or the Parquet file it is read from when first
+    # needed (a run replaying recorded SQL reads the file with DuckDB instead)
+    tf_data: pa.Table | Path
     meta: dict[str, Any]
+
+    @property
+    def tf(self) -> pa.Table:
+        if isinstance(self.tf_data, Path):
+            # ParquetFile, not read_table: read_table imports pyarrow.dataset and
+            # pandas (about a second), which a link run has no other use for.
+            object.__setattr__(self, "tf_data", pq.ParquetFile(self.tf_data).read())
+        assert isinstance(self.tf_data, pa.Table)
+        return self.tf_data
 
     def tf_table(self, column: str) -> pa.Table:
         """The term-frequency lookup of one column, shaped as Splink expects."""
@@ -179,9 +190,7 @@ def load(home: Home, version: str | None = None) -> LinkModel:
     return LinkModel(
         version=chosen,
         settings=json.loads(path.read_text()),
-        # ParquetFile, not read_table: read_table imports pyarrow.dataset and pandas
-        # (about a second), which a link run has no other use for.
-        tf=pq.ParquetFile(folder / f"{chosen}.tf.parquet").read(),
+        tf_data=folder / f"{chosen}.tf.parquet",
         meta=json.loads(meta_path.read_text()) if meta_path.exists() else {},
     )
 

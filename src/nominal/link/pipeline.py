@@ -527,7 +527,7 @@ def _saved_index(ctx: RunContext) -> str | None:
     return "link_index_old"
 
 
-def _write_index(ctx: RunContext, tx: SnapshotWriter) -> None:
+def _write_index(ctx: RunContext, tx: SnapshotWriter, empty: dict[str, bool] | None = None) -> None:
     """Save the blocking keys of the current records (see :mod:`nominal.link.blocking`):
     the new records' rows appended when this run used the saved index, else all."""
     keys = ctx.index_keys
@@ -541,6 +541,7 @@ def _write_index(ctx: RunContext, tx: SnapshotWriter) -> None:
             blocking.index_sql(keys, "std_new"),
             "t.unique_id IN (SELECT record_key FROM lost)",
             ("lost",),
+            empty,
         )
     else:
         tx.replace(
@@ -820,13 +821,18 @@ def build_record_facts(
         LEFT JOIN {events} e ON e.record_key = i.record_key
         {where}"""
     if only:
+        # the records of the chosen nominals first, then their stored facts
+        chosen = (
+            f"(SELECT record_key, nominal_id FROM assign "
+            f"WHERE nominal_id IN (SELECT nominal_id FROM {stored_for}))"
+            if stored_for
+            else "assign"
+        )
         computed += f"""
         UNION ALL BY NAME
         SELECT f.* REPLACE (a.nominal_id AS nominal_id)
-        FROM link.facts f JOIN assign a USING (record_key)
+        FROM link.facts f JOIN {chosen} a USING (record_key)
         WHERE f.record_key NOT IN (SELECT record_key FROM {only})"""
-        if stored_for:
-            computed += f" AND a.nominal_id IN (SELECT nominal_id FROM {stored_for})"
     _q(con, f"CREATE OR REPLACE TABLE facts AS {computed}")
 
 
@@ -1180,6 +1186,10 @@ def build_events(
         f"WHERE e.record_key IN (SELECT record_key FROM {scope_records})" if scope_records else ""
     )
     events = f"SELECT e.* FROM silver.events e {where}"
+    if scope_records:
+        # a few records' events: read from silver once, for the check and the rows
+        _q(con, f"CREATE OR REPLACE TABLE events_scope AS {events}")
+        events = "SELECT e.* FROM events_scope e"
     total, distinct = _q(
         con,
         f"SELECT count(*), count(DISTINCT (record_key, event_key)) FROM ({events})",
@@ -1229,11 +1239,13 @@ def _replace_rows(
     new_rows_sql: str,
     drop_where: str,
     drop_from: tuple[str, ...] = (),
+    empty: dict[str, bool] | None = None,
 ) -> None:
     """Drop the rows of ``table`` that ``drop_where`` names; append the new rows.
 
     ``drop_where`` is a condition on a row (``t``); ``drop_from`` the tables it reads
-    keys from (when all are empty no file is read at all). Files keep their rows: the
+    keys from (when all are empty no file is read at all; ``empty`` may say which are,
+    counted once for all tables). Files keep their rows: the
     positions of dropped rows go to the table's deletion file (see
     :mod:`nominal.engines.lake`), so a delivery writes in proportion to what it
     changes, not to the size of the files holding it. A file of which more than
@@ -1243,7 +1255,9 @@ def _replace_rows(
     """
     files = tx.files(table)
     old_deletes = tx.deletes(table)
-    nothing = bool(drop_from) and all(_count(con, t) == 0 for t in drop_from)
+    nothing = bool(drop_from) and all(
+        (empty.get(t) if empty and t in empty else _count(con, t) == 0) for t in drop_from
+    )
     root = str(tx.lake.root) + "/"
     cut = len(root) + 1
 
@@ -1255,23 +1269,29 @@ def _replace_rows(
         if old_deletes
         else "SELECT NULL::VARCHAR AS file, NULL::BIGINT AS pos LIMIT 0"
     )
+    # the positions deleted before and now (read only when some are)
     _q(con, f"CREATE OR REPLACE TABLE rr_gone AS {gone}")
     hits = 0
     if files and not nothing:
-        before = _count(con, "rr_gone")
         listed = ", ".join(duck.sql_literal(str(f)) for f in files)
-        _q(
-            con,
-            f"""INSERT INTO rr_gone
-            SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos
-            FROM read_parquet([{listed}], union_by_name = true, filename = true,
-                              file_row_number = true) t
-            ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
-              AND x.pos = t.file_row_number
-            WHERE {drop_where}""",
+        # DuckDB answers an INSERT with the number of rows inserted
+        hits = int(
+            _q(
+                con,
+                f"""INSERT INTO rr_gone
+                SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos
+                FROM read_parquet([{listed}], union_by_name = true, filename = true,
+                                  file_row_number = true) t
+                ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+                  AND x.pos = t.file_row_number
+                WHERE {drop_where}""",
+            )[0][0]
         )
-        hits = _count(con, "rr_gone") - before
-    per_file = dict(_q(con, "SELECT file, count(*) FROM rr_gone GROUP BY file"))
+    per_file = (
+        dict(_q(con, "SELECT file, count(*) FROM rr_gone GROUP BY file"))
+        if hits or old_deletes
+        else {}
+    )
 
     def live(paths: list[Path]) -> str:
         listed = ", ".join(duck.sql_literal(str(f)) for f in paths)
@@ -2176,9 +2196,13 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
             ("rel_changed",),
         ),
     ]
+    # which of the tables naming the rows to drop are empty: one statement for all
+    sources = sorted({t for *_rest, tables in writes for t in tables})
+    counted = _q(con, "SELECT " + ", ".join(f"(SELECT count(*) = 0 FROM {t})" for t in sources))
+    empty = dict(zip(sources, counted[0], strict=True))
     for table, new_rows, drop_where, drop_from in writes:
-        _replace_rows(con, tx, table, new_rows, drop_where, drop_from)
-    _write_index(ctx, tx)
+        _replace_rows(con, tx, table, new_rows, drop_where, drop_from, empty)
+    _write_index(ctx, tx, empty)
 
 
 # --------------------------------------------------------------------------------------
