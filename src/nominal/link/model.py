@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nominal.config import Home
 from nominal.link import thresholds
 
 if TYPE_CHECKING:  # Splink is imported where a linker is built (half a CPU second)
+    import pyarrow as pa
     from splink import Linker
 
 MODEL_DIR = ("models", "linkage")
@@ -53,6 +52,9 @@ class LinkModel:
 
     @property
     def tf(self) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         if isinstance(self.tf_data, Path):
             # ParquetFile, not read_table: read_table imports pyarrow.dataset and
             # pandas (about a second), which a link run has no other use for.
@@ -62,6 +64,8 @@ class LinkModel:
 
     def tf_table(self, column: str) -> pa.Table:
         """The term-frequency lookup of one column, shaped as Splink expects."""
+        import pyarrow as pa
+
         # Slices, not pyarrow.compute or pa.array: both import pandas (about a second
         # of a short incremental run) to check their arguments.
         names = self.tf.column("column").to_pylist()
@@ -153,6 +157,8 @@ def train(
 
 def save(home: Home, trained: dict[str, Any], tf: pa.Table, summary: dict[str, Any]) -> str:
     """Save a trained model as a new version and point ``CURRENT`` at it."""
+    import pyarrow.parquet as pq
+
     folder = model_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -262,6 +268,7 @@ def score_pairs(
     ``record_key_r``, ``match_weight`` and ``match_probability``. Search uses this to
     rank candidates for a query that is not yet in the lake.
     """
+    import pyarrow as pa
     from splink import DuckDBAPI
 
     from nominal.link.standardise import INPUT_COLUMNS, standardise

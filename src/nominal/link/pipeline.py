@@ -45,13 +45,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from nominal.config import Home
 from nominal.engines import duck
-from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter
+from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter, parquet_rows
 from nominal.link import blocking, thresholds
 from nominal.link import compiled as compiled_sql
 from nominal.link import model as link_model
@@ -617,6 +615,7 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, edges: str) -> str:
     ignored.
     """
     import numpy as np
+    import pyarrow as pa
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -1305,15 +1304,15 @@ def _replace_rows(
     folded: set[str] = set()  # files whose deleted rows are gone from the table's files
     for path in files:
         dead = int(per_file.get(rel(path), 0))
-        if dead and dead > REWRITE_FRACTION * pq.ParquetFile(path).metadata.num_rows:
+        if dead and dead > REWRITE_FRACTION * parquet_rows(path):
             folded.add(rel(path))
             rewritten = _copy(con, tx, table, live([path]))
-            if pq.ParquetFile(rewritten).metadata.num_rows:
+            if parquet_rows(rewritten):
                 keep.append(rewritten)
         else:
             keep.append(path)
     added = _copy(con, tx, table, new_rows_sql)
-    if pq.ParquetFile(added).metadata.num_rows or not keep:
+    if parquet_rows(added) or not keep:
         keep.append(added)
     if len(keep) > MAX_DELTA_FILES:
         sizes = sorted(keep, key=lambda f: f.stat().st_size)
@@ -1569,7 +1568,8 @@ def link_lake(
         con=con,
         snapshot=snapshot,
         run_id=run_id,
-        model=link_model.LinkModel("none", {}, pa.table({}), {}),
+        # replaced by the saved model once the records are read
+        model=link_model.LinkModel("none", {}, Path(), {}),
         engine=engine,
         mode="incremental" if incremental else "full",
         progress=progress or (lambda _s: None),
