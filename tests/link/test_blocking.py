@@ -136,3 +136,93 @@ def test_replayed_prediction_sql_scores_as_splink(std, tmp_path) -> None:
         f"CREATE OR REPLACE TABLE {blocking.PROFILES} AS SELECT *, 1 AS extra FROM {blocking.PROFILES}_arrow"
     )
     assert compiled.fingerprint(other, model, blocking.PROFILES) != key
+
+
+def _split_old_new(con: duckdb.DuckDBPyConnection) -> None:
+    """``std_old`` (about 90% of the records) and ``std_new`` (the rest), as an
+    incremental run has them."""
+    con.execute(
+        "CREATE OR REPLACE TABLE std_new AS SELECT * FROM std_all WHERE hash(unique_id) % 10 = 0"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE std_old AS SELECT * FROM std_all WHERE hash(unique_id) % 10 <> 0"
+    )
+
+
+def _blocked(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str, str]]:
+    return set(con.execute(f"SELECT * FROM {blocking.BLOCKED}").fetchall())
+
+
+def test_rule_keys_are_parsed_from_the_rules(std) -> None:
+    con, _model = std
+    keys = blocking.index_keys(con, blocking.rule_sqls(), "std_all")
+    assert keys is not None and len(keys) == len(blocking.rule_sqls())
+    swap = next(k for k in keys if "l.given_std = r.family_std AND l.family_std" in k.rule)
+    # each side's key holds that side's expressions, in the rule's order
+    assert swap.left.index("given_std") < swap.left.index("family_std")
+    assert swap.right.index("family_std") < swap.right.index("given_std")
+    dates = next(k for k in keys if "MONTH(l.dob)" in k.rule)
+    assert "MONTH(dob)" in dates.left and "MONTH(dob)" in dates.right
+    # no key for what is not a conjunction of equalities of one type
+    assert blocking.index_keys(con, ["l.dob = r.dob OR l.sex = r.sex"], "std_all") is None
+    assert blocking.index_keys(con, ["l.dob_year < r.dob_year"], "std_all") is None
+    assert blocking.index_keys(con, ["l.dob = r.dob_str"], "std_all") is None
+    assert blocking.index_keys(con, ["l.sex = 'F'"], "std_all") is None
+
+
+def test_saved_blocking_index_gives_the_pairs_of_recomputed_blocking(std) -> None:
+    """An incremental run blocking through the saved keys of the earlier records gets
+    exactly the profile pairs, with the same first rule, as joining the new profiles to
+    every earlier record's columns; and the earlier records it reads whole are those
+    pairs' records."""
+    con, _model = std
+    rules = blocking.rule_sqls()
+    _split_old_new(con)
+    con.execute(
+        "CREATE OR REPLACE VIEW std_mixed AS SELECT * FROM std_old UNION ALL SELECT * FROM std_new"
+    )
+    blocking.build_profiles(con, "std_mixed", "std_new")
+    blocking.block(con, rules, incremental=True)
+    recomputed = _blocked(con)
+    assert len(recomputed) > 1000
+    assert {k for k, _, _ in recomputed} >= {"0", "4", "6"}  # identifiers, names, dates
+
+    keys = blocking.index_keys(con, rules, blocking.PROFILES)
+    assert keys is not None
+    con.execute(f"CREATE OR REPLACE TABLE saved AS {blocking.index_sql(keys, 'std_old')}")
+    assert blocking.block_indexed(con, keys, "saved", "std_old") == len(recomputed)
+    assert _blocked(con) == recomputed
+    # the scored profiles: every new one and the earlier records of some pair
+    earlier = {r for _, _l, r in recomputed} - {
+        r[0] for r in con.execute("SELECT unique_id FROM link_profiles_new").fetchall()
+    }
+    scored = {r[0] for r in con.execute(f"SELECT unique_id FROM {blocking.PROFILES}").fetchall()}
+    news = {r[0] for r in con.execute("SELECT unique_id FROM link_profiles_new").fetchall()}
+    assert earlier <= scored - news
+    candidates = {r[0] for r in con.execute("SELECT r FROM link_candidates").fetchall()}
+    assert scored - news == candidates - news
+    assert len(scored - news) < con.execute("SELECT count(*) FROM std_old").fetchall()[0][0]
+
+
+def test_colliding_keys_add_no_pair(std) -> None:
+    """Keys that say every record may pair with every other (as if each hash collided)
+    still give only the pairs the rules generate: every candidate is checked."""
+    con, _model = std
+    rules = blocking.rule_sqls()[:6]
+    _split_old_new(con)
+    con.execute(
+        "CREATE OR REPLACE TABLE std_new AS SELECT * FROM std_new WHERE hash(unique_id) % 7 = 0"
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW std_mixed AS SELECT * FROM std_old UNION ALL SELECT * FROM std_new"
+    )
+    blocking.build_profiles(con, "std_mixed", "std_new")
+    blocking.block(con, rules, incremental=True)
+    recomputed = _blocked(con)
+    assert recomputed
+    keys = blocking.index_keys(con, rules, blocking.PROFILES)
+    assert keys is not None
+    colliding = [blocking.RuleKey(k.rule, "1", "1", k.column) for k in keys]
+    con.execute(f"CREATE OR REPLACE TABLE saved AS {blocking.index_sql(colliding, 'std_old')}")
+    blocking.block_indexed(con, colliding, "saved", "std_old")
+    assert _blocked(con) == recomputed

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from nominal.config import home as make_home
 from nominal.engines import duck
 from nominal.engines.lake import Lake
 from nominal.link import evaluate
@@ -287,6 +289,7 @@ COMPARED = (
     "gold.household_members",
     "gold.relationships",
     "gold.events",
+    "link.blocking_index",
 )
 
 
@@ -324,6 +327,32 @@ def test_incremental_gold_tables_equal_a_full_rebuild(split_silver, model_dir, t
         inc_rows, full_rows = _rows(incremental, table), _rows(rebuilt, table)
         assert len(inc_rows) == len(full_rows), table
         assert inc_rows == full_rows, table
+
+
+def test_incremental_without_a_saved_blocking_index(split_silver, model_dir, tmp_path) -> None:
+    """A lake linked before the blocking index existed (or by Spark) has none: the
+    incremental run blocks every earlier record's columns, writes what the indexed run
+    writes, and saves the whole index afresh."""
+    early_id, early_ev, late_id, late_ev = split_silver
+    indexed = new_home(tmp_path / "indexed", model_dir)
+    write_silver(indexed, early_id, early_ev)
+    link_lake(indexed, mode="full")
+    assert Lake(indexed.lake).require_current().rows("link.blocking_index") == early_id.num_rows
+    # the same home (same keys, same run) without the index
+    shutil.copytree(indexed.root, tmp_path / "plain")
+    plain = make_home(tmp_path / "plain")
+    with Lake(plain.lake).transaction("no index") as tx:
+        tx.drop("link.blocking_index")
+        tx.commit(dict(tx.base.summary) if tx.base else {})
+    for home in (indexed, plain):
+        write_silver(home, late_id, late_ev, append=True)
+        link_lake(home, mode="incremental")
+    snaps = {name: Lake(h.lake).require_current() for name, h in (("i", indexed), ("p", plain))}
+    for table in COMPARED:
+        assert _rows(snaps["i"], table) == _rows(snaps["p"], table), table
+    # the indexed run appended the new records' keys; the other saved them all at once
+    assert len(snaps["i"].files("link.blocking_index")) == 2
+    assert len(snaps["p"].files("link.blocking_index")) == 1
 
 
 def test_a_full_run_repeats_itself_row_for_row(split_silver, model_dir, tmp_path) -> None:

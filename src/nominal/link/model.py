@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nominal.config import Home
 from nominal.link import thresholds
 
 if TYPE_CHECKING:  # Splink is imported where a linker is built (half a CPU second)
+    import pyarrow as pa
     from splink import Linker
 
 MODEL_DIR = ("models", "linkage")
@@ -46,11 +45,27 @@ class LinkModel:
 
     version: str
     settings: dict[str, Any]
-    tf: pa.Table  # column, value, tf
+    # column, value, tf: the table, or the Parquet file it is read from when first
+    # needed (a run replaying recorded SQL reads the file with DuckDB instead)
+    tf_data: pa.Table | Path
     meta: dict[str, Any]
+
+    @property
+    def tf(self) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if isinstance(self.tf_data, Path):
+            # ParquetFile, not read_table: read_table imports pyarrow.dataset and
+            # pandas (about a second), which a link run has no other use for.
+            object.__setattr__(self, "tf_data", pq.ParquetFile(self.tf_data).read())
+        assert isinstance(self.tf_data, pa.Table)
+        return self.tf_data
 
     def tf_table(self, column: str) -> pa.Table:
         """The term-frequency lookup of one column, shaped as Splink expects."""
+        import pyarrow as pa
+
         # Slices, not pyarrow.compute or pa.array: both import pandas (about a second
         # of a short incremental run) to check their arguments.
         names = self.tf.column("column").to_pylist()
@@ -142,6 +157,8 @@ def train(
 
 def save(home: Home, trained: dict[str, Any], tf: pa.Table, summary: dict[str, Any]) -> str:
     """Save a trained model as a new version and point ``CURRENT`` at it."""
+    import pyarrow.parquet as pq
+
     folder = model_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -179,9 +196,7 @@ def load(home: Home, version: str | None = None) -> LinkModel:
     return LinkModel(
         version=chosen,
         settings=json.loads(path.read_text()),
-        # ParquetFile, not read_table: read_table imports pyarrow.dataset and pandas
-        # (about a second), which a link run has no other use for.
-        tf=pq.ParquetFile(folder / f"{chosen}.tf.parquet").read(),
+        tf_data=folder / f"{chosen}.tf.parquet",
         meta=json.loads(meta_path.read_text()) if meta_path.exists() else {},
     )
 
@@ -253,6 +268,7 @@ def score_pairs(
     ``record_key_r``, ``match_weight`` and ``match_probability``. Search uses this to
     rank candidates for a query that is not yet in the lake.
     """
+    import pyarrow as pa
     from splink import DuckDBAPI
 
     from nominal.link.standardise import INPUT_COLUMNS, standardise
