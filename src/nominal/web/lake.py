@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-DEFAULT_USES = 1000
+DEFAULT_USES = 500
 
 
 @dataclass
