@@ -1,6 +1,7 @@
 """Soak the real server: search, person view and dashboard under sustained concurrent load.
 
     python benchmarks/soak.py [--seconds 600] [--concurrency 16] [--people 400] [--keep DIR]
+                              [--kinds search,person,dashboard] [--trace DIR | --heap DIR]
 
 Builds a linked synthetic town (or uses ``--keep DIR`` if one is there), starts
 ``uvicorn`` in a subprocess on it (the real server, one worker) and drives it with an
@@ -21,6 +22,10 @@ NOMINAL_MALLOC_TRIM_SECONDS=0`` runs it with glibc's default arenas and no perio
 ``--trace DIR`` runs the server under ``benchmarks/traced_server.py``: tracemalloc starts
 after one minute, snapshots follow every two minutes and at the end, and the summary
 adds the allocation sites that grew most and what ``malloc_trim`` gives back.
+``--kinds person`` (or ``search``, ``dashboard``, any comma-separated subset) loops over
+those requests only, to see which one grows. ``--heap DIR`` runs the same traced server
+without tracemalloc and records glibc's heap (``mallinfo2``: live and free-but-kept) every
+30 s and once idle; the summary adds the live heap series and its slope per half.
 ``tests/security/test_soak.py`` runs a 20-second version.
 """
 
