@@ -1,6 +1,7 @@
 """Soak the real server: search, person view and dashboard under sustained concurrent load.
 
     python benchmarks/soak.py [--seconds 600] [--concurrency 16] [--people 400] [--keep DIR]
+                              [--kinds search,person,dashboard] [--trace DIR | --heap DIR]
 
 Builds a linked synthetic town (or uses ``--keep DIR`` if one is there), starts
 ``uvicorn`` in a subprocess on it (the real server, one worker) and drives it with an
@@ -21,6 +22,10 @@ NOMINAL_MALLOC_TRIM_SECONDS=0`` runs it with glibc's default arenas and no perio
 ``--trace DIR`` runs the server under ``benchmarks/traced_server.py``: tracemalloc starts
 after one minute, snapshots follow every two minutes and at the end, and the summary
 adds the allocation sites that grew most and what ``malloc_trim`` gives back.
+``--kinds person`` (or ``search``, ``dashboard``, any comma-separated subset) loops over
+those requests only, to see which one grows. ``--heap DIR`` runs the same traced server
+without tracemalloc and records glibc's heap (``mallinfo2``: live and free-but-kept) every
+30 s and once idle; the summary adds the live heap series and its slope per half.
 ``tests/security/test_soak.py`` runs a 20-second version.
 """
 
@@ -45,6 +50,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("search", "person", "dashboard")
 
 
 def rss_mb(pid: int) -> float:
@@ -91,10 +97,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_server(
-    home: Path, database_url: str, port: int, trace: Path | None = None
+    home: Path, database_url: str, port: int, trace: Path | None = None, python: bool = True
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOMINAL_HOME": str(home), "NOMINAL_DATABASE_URL": database_url,
-           "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000"}  # fmt: skip
+           "NOMINAL_SEARCH_RATE_PER_MINUTE": "1000000",
+           "NOMINAL_TRACE_PYTHON": "1" if python else "0"}  # fmt: skip
     # --trace: the same server under benchmarks/traced_server.py (tracemalloc, snapshots)
     launcher = (
         ["-m", "uvicorn"]
@@ -121,7 +128,7 @@ def start_server(
 
 async def drive(
     base: str, token: str, purpose: str, people: list[dict[str, str]], seconds: float,
-    concurrency: int, on_tick: Any = None,
+    concurrency: int, on_tick: Any = None, kinds: tuple[str, ...] = KINDS,
 ) -> Stats:  # fmt: skip
     stats = Stats()
     stop = time.monotonic() + seconds
@@ -138,6 +145,8 @@ async def drive(
                     ("person", f"/api/people/{p['nominal_id']}", {"purpose": purpose}),
                     ("dashboard", "/api/cohorts", {"purpose": purpose}),
                 ):  # fmt: skip
+                    if kind not in kinds:
+                        continue
                     t0 = time.perf_counter()
                     try:
                         r = await client.get(url, params=params)
@@ -213,9 +222,32 @@ def trace_report(trace: Path, top: int = 15) -> str:
     return "\n".join(lines)
 
 
+def heap_summary(heap: Path) -> dict[str, Any]:
+    """glibc's live heap (``mallinfo2``) every 30 s under load, the last one idle: the
+    series and the fitted slope over each half of the loaded part."""
+    files = sorted(heap.glob("heap-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    infos = [json.loads(p.read_text()) for p in files]
+    if len(infos) < 3:
+        return {"heap_live_mb": [i.get("heap_live_mb") for i in infos]}
+    loaded, idle = infos[:-1], infos[-1]
+    live = [float(i["heap_live_mb"]) for i in loaded]
+    times = [30.0 * n for n in range(len(live))]
+    half = len(live) // 2
+    return {
+        "heap_live_mb": live,
+        "heap_free_mb": [i["heap_free_mb"] for i in loaded],
+        "heap_live_mb_idle": idle["heap_live_mb"],
+        "heap_live_mb_per_min_first_half": round(slope_mb_per_minute(times[:half], live[:half]), 2),
+        "heap_live_mb_per_min_second_half": round(
+            slope_mb_per_minute(times[half:], live[half:]), 2
+        ),
+        "threads": [i["threads"] for i in loaded],
+    }
+
+
 def soak(
     home: Path, database_url: str, token: str, purpose: str, seconds: float, concurrency: int,
-    trace: Path | None = None,
+    trace: Path | None = None, kinds: tuple[str, ...] = KINDS, heap: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the server on ``home`` and load it; the figures as a dict."""
     from nominal.engines import duck
@@ -231,7 +263,9 @@ def soak(
     ]
     con.close()
     port = free_port()
-    server = start_server(home, database_url, port, trace)
+    if heap is not None and trace is not None:
+        raise ValueError("--heap and --trace are exclusive")
+    server = start_server(home, database_url, port, trace or heap, python=heap is None)
     try:
         base = f"http://127.0.0.1:{port}"
         # warm up (index load, first queries) before the measured window
@@ -253,15 +287,25 @@ def soak(
             if trace is not None and now >= 60 and now - snapped[0] >= 120:
                 snapped[0] = now
                 server.send_signal(signal.SIGUSR1)
+            # --heap: glibc's heap statistics every 30 s (no tracemalloc)
+            if heap is not None and now - snapped[0] >= 30:
+                snapped[0] = now
+                server.send_signal(signal.SIGUSR1)
 
+        if heap is not None:
+            snapped[0] = 0.0
+            server.send_signal(signal.SIGUSR1)
         stats = asyncio.run(
-            drive(base, token, purpose, people, seconds, concurrency, on_tick=tick)
+            drive(base, token, purpose, people, seconds, concurrency, on_tick=tick, kinds=kinds)
         )  # fmt: skip
         split_loaded = rss_split_mb(server.pid)  # still under load: the last requests run
         rss_end = rss_mb(server.pid)
         load_end = os.getloadavg()
         time.sleep(10)  # idle: what the server keeps once its requests have finished
         rss_idle, split_idle = rss_mb(server.pid), rss_split_mb(server.pid)
+        if heap is not None:  # the heap once idle
+            server.send_signal(signal.SIGUSR1)
+            time.sleep(2)
         if trace is not None:  # a last snapshot, then see what malloc_trim gives back
             server.send_signal(signal.SIGUSR1)
             time.sleep(15)
@@ -274,9 +318,11 @@ def soak(
         except subprocess.TimeoutExpired:
             server.kill()
     every = [x for v in stats.latencies.values() for x in v]
+    heap_figures = heap_summary(heap) if heap is not None else {}
     return {
         "seconds": seconds,
         "concurrency": concurrency,
+        "kinds": list(kinds),
         "requests": stats.requests,
         "requests_per_second": round(stats.requests / seconds, 1),
         "p50_ms": round(pct(every, 0.50), 1),
@@ -313,6 +359,7 @@ def soak(
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
         "cpus": os.cpu_count(),
+        **heap_figures,
     }
 
 
@@ -347,6 +394,10 @@ def main() -> int:
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--trace", type=Path, help="run the server under tracemalloc; "
                         "snapshots and the growth report go to this folder")  # fmt: skip
+    parser.add_argument("--heap", type=Path, help="record glibc's live heap (mallinfo2) "
+                        "every 30 s in this folder, without tracemalloc")  # fmt: skip
+    parser.add_argument("--kinds", default=",".join(KINDS), help="the requests each virtual "
+                        "user loops over, comma-separated (default: all three)")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests" / "security"))
     sys.path.insert(0, str(ROOT / "fuzz"))
@@ -359,9 +410,13 @@ def main() -> int:
         town = build_town(root, people=args.people)
         _with_documents(town, root)
     auth = token(town, "practitioner")["Authorization"].split()[1]
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--kinds: a comma-separated subset of {','.join(KINDS)}")
     figures = soak(
-        town.home.root, town.control.url, auth, PURPOSE, args.seconds, args.concurrency, args.trace
-    )
+        town.home.root, town.control.url, auth, PURPOSE, args.seconds, args.concurrency,
+        args.trace, kinds, args.heap,
+    )  # fmt: skip
     print(f"soak {figures['seconds']:.0f}s x {figures['concurrency']} users: "
           f"{figures['requests_per_second']} req/s, p50 {figures['p50_ms']} ms, p95 "
           f"{figures['p95_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}, "
@@ -377,6 +432,12 @@ def main() -> int:
           f"end {figures['rss_split_end']}, idle {figures['rss_split_idle_10s']}")  # fmt: skip
     if args.trace is not None:
         print(trace_report(args.trace))
+    if args.heap is not None:
+        print(f"glibc live heap every 30 s: {figures['heap_live_mb']} MB; idle "
+              f"{figures.get('heap_live_mb_idle')} MB; slope "
+              f"{figures.get('heap_live_mb_per_min_first_half')} / "
+              f"{figures.get('heap_live_mb_per_min_second_half')} MB/min (first/second half); "
+              f"threads {figures.get('threads')}")  # fmt: skip
     print(json.dumps(figures))
     return 1 if figures["errors"] else 0
 

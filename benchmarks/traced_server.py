@@ -9,6 +9,14 @@ and each ``SIGUSR1`` writes ``DIR/snap-N.pickle`` (a tracemalloc snapshot) and
 late snapshot holds is what was allocated since tracing began and is still alive. On ``SIGUSR2`` it calls glibc's ``malloc_trim(0)`` and records
 RSS before and after in ``DIR/trim-N.json``: memory that comes back is freed memory the
 allocator was keeping, not live objects.
+
+Every snapshot also records glibc's heap statistics (``mallinfo2``): ``heap_live_mb``
+is what is allocated with ``malloc`` and not freed (Python's large objects, SQLite,
+DuckDB's C++ objects; not DuckDB's buffer pool or Arrow, which have their own
+allocators), ``heap_free_mb`` what the heaps keep free. With
+``NOMINAL_TRACE_PYTHON=0`` tracemalloc is never started: the snapshots then cost
+nothing between signals and record only these figures, so the live native heap can be
+followed under full load.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import collections
 import ctypes
 import gc
 import json
+import os
 import signal
 import sys
 import threading
@@ -32,14 +41,42 @@ def rss_mb() -> float:
     return 0.0
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def heap_mb() -> dict[str, float]:
+    """glibc's heaps: live (allocated, not freed), free but kept, and mmapped blocks, in MB."""
+    libc = ctypes.CDLL("libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        return {}
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    return {
+        "heap_live_mb": round((info.uordblks + info.hblkhd) / 2**20, 2),
+        "heap_free_mb": round(info.fordblks / 2**20, 2),
+        "heap_arena_mb": round(info.arena / 2**20, 2),
+        "heap_mmapped_mb": round(info.hblkhd / 2**20, 2),
+    }
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     counter = {"snap": 0, "trim": 0}
+    python = os.environ.get("NOMINAL_TRACE_PYTHON", "1") != "0"
 
     def snap(_signum: int, _frame: FrameType | None) -> None:
         n = counter["snap"]
         counter["snap"] += 1
+        if not python:
+            heap = {"rss_mb": round(rss_mb(), 1), "threads": threading.active_count(), **heap_mb()}
+            (out / f"heap-{n}.json").write_text(json.dumps(heap))
+            return
         if not tracemalloc.is_tracing():
             tracemalloc.start(6)
         gc.collect()
@@ -52,6 +89,7 @@ def main() -> None:
             "traced_mb": round(current / 2**20, 1),
             "traced_peak_mb": round(peak / 2**20, 1),
             "objects": dict(types.most_common(40)),
+            **heap_mb(),
         }
         if "pyarrow" in sys.modules:  # Arrow buffers live outside Python's heap
             pa = sys.modules["pyarrow"]

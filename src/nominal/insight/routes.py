@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import duckdb
@@ -28,6 +29,7 @@ from nominal.insight import cards, training
 from nominal.insight.models import FEEDBACK, CohortFeedback
 from nominal.insight.specs import HUMAN_OVERSIGHT, SPECS
 from nominal.web.deps import Enforcer, current_user, db, pdp, state
+from nominal.web.lake import SnapshotConnection
 from nominal.web.templating import render
 
 router = APIRouter()
@@ -38,37 +40,35 @@ NAV = [("Risk models", "/risk/models"), ("Cohorts", "/cohorts")]
 _lake_lock = threading.Lock()
 
 
-def _cohorts_cursor(request: Request) -> duckdb.DuckDBPyConnection | None:
+def _cohorts_cursor(request: Request) -> AbstractContextManager[duckdb.DuckDBPyConnection] | None:
     """A cursor on one connection over the current snapshot's ``gold.cohorts``.
 
-    The connection is kept on the hub (one per process) and replaced, closed, when a
-    run switches the snapshot. The listing used to open a fresh in-memory DuckDB
-    database (buffer manager, thread pool, catalog: native memory Python's heap does
-    not see) on every request and leave closing it to garbage collection; under the
-    soak (``benchmarks/soak.py``) that was a database or two per second.
+    The connection is kept on the hub (one per process), replaced when a run switches
+    the snapshot and after a bounded number of cursors (:mod:`nominal.web.lake`). The
+    listing used to open a fresh in-memory DuckDB database (buffer manager, thread pool,
+    catalog: native memory Python's heap does not see) on every request and leave
+    closing it to garbage collection; under the soak (``benchmarks/soak.py``) that was a
+    database or two per second.
     """
     hub = state(request)
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.cohorts"):
         return None
     with _lake_lock:
-        cached = hub.cache.get("cohorts_lake")
-        if cached is None or cached[0] != snapshot.id:
-            if cached is not None:
-                cached[1].close()
-            cached = (snapshot.id, connect(snapshot, tables=["gold.cohorts"], threads=1))
-            hub.cache["cohorts_lake"] = cached
-        return cached[1].cursor()
+        shared = hub.cache.get("cohorts_lake")
+        if shared is None:
+            shared = hub.cache["cohorts_lake"] = SnapshotConnection(
+                lambda snap: connect(snap, tables=["gold.cohorts"], threads=1)
+            )
+    return shared.cursor(snapshot)
 
 
 def _cohort_rows(request: Request, cohort: str | None = None) -> list[dict[str, Any]]:
-    con = _cohorts_cursor(request)
-    if con is None:
+    cursor = _cohorts_cursor(request)
+    if cursor is None:
         return []
-    try:
+    with cursor as con:
         return _cohort_query(con, cohort)
-    finally:
-        con.close()
 
 
 def _cohort_query(con: duckdb.DuckDBPyConnection, cohort: str | None) -> list[dict[str, Any]]:

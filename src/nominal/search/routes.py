@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import duckdb
@@ -35,6 +36,7 @@ from nominal.search.query import QueryError, parse_query
 from nominal.search.service import IndexHolder, SearchUnavailable
 from nominal.search.views import NotFound, document_mentions, household_view, person_view
 from nominal.web.deps import client_address, current_user, current_user_optional, db, state
+from nominal.web.lake import SnapshotConnection
 from nominal.web.templating import render
 from nominal.web.timing import phase, server_timing
 
@@ -238,24 +240,25 @@ def _linked_snapshot(lake_root: Any) -> Any:
 _lake_lock = threading.Lock()
 
 
-def _lake_cursor(request: Request, snapshot: Any) -> duckdb.DuckDBPyConnection:
+def _lake_cursor(
+    request: Request, snapshot: Any
+) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     """A cursor on one connection per snapshot, shared by the person and household views.
 
     Opening a connection makes a view for every table of the snapshot; per request that
     was most of a person view's time under load (benchmarks/soak.py). The connection is
-    replaced when a run switches the snapshot.
+    replaced when a run switches the snapshot, and after a bounded number of cursors:
+    a DuckDB database keeps native memory from each query over a many-file table until
+    it is closed (:mod:`nominal.web.lake`).
     """
     from nominal.engines import duck
 
     hub = state(request)
     with _lake_lock:
-        cached = hub.cache.get("search_lake")
-        if cached is None or cached[0] != snapshot.id:
-            if cached is not None:
-                cached[1].close()
-            cached = (snapshot.id, duck.connect(snapshot))
-            hub.cache["search_lake"] = cached
-        return cached[1].cursor()
+        shared = hub.cache.get("search_lake")
+        if shared is None:
+            shared = hub.cache["search_lake"] = SnapshotConnection(duck.connect)
+    return shared.cursor(snapshot)
 
 
 def _person(
@@ -264,15 +267,13 @@ def _person(
     access = _view_access(request, session, user, purpose)
     hub = state(request)
     snapshot = _linked_snapshot(hub.home.lake)
-    con = _lake_cursor(request, snapshot)
     try:
-        view = person_view(con, snapshot, nominal_id, access, session)
-        # documents that mention the person: only datasets the decisions above allow
-        view.documents = document_mentions(hub.home, nominal_id, access, con=con)
+        with _lake_cursor(request, snapshot) as con:
+            view = person_view(con, snapshot, nominal_id, access, session)
+            # documents that mention the person: only datasets the decisions above allow
+            view.documents = document_mentions(hub.home, nominal_id, access, con=con)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    finally:
-        con.close()
     session.commit()
     hub.audit.record(
         "view_person", "allowed", user=user, purpose=access.purpose,
@@ -316,13 +317,11 @@ def _household(
     access = _view_access(request, session, user, purpose)
     hub = state(request)
     snapshot = _linked_snapshot(hub.home.lake)
-    con = _lake_cursor(request, snapshot)
     try:
-        view = household_view(con, snapshot, household_id, access)
+        with _lake_cursor(request, snapshot) as con:
+            view = household_view(con, snapshot, household_id, access)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    finally:
-        con.close()
     session.commit()
     hub.audit.record(
         "view_household", "allowed", user=user, purpose=access.purpose,

@@ -8,7 +8,8 @@ thread that finds its arena busy a new one, up to eight per core; the anyio work
 threads that run the sync endpoints (up to 40) spread freed chunks over up to sixteen
 heaps, and a heap only returns memory from its top (134 of 295 MB was free but kept,
 read with ``mallinfo2`` in a soaked server). Trimming returns that; the slower creep
-that remains is live memory and is not explained yet (docs/security.md, "Measured").
+was live memory a long-lived DuckDB connection kept per query, now bounded by renewing
+it (:mod:`nominal.web.lake`; docs/security.md, "Measured").
 Two settings, applied when the server starts:
 
 * a daemon thread that calls ``malloc_trim(0)`` every ``$NOMINAL_MALLOC_TRIM_SECONDS``
