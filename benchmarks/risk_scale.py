@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build the gold tables from the town's feeds and truth (no ingest needed)",
     )
+    parser.add_argument(
+        "--replicate",
+        type=int,
+        default=1,
+        help="copy the gold tables this many times first, each copy with its own ids, "
+        "pseudonyms and output areas (benchmarks/products_render.py: a 20k town x 50 = 1M)",
+    )
     parser.add_argument("--as-of", default="2026-10-31")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit")
     parser.add_argument(
@@ -110,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
             _cpu() - c0,
             f"{rows['gold.nominals']:,} people, {rows['gold.events']:,} events",
         )
+        snapshot = lake.require_current()
+    if args.replicate > 1:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from products_render import replicate
+
+        t0, c0 = time.perf_counter(), _cpu()
+        replicate(hub, args.replicate)
+        _step(f"gold tables replicated x{args.replicate}", time.perf_counter() - t0, _cpu() - c0)
         snapshot = lake.require_current()
     people = len(snapshot.read("gold.nominals", columns=["nominal_id"]))
     print(f"{people:,} people in gold.nominals", flush=True)
