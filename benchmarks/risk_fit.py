@@ -34,6 +34,7 @@ import resource
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 
 def _cpu() -> float:
@@ -45,6 +46,23 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _constrain(training: Any, frame: Any, dates: dict[str, Any], threshold: float) -> None:
+    """Make ``training.fit``'s LightGBM monotone in the features clearly tied to the outcome."""
+    import functools
+
+    import pandas as pd
+    from lightgbm import LGBMClassifier
+
+    from nominal.insight.dataset import feature_columns
+
+    features = feature_columns(frame)
+    train = frame[pd.to_datetime(frame["as_of"]).dt.date.isin(dates["train"])]
+    corr = train[features].corrwith(train["label"], method="spearman").fillna(0.0)
+    signs = [int(c > 0) - int(c < 0) if abs(c) >= threshold else 0 for c in corr]
+    print(f"  monotone: {sum(1 for x in signs if x)} of {len(signs)} features constrained")
+    training.LGBMClassifier = functools.partial(LGBMClassifier, monotone_constraints=signs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--town", type=Path, required=True, help="folder nominal synth wrote")
@@ -54,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicate", type=int, default=1, help="fit on this many copies")
     parser.add_argument("--seed", type=int, default=0, help="LightGBM's random seed")
     parser.add_argument("--no-save", action="store_true", help="do not save the models")
+    parser.add_argument(
+        "--monotone",
+        type=float,
+        default=0.0,
+        help="constrain LightGBM to be monotone in every feature whose Spearman "
+        "correlation with the outcome on the training rows is at least this (in size), "
+        "in the direction of that correlation (0: no constraints)",
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -93,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             for col in ("unit_id", "household_id", "oa_code"):
                 frame[col] = frame[col].astype(str) + suffix
             del rows[name]  # only the copies stay in memory
+        if args.monotone > 0:
+            _constrain(training, frame, dates, args.monotone)
         t0, c0 = time.perf_counter(), _cpu()
         model = training.fit(SPECS[name], frame, dates, seed=args.seed)
         fit_s, fit_cpu = time.perf_counter() - t0, _cpu() - c0
