@@ -85,9 +85,12 @@ def replicate(home: Any, copies: int) -> None:
     from nominal.engines.lake import Lake
 
     lake = Lake(home.lake)
-    con = duck.connect(lake.require_current(), threads=2, memory_limit="3GB")
+    snapshot = lake.require_current()
+    con = duck.connect(snapshot, threads=2, memory_limit="3GB")
     with lake.transaction(f"replicate x{copies}") as tx:
         for table, cols in REPLICATE.items():
+            if not snapshot.has(table):
+                continue  # e.g. reference.wards in a hub with oracle gold only
             names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             select = []
             for n in names:

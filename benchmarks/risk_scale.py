@@ -5,12 +5,16 @@ The hub's lake must already hold the town's feeds, ingested by the hub itself
 not part of this benchmark: the linked (gold) tables are built from the ingested
 ``silver.events`` with the synthetic truth's person and household ids (perfect
 linkage, ``gold_from_truth(..., events_from="silver")``) -- the figures are the risk
-steps' own costs, not linkage's. Each step prints its time and the process's peak
-memory as it finishes, so a run stopped early still reports the steps it finished::
+steps' own costs, not linkage's. With ``--oracle-gold`` no ingest is needed: the gold
+tables are built straight from the town's feeds and truth (``nominal risk oracle``).
+Each step prints its wall time, this process's CPU seconds and its peak memory as it
+finishes, so a run stopped early still reports the steps it finished::
 
     NOMINAL_HOME=/tmp/hub-1m nominal ingest /data/synth-1m/feeds --contracts /data/synth-1m/contracts
     .venv/bin/python benchmarks/risk_scale.py --town /data/synth-1m --home /tmp/hub-1m \\
-        --models-from /tmp/hub-100k [--train]
+        --models-from /tmp/hub-100k [--train [--model NAME ...]]
+    .venv/bin/python benchmarks/risk_scale.py --town /data/synth-1m --home /tmp/hub-1m \\
+        --oracle-gold --no-score          # gold tables from the truth, then features only
 
 ``--models-from`` copies already trained models (e.g. from a ``risk_bench.py --home``
 run) so scoring can be timed without training at this size; ``--train`` trains all
@@ -23,6 +27,7 @@ import argparse
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -31,8 +36,27 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _step(name: str, seconds: float, detail: str = "") -> None:
-    print(f"{name:<48} {seconds:>9.1f} s   peak RSS {_peak_mib():>7,.0f} MiB  {detail}", flush=True)
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _step(name: str, seconds: float, cpu: float, detail: str = "") -> None:
+    print(
+        f"{name:<48} {seconds:>9.1f} s wall  {cpu:>9.1f} s CPU   "
+        f"peak RSS {_peak_mib():>7,.0f} MiB  {detail}",
+        flush=True,
+    )
+
+
+def _progress(t0: float, c0: float) -> Callable[[str], None]:
+    """Print each training stage as it starts, with the time and CPU spent so far."""
+
+    def step(message: str) -> None:
+        _step(f"  {message} (starts)", time.perf_counter() - t0, _cpu() - c0)
+
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +65,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True, help="hub home with the ingest")
     parser.add_argument("--models-from", type=Path, help="hub home with trained models")
     parser.add_argument("--train", action="store_true", help="train the models here")
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        help="with --train: train only this model (repeat); default all four",
+    )
+    parser.add_argument(
+        "--oracle-gold",
+        action="store_true",
+        help="build the gold tables from the town's feeds and truth (no ingest needed)",
+    )
+    parser.add_argument(
+        "--replicate",
+        type=int,
+        default=1,
+        help="copy the gold tables this many times first, each copy with its own ids, "
+        "pseudonyms and output areas (benchmarks/products_render.py: a 20k town x 50 = 1M)",
+    )
     parser.add_argument("--as-of", default="2026-10-31")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit")
     parser.add_argument(
@@ -64,25 +106,38 @@ def main(argv: list[str] | None = None) -> int:
     hub = home(args.home).ensure()
     lake = Lake(hub.lake)
 
-    snapshot = lake.require_current()
-    if not snapshot.has("gold.events"):
-        t0 = time.perf_counter()
-        rows = gold_from_truth(args.town, hub, events_from="silver", memory_limit=args.memory_limit)
+    snapshot = lake.current()
+    if snapshot is None or not snapshot.has("gold.events"):
+        source = "feeds" if args.oracle_gold else "silver"
+        t0, c0 = time.perf_counter(), _cpu()
+        rows = gold_from_truth(args.town, hub, events_from=source, memory_limit=args.memory_limit)
         _step(
-            "gold tables from silver + truth ids",
+            f"gold tables from {source} + truth ids",
             time.perf_counter() - t0,
+            _cpu() - c0,
             f"{rows['gold.nominals']:,} people, {rows['gold.events']:,} events",
         )
+        snapshot = lake.require_current()
+    if args.replicate > 1:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from products_render import replicate
+
+        t0, c0 = time.perf_counter(), _cpu()
+        replicate(hub, args.replicate)
+        _step(f"gold tables replicated x{args.replicate}", time.perf_counter() - t0, _cpu() - c0)
         snapshot = lake.require_current()
     people = len(snapshot.read("gold.nominals", columns=["nominal_id"]))
     print(f"{people:,} people in gold.nominals", flush=True)
 
     if not args.no_features:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         built = features.build(snapshot, as_of)
         _step(
             f"features as of {as_of} (person, household, area)",
             time.perf_counter() - t0,
+            _cpu() - c0,
             f"{built.person.num_rows:,} people, {built.household.num_rows:,} households",
         )
         del built
@@ -90,9 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.train:
-        t0 = time.perf_counter()
-        results = risk.train_all(hub, end=as_of, truth=args.town / "truth")
-        _step("train all models (features for every as-of date)", time.perf_counter() - t0)
+        t0, c0 = time.perf_counter(), _cpu()
+        results = risk.train_all(
+            hub, args.models, end=as_of, truth=args.town / "truth", step=_progress(t0, c0)
+        )
+        _step(
+            f"train {', '.join(args.models) if args.models else 'all models'} "
+            "(features for every as-of date)",
+            time.perf_counter() - t0,
+            _cpu() - c0,
+        )
         for r in results:
             print(f"  {r.summary()}", flush=True)
     elif args.models_from is not None:
@@ -103,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(source, target)
         print(f"models copied from {source}", flush=True)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     scored = scoring.score_all(hub, as_of)
     _step(
         "score all models (features, SHAP reasons, cohorts)",
         time.perf_counter() - t0,
+        _cpu() - c0,
         f"{scored['scores']:,} units scored",
     )
     for name, info in scored["models"].items():
