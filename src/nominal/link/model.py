@@ -16,6 +16,7 @@ and search can reuse :func:`score_pairs` for one record against candidates.
 from __future__ import annotations
 
 import json
+import time
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,19 +125,37 @@ def train(
         creator = link_settings.settings(link_type="link_only")
     linker = Linker(inputs, creator, log_level=logging.ERROR)
     register_tf(linker, LinkModel("training", {}, tf, {}))
+    # wall and CPU seconds (all of the process's threads) of each training step
+    timings: dict[str, list[float]] = {}
+    last = [time.perf_counter(), time.process_time()]
+
+    def lap(name: str) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        timings[name] = [round(now[0] - last[0], 3), round(now[1] - last[1], 3)]
+        last[:] = now
+
+    lap("prepare")
     linker.training.estimate_probability_two_random_records_match(
         link_settings.deterministic_rules(), recall=0.7
     )
+    lap("prior")
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed)
+    lap("u")
     sample = min(1.0, 300_000 / max(n, 1))
     sessions = []
-    for rule in link_settings.training_blocking_rules():
+    for i, rule in enumerate(link_settings.training_blocking_rules()):
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, record_sample_proportion=sample
         )
         sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
+        lap(f"em {i + 1}")
     trained = linker.misc.save_model_to_json()
-    summary = {"records": n, "em_blocking_rules": sessions, "em_sample_proportion": sample}
+    summary = {
+        "records": n,
+        "em_blocking_rules": sessions,
+        "em_sample_proportion": sample,
+        "seconds_wall_cpu": timings,
+    }
     return trained, tf, summary
 
 
