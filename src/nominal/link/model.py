@@ -91,6 +91,14 @@ def register_tf(linker: Linker, model: LinkModel) -> None:
         linker.table_management.register_term_frequency_lookup(sdf, column)
 
 
+# Expectation maximisation trains on the pairs of at most about this many records: on
+# a larger input each session samples records until its blocked pairs are at most
+# EM_MAX_PAIRS (about what EM_RECORDS records of a synthetic town give on the busier
+# session's rule, the date of birth).
+EM_RECORDS = 300_000
+EM_MAX_PAIRS = 3e6
+
+
 def train(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -141,11 +149,26 @@ def train(
     lap("prior")
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed)
     lap("u")
-    sample = min(1.0, 300_000 / max(n, 1))
+    # Above EM_RECORDS records each EM session samples the records. Splink's
+    # ``record_sample_proportion`` alone samples nothing: it is only the proportion of
+    # the probe that estimates the blocked pairs when ``max_pairs`` is given, and
+    # without that cap EM compared every blocked pair of every record (at a million
+    # records: several times the CPU of the whole link, spilling gigabytes to disk).
+    sample = min(1.0, EM_RECORDS / max(n, 1))
+    em_options: dict[str, Any] = (
+        {}
+        if sample >= 1.0
+        else {"max_pairs": EM_MAX_PAIRS, "record_sample_proportion": sample}
+    )
     sessions = []
+    sampled: list[dict[str, Any]] = []
     for i, rule in enumerate(link_settings.training_blocking_rules()):
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, record_sample_proportion=sample
+        session = linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, **em_options
+        )
+        info = getattr(session, "_sample_info", None) or {}
+        sampled.append(
+            {k: info[k] for k in ("estimated_total_pairs", "p_star", "sampling_applied") if k in info}
         )
         sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
         lap(f"em {i + 1}")
@@ -154,6 +177,8 @@ def train(
         "records": n,
         "em_blocking_rules": sessions,
         "em_sample_proportion": sample,
+        "em_max_pairs": em_options.get("max_pairs"),
+        "em_sampling": sampled,
         "seconds_wall_cpu": timings,
     }
     return trained, tf, summary
