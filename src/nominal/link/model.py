@@ -16,8 +16,8 @@ and search can reuse :func:`score_pairs` for one record against candidates.
 from __future__ import annotations
 
 import json
-import time
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,9 +156,7 @@ def train(
     # records: several times the CPU of the whole link, spilling gigabytes to disk).
     sample = min(1.0, EM_RECORDS / max(n, 1))
     em_options: dict[str, Any] = (
-        {}
-        if sample >= 1.0
-        else {"max_pairs": EM_MAX_PAIRS, "record_sample_proportion": sample}
+        {} if sample >= 1.0 else {"max_pairs": EM_MAX_PAIRS, "record_sample_proportion": sample}
     )
     sessions = []
     sampled: list[dict[str, Any]] = []
@@ -168,7 +166,11 @@ def train(
         )
         info = getattr(session, "_sample_info", None) or {}
         sampled.append(
-            {k: info[k] for k in ("estimated_total_pairs", "p_star", "sampling_applied") if k in info}
+            {
+                k: info[k]
+                for k in ("estimated_total_pairs", "p_star", "sampling_applied")
+                if k in info
+            }
         )
         sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
         lap(f"em {i + 1}")
