@@ -101,3 +101,33 @@ def test_levels_render_for_spark() -> None:
         for level in comparison["comparison_levels"]
     )
     assert "jaro_winkler(" in sql and "jaro_winkler_similarity" not in sql
+
+
+def test_em_samples_records_above_its_size(linked, monkeypatch) -> None:
+    """Above ``EM_RECORDS`` records EM really samples (Splink samples only with a
+    pair cap); at or below it every blocked pair is compared, as before."""
+    import duckdb
+
+    from nominal.engines.lake import Lake
+    from nominal.link import model as link_model
+
+    home, _summary = linked
+    std = Lake(home.lake).require_current().read("link.standardised")
+    con = duckdb.connect()
+    con.register("std_arrow", std)
+    con.execute("CREATE TABLE std_all AS SELECT * FROM std_arrow")
+    n = std.num_rows
+
+    _trained, _tf, whole = link_model.train(con, "std_all")
+    assert whole["em_sample_proportion"] == 1.0 and whole["em_max_pairs"] is None
+    assert not any(s.get("sampling_applied") for s in whole["em_sampling"])
+
+    monkeypatch.setattr(link_model, "EM_RECORDS", n // 2)
+    monkeypatch.setattr(link_model, "EM_MAX_PAIRS", 200.0)
+    _trained, _tf, part = link_model.train(con, "std_all")
+    assert part["em_sample_proportion"] == pytest.approx((n // 2) / n)
+    assert part["em_max_pairs"] == 200.0
+    for session in part["em_sampling"]:
+        assert session["sampling_applied"] is True
+        assert session["estimated_total_pairs"] > 200
+        assert 0 < session["p_star"] < 1
