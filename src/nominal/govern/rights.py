@@ -226,6 +226,15 @@ def subject_access(
 
 
 # -- erasure ------------------------------------------------------------------------------
+# The lake layers that hold a record's data or its key: silver and gold, and the linker's
+# working tables (``link.standardised`` keeps standardised names and dates of birth,
+# ``link.facts`` and ``link.blocking_index`` the record's key).
+ERASABLE_LAYERS = ("silver.", "gold.", "link.")
+# Columns naming a record: its key, the linker's ``unique_id`` (the same key) and the two
+# sides of a scored pair (``gold.pairs``).
+RECORD_KEY_COLUMNS = ("record_key", "unique_id", "record_key_l", "record_key_r")
+
+
 def _remove_records(
     con: Any, tx: Any, base: Snapshot, keys: set[str], layers: tuple[str, ...]
 ) -> dict[str, int]:
@@ -251,9 +260,10 @@ def _remove_records(
         cols = _columns(con, table)
         conditions = []
         params: list[Any] = []
-        if "record_key" in cols:
-            conditions.append("list_contains(?, record_key)")
-            params.append(listed)
+        for column in RECORD_KEY_COLUMNS:
+            if column in cols:
+                conditions.append(f"list_contains(?, {column})")
+                params.append(listed)
         if "nominal_id" in cols and gone_nominals:
             conditions.append("list_contains(?, nominal_id)")
             params.append(gone_nominals)
@@ -289,7 +299,7 @@ def erase(
     *,
     nominal_id: str | None = None,
 ) -> Erasure:
-    """Remove the records from every silver and gold table in a new snapshot, then vacuum."""
+    """Remove the records from every silver, gold and link table in a new snapshot, then vacuum."""
     lake = Lake(home.lake)
     keys = set(record_keys)
     removed: dict[str, int] = {}
@@ -301,7 +311,7 @@ def erase(
             try:
                 if nominal_id:
                     keys |= set(_record_keys_of_nominal(con, base, nominal_id))
-                removed = _remove_records(con, tx, base, keys, ("silver.", "gold."))
+                removed = _remove_records(con, tx, base, keys, ERASABLE_LAYERS)
             finally:
                 con.close()
         if removed:
@@ -419,7 +429,7 @@ def retention_sweep(
                         ).fetchall()
                     }
                     # Golden nominals built from those records go with them.
-                    _remove_records(con, tx, base, orphans, ("gold.",))
+                    _remove_records(con, tx, base, orphans, ("gold.", "link."))
         finally:
             con.close()
         snapshot_id = None
