@@ -48,7 +48,15 @@ from nominal.products.models import (
     Team,
 )
 from nominal.security.exports import escaping_writer  # formula-safe CSV cells
-from nominal.web.deps import Enforcer, client_address, current_user, db, require_roles, state
+from nominal.web.deps import (
+    Enforcer,
+    client_address,
+    current_user,
+    db,
+    errors,
+    require_roles,
+    state,
+)
 from nominal.web.templating import render
 
 if TYPE_CHECKING:
@@ -1562,7 +1570,7 @@ def usage_csv(
     return csv_response(out.getvalue(), "usage.csv")
 
 
-@router.get("/api/products/dashboard", tags=["products"])
+@router.get("/api/products/dashboard", tags=["products"], responses=errors(400))
 def dashboard_api(
     request: Request,
     purpose: str = Query(..., description="why the data is needed (a purpose code)"),
