@@ -30,10 +30,16 @@ class Refusal(BaseModel):
     reasons: list[str] = []
 
 
-class Error(BaseModel):
-    """What an error answers: a sentence, or a refusal with the policy's reasons."""
+class Invalid(BaseModel):
+    field: str
+    message: str
 
-    detail: str | Refusal
+
+class Error(BaseModel):
+    """What an error answers: a sentence, a refusal with the policy's reasons, or (422)
+    the fields that failed validation."""
+
+    detail: str | Refusal | list[Invalid]
 
 
 _ERRORS = {
@@ -41,6 +47,7 @@ _ERRORS = {
     401: "Not signed in, or the API token is invalid or expired (pages redirect to /sign-in)",
     403: "Refused: the role, the token's purpose, the agreements or the form check",
     404: "No such record, person, household, cohort or model",
+    422: "The request is not valid: the fields that failed, or why",
 }
 
 
