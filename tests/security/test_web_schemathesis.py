@@ -99,3 +99,48 @@ def test_api_contract(api_schema, town) -> None:  # type: ignore[no-untyped-def]
     )
     assert COUNTS["operations"]
     assert not failures, "\n".join(sorted(set(failures))[:30])
+
+
+def test_api_contract_invalid_input(api_schema, town) -> None:  # type: ignore[no-untyped-def]
+    """Inputs outside the schema (schemathesis' negative mode): no 5xx, and the error
+    answers (400/401/403/404/422) are declared and match their schema."""
+    from hypothesis import given
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.generation.modes import GenerationMode
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
+    auth = token(town, "practitioner")
+    failures: list[str] = []
+    statuses: dict[int, int] = {}
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        name = f"{operation.method.upper()} {operation.path}"
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck),
+                  derandomize=True)  # fmt: skip
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            try:
+                response = case.call(headers=auth, allow_redirects=False)
+            except Exception as exc:  # the app raised: a 500 to a real client
+                failures.append(f"{name}: server error {type(exc).__name__}: {str(exc)[:200]}")
+                return
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            try:
+                case.validate_response(response, checks=checks)
+            except (Exception, BaseExceptionGroup) as exc:
+                failures.append(f"{name} -> {response.status_code}: {exc}"[:400])
+
+        try:
+            run()
+        except Unsatisfiable:  # nothing in this operation can be made invalid
+            continue
+    print(f"\nschemathesis, invalid input: statuses {dict(sorted(statuses.items()))}; "
+          f"{len(failures)} failures")  # fmt: skip
+    assert sum(statuses.values())
+    assert not failures, "\n".join(sorted(set(failures))[:30])

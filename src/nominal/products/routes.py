@@ -497,7 +497,8 @@ def dashboard_csv(
     session: Session = Depends(db),
 ) -> Response:
     found = _board(request, user, session, purpose)
-    assert found is not None
+    if found is None:  # an empty purpose
+        raise HTTPException(400, "say why you need the data: choose a purpose")
     enforcer, permitted, board, _ = found
     identified = shows_identity(user, permitted)
     if key in ("duplicates", "household_duplicates"):
@@ -1579,7 +1580,8 @@ def dashboard_api(
 ) -> dict[str, Any]:
     """The dashboard's figures as JSON (the same filters as the page)."""
     found = _board(request, user, session, purpose)
-    assert found is not None
+    if found is None:  # an empty purpose
+        raise HTTPException(400, "say why you need the data: choose a purpose")
     enforcer, permitted, board, _ = found
     identified = shows_identity(user, permitted)
     enforcer.audit("view_dashboard", None, detail={"filters": board.filters.to_json(), "api": True})
