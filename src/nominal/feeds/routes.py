@@ -408,7 +408,12 @@ def notifications_page(request: Request, control: ControlDep, user: UserDep) -> 
     return render(request, "notifications.html", {"alerts": found, "dead": dead})
 
 
-@pages.post("/notifications/read")
+@pages.post(
+    "/notifications/read",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "Back to /notifications", "content": {}}},
+)
 def mark_read(control: ControlDep, user: UserDep) -> RedirectResponse:
     """Mark every alert of the user's partner as read."""
     from datetime import UTC, datetime

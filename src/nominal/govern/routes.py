@@ -44,6 +44,7 @@ from nominal.web.deps import (
     client_address,
     current_user,
     db,
+    errors,
     pdp,
     require_purpose,
     require_roles,
@@ -735,7 +736,12 @@ class RecordsPage(BaseModel):
     records: list[dict[str, Any]]
 
 
-@router.get("/api/datasets/{dataset}/records", response_model=RecordsPage, tags=["records"])
+@router.get(
+    "/api/datasets/{dataset}/records",
+    response_model=RecordsPage,
+    tags=["records"],
+    responses=errors(400, 404),
+)
 def api_records(
     request: Request,
     dataset: str,
@@ -786,7 +792,9 @@ class ReidentifyAnswer(BaseModel):
     agreements: list[str]
 
 
-@router.post("/api/reidentify", response_model=ReidentifyAnswer, tags=["records"])
+@router.post(
+    "/api/reidentify", response_model=ReidentifyAnswer, tags=["records"], responses=errors(400, 404)
+)
 def api_reidentify(
     request: Request,
     body: ReidentifyRequest,

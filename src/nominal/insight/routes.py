@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal, get_args
 
 import duckdb
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from nominal.govern.models import Purpose, User
 from nominal.insight import cards, training
 from nominal.insight.models import FEEDBACK, CohortFeedback
 from nominal.insight.specs import HUMAN_OVERSIGHT, SPECS
-from nominal.web.deps import Enforcer, current_user, db, pdp, state
+from nominal.web.deps import Enforcer, current_user, db, errors, pdp, state
 from nominal.web.lake import SnapshotConnection
 from nominal.web.templating import render
 
@@ -112,7 +112,7 @@ def models_page(request: Request, user: User = Depends(current_user)) -> HTMLRes
     )
 
 
-@router.get("/api/risk/models/{model}/card", tags=["risk"])
+@router.get("/api/risk/models/{model}/card", tags=["risk"], responses=errors(404))
 def api_card(request: Request, model: str, user: User = Depends(current_user)) -> dict[str, Any]:
     """The model card (JSON) of the latest version of ``model``."""
     try:
@@ -180,7 +180,7 @@ def _members(
     return rows
 
 
-@router.get("/api/cohorts/{cohort}", tags=["cohorts"])
+@router.get("/api/cohorts/{cohort}", tags=["cohorts"], responses=errors(400, 404))
 def api_cohort(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp)) -> dict[str, Any]:
     """A cohort's members (pseudonyms, scores, reasons); needs a purpose; audited."""
     rows = _members(request, cohort, enforcer, "read")
@@ -236,19 +236,21 @@ def cohort_page(request: Request, cohort: str, enforcer: Enforcer = Depends(pdp)
     )
 
 
+FeedbackKind = Literal["already known", "not a concern", "acted on", "other"]
+assert get_args(FeedbackKind) == FEEDBACK
+
+
 class FeedbackIn(BaseModel):
     unit_pseudo: str = Field(min_length=8, max_length=64)
-    feedback: str = Field(description="one of: " + ", ".join(FEEDBACK))
+    feedback: FeedbackKind
     note: str = Field("", max_length=2000)
 
 
-@router.post("/api/cohorts/{cohort}/feedback", tags=["cohorts"])
+@router.post("/api/cohorts/{cohort}/feedback", tags=["cohorts"], responses=errors(400, 404))
 def api_feedback(
     request: Request, cohort: str, body: FeedbackIn, enforcer: Enforcer = Depends(pdp)
 ) -> dict[str, Any]:
     """Record a practitioner's feedback on a cohort entry (kept for evaluation); audited."""
-    if body.feedback not in FEEDBACK:
-        raise HTTPException(422, f"feedback must be one of: {', '.join(FEEDBACK)}")
     rows = _cohort_rows(request, cohort)
     entry = next((r for r in rows if r["unit_pseudo"] == body.unit_pseudo), None)
     if entry is None:

@@ -48,7 +48,15 @@ from nominal.products.models import (
     Team,
 )
 from nominal.security.exports import escaping_writer  # formula-safe CSV cells
-from nominal.web.deps import Enforcer, client_address, current_user, db, require_roles, state
+from nominal.web.deps import (
+    Enforcer,
+    client_address,
+    current_user,
+    db,
+    errors,
+    require_roles,
+    state,
+)
 from nominal.web.templating import render
 
 if TYPE_CHECKING:
@@ -489,7 +497,8 @@ def dashboard_csv(
     session: Session = Depends(db),
 ) -> Response:
     found = _board(request, user, session, purpose)
-    assert found is not None
+    if found is None:  # an empty purpose
+        raise HTTPException(400, "say why you need the data: choose a purpose")
     enforcer, permitted, board, _ = found
     identified = shows_identity(user, permitted)
     if key in ("duplicates", "household_duplicates"):
@@ -1562,7 +1571,7 @@ def usage_csv(
     return csv_response(out.getvalue(), "usage.csv")
 
 
-@router.get("/api/products/dashboard", tags=["products"])
+@router.get("/api/products/dashboard", tags=["products"], responses=errors(400))
 def dashboard_api(
     request: Request,
     purpose: str = Query(..., description="why the data is needed (a purpose code)"),
@@ -1571,7 +1580,8 @@ def dashboard_api(
 ) -> dict[str, Any]:
     """The dashboard's figures as JSON (the same filters as the page)."""
     found = _board(request, user, session, purpose)
-    assert found is not None
+    if found is None:  # an empty purpose
+        raise HTTPException(400, "say why you need the data: choose a purpose")
     enforcer, permitted, board, _ = found
     identified = shows_identity(user, permitted)
     enforcer.audit("view_dashboard", None, detail={"filters": board.filters.to_json(), "api": True})

@@ -35,7 +35,7 @@ from nominal.search.access import SearchAccess, SearchDenied, decide_search, gov
 from nominal.search.query import QueryError, parse_query
 from nominal.search.service import IndexHolder, SearchUnavailable
 from nominal.search.views import NotFound, document_mentions, household_view, person_view
-from nominal.web.deps import client_address, current_user, current_user_optional, db, state
+from nominal.web.deps import client_address, current_user, current_user_optional, db, errors, state
 from nominal.web.lake import SnapshotConnection
 from nominal.web.templating import render
 from nominal.web.timing import phase, server_timing
@@ -141,7 +141,7 @@ def _run_search(
     }
 
 
-@router.get("/api/search")
+@router.get("/api/search", responses=errors(400))
 async def api_search(request: Request, purpose: str, limit: int = 20) -> Response:
     """Ranked golden nominals for what is known (any mix of the query fields).
 
@@ -176,7 +176,7 @@ def _api_search(request: Request, purpose: str, limit: int) -> Response:
     )
 
 
-@router.get("/search", response_class=HTMLResponse)
+@router.get("/search", response_class=HTMLResponse, responses=errors(400))
 def search_page(
     request: Request,
     purpose: str | None = None,
@@ -284,7 +284,7 @@ def _person(
     return view, access
 
 
-@router.get("/api/people/{nominal_id}")
+@router.get("/api/people/{nominal_id}", responses=errors(400, 404))
 def api_person(
     request: Request,
     nominal_id: str,
@@ -296,7 +296,7 @@ def api_person(
     return view.to_json()
 
 
-@router.get("/people/{nominal_id}", response_class=HTMLResponse)
+@router.get("/people/{nominal_id}", response_class=HTMLResponse, responses=errors(400, 404))
 def person_page(
     request: Request,
     nominal_id: str,
@@ -331,7 +331,7 @@ def _household(
     return view, access
 
 
-@router.get("/api/households/{household_id}")
+@router.get("/api/households/{household_id}", responses=errors(400, 404))
 def api_household(
     request: Request,
     household_id: str,
@@ -343,7 +343,7 @@ def api_household(
     return view.to_json()
 
 
-@router.get("/households/{household_id}", response_class=HTMLResponse)
+@router.get("/households/{household_id}", response_class=HTMLResponse, responses=errors(400, 404))
 def household_page(
     request: Request,
     household_id: str,

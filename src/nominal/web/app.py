@@ -35,7 +35,7 @@ from nominal.config import Home
 from nominal.db import ControlPlane
 from nominal.govern.audit import AuditLog, audit_log
 from nominal.web import memory
-from nominal.web.deps import csrf_protect
+from nominal.web.deps import csrf_protect, errors
 from nominal.web.security import CookieJar, RateLimiter, SecurityHeadersMiddleware
 from nominal.web.templating import WEB, environment, render
 
@@ -128,6 +128,9 @@ def create_app(
         docs_url=None,  # Swagger UI would load assets from a CDN; /openapi.json stays.
         redoc_url=None,
         dependencies=[Depends(csrf_protect)],
+        # Every operation needs a signed-in user or an API token, may be refused, and
+        # answers invalid input with the fields that failed (replacing FastAPI's 422).
+        responses=errors(401, 403, 422),
     )
     app.state.hub = hub
     from nominal.web import oidc

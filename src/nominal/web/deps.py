@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Query, Request
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from nominal.govern import auth
@@ -22,6 +23,47 @@ from nominal.govern.models import Purpose, User
 from nominal.govern.policy import Decision, decide
 from nominal.web.security import CSRF_FIELD, CSRF_HEADER, UNSAFE_METHODS, CookieJar
 from nominal.web.timing import phase
+
+
+class Refusal(BaseModel):
+    message: str
+    reasons: list[str] = []
+
+
+class Invalid(BaseModel):
+    field: str
+    message: str
+
+
+class Error(BaseModel):
+    """What an error answers: a sentence, a refusal with the policy's reasons, or (422)
+    the fields that failed validation."""
+
+    detail: str | Refusal | list[Invalid]
+
+
+_ERRORS = {
+    400: "Bad request: an unknown purpose or an invalid argument",
+    401: "Not signed in, or the API token is invalid or expired (pages redirect to /sign-in)",
+    403: "Refused: the role, the token's purpose, the agreements or the form check",
+    404: "No such record, person, household, cohort or model",
+    422: "The request is not valid: the fields that failed, or why",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the error statuses a route answers.
+
+    The API answers JSON; pages answer an HTML page unless the client accepts JSON.
+    """
+    return {
+        code: {
+            "model": Error,
+            "description": _ERRORS[code],
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+        for code in codes
+    }
 
 
 def state(request: Request) -> Any:
