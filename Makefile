@@ -10,14 +10,14 @@ PEOPLE ?= 20000
 SEED ?= 42
 export NOMINAL_HOME ?= $(CURDIR)/nominal-data
 
-.PHONY: demo test setup lint typecheck pytest lock assets browser-deps postgres benchmarks clean
+.PHONY: demo test setup lint typecheck pytest lock assets browser-deps c-compiler postgres benchmarks clean
 
 ## demo: install, generate the synthetic town, build the hub and serve it
 demo: setup
 	$(VENV)/bin/nominal demo --people $(PEOPLE) --seed $(SEED)
 
 ## test: install, lint, type-check and run the test suite
-test: setup browser-deps
+test: setup browser-deps c-compiler
 	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/ruff format --check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
@@ -40,6 +40,12 @@ assets: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+## c-compiler: the C pseudonym kernel is built with it (ingest falls back without one;
+## the tests build and check the kernel, so `make test` makes sure a compiler is there)
+c-compiler:
+	@command -v cc >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null)
 
 browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
