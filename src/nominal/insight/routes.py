@@ -11,7 +11,6 @@ audited with the units it returned; a CSV export is audited as an export.
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import AbstractContextManager
 from typing import Any, Literal, get_args
 
@@ -29,15 +28,12 @@ from nominal.insight import cards, training
 from nominal.insight.models import FEEDBACK, CohortFeedback
 from nominal.insight.specs import HUMAN_OVERSIGHT, SPECS
 from nominal.web.deps import Enforcer, current_user, db, errors, pdp, state
-from nominal.web.lake import SnapshotConnection
+from nominal.web.lake import shared_connection
 from nominal.web.templating import render
 
 router = APIRouter()
 
 NAV = [("Risk models", "/risk/models"), ("Cohorts", "/cohorts")]
-
-
-_lake_lock = threading.Lock()
 
 
 def _cohorts_cursor(request: Request) -> AbstractContextManager[duckdb.DuckDBPyConnection] | None:
@@ -54,12 +50,9 @@ def _cohorts_cursor(request: Request) -> AbstractContextManager[duckdb.DuckDBPyC
     snapshot = Lake(hub.home.lake).current()
     if snapshot is None or not snapshot.has("gold.cohorts"):
         return None
-    with _lake_lock:
-        shared = hub.cache.get("cohorts_lake")
-        if shared is None:
-            shared = hub.cache["cohorts_lake"] = SnapshotConnection(
-                lambda snap: connect(snap, tables=["gold.cohorts"], threads=1)
-            )
+    shared = shared_connection(
+        hub.cache, "cohorts_lake", lambda snap: connect(snap, tables=["gold.cohorts"], threads=1)
+    )
     return shared.cursor(snapshot)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -36,7 +35,7 @@ from nominal.search.query import QueryError, parse_query
 from nominal.search.service import IndexHolder, SearchUnavailable
 from nominal.search.views import NotFound, document_mentions, household_view, person_view
 from nominal.web.deps import client_address, current_user, current_user_optional, db, errors, state
-from nominal.web.lake import SnapshotConnection
+from nominal.web.lake import shared_connection
 from nominal.web.templating import render
 from nominal.web.timing import phase, server_timing
 
@@ -237,9 +236,6 @@ def _linked_snapshot(lake_root: Any) -> Any:
     return snapshot
 
 
-_lake_lock = threading.Lock()
-
-
 def _lake_cursor(
     request: Request, snapshot: Any
 ) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -254,11 +250,7 @@ def _lake_cursor(
     from nominal.engines import duck
 
     hub = state(request)
-    with _lake_lock:
-        shared = hub.cache.get("search_lake")
-        if shared is None:
-            shared = hub.cache["search_lake"] = SnapshotConnection(duck.connect)
-    return shared.cursor(snapshot)
+    return shared_connection(hub.cache, "search_lake", duck.connect).cursor(snapshot)
 
 
 def _person(

@@ -83,3 +83,18 @@ class SnapshotConnection:
             if self._current is not None:
                 self._retire(self._current)
                 self._current = None
+
+
+_shared_lock = threading.Lock()
+
+
+def shared_connection(
+    cache: dict[str, Any], key: str, open_connection: Callable[[Any], duckdb.DuckDBPyConnection]
+) -> SnapshotConnection:
+    """The process's :class:`SnapshotConnection` kept under ``key`` in the hub's cache,
+    made on first use (the person view's and the cohorts' each have one)."""
+    with _shared_lock:
+        shared = cache.get(key)
+        if shared is None:
+            shared = cache[key] = SnapshotConnection(open_connection)
+        return shared
