@@ -774,6 +774,7 @@ def build_record_facts(
     only: str | None = None,
     stored_for: str | None = None,
     sources: tuple[str, str] = ("ident", "std_all"),
+    stored: str = FACTS,
 ) -> None:
     """``facts``: per record, its nominal, reliability, dates, address and roles.
 
@@ -782,7 +783,8 @@ def build_record_facts(
     reused with their current nominal id: an incremental run never re-reads every
     record and event. ``stored_for`` (a table of nominal_id) limits the reused facts
     to the records of those nominals. ``sources`` names the identity rows and the
-    standardised rows to read (an incremental run passes its new records alone).
+    standardised rows to read (an incremental run passes its new records alone);
+    ``stored`` the stored facts to reuse (``link.facts``, or a table of some of them).
     """
     ident, std = sources
     con = ctx.con
@@ -830,7 +832,7 @@ def build_record_facts(
         computed += f"""
         UNION ALL BY NAME
         SELECT f.* REPLACE (a.nominal_id AS nominal_id)
-        FROM link.facts f JOIN {chosen} a USING (record_key)
+        FROM {stored} f JOIN {chosen} a USING (record_key)
         WHERE f.record_key NOT IN (SELECT record_key FROM {only})"""
     _q(con, f"CREATE OR REPLACE TABLE facts AS {computed}")
 
@@ -959,15 +961,20 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
     )
 
 
-def build_households(ctx: RunContext, addresses: str | None = None) -> None:
+def build_households(
+    ctx: RunContext, addresses: str | None = None, hh_facts: str = "facts"
+) -> None:
     """Addresses, residence, households and members (cheap set SQL).
 
     A full run builds them for every nominal. With ``addresses`` (an incremental run:
-    a table of the address keys that changed) ``facts`` holds every record of every
-    nominal living at one of them, and only those addresses are regrouped: a household
-    elsewhere has no changed member, so it stays as it is. The residence of the
-    nominals in ``facts`` is rebuilt whole (a person's latest address closes the
-    others); ``hh_dropped`` lists the earlier households the new rows replace.
+    a table of the address keys that changed) only those addresses are regrouped: a
+    household elsewhere has no changed member, so it stays as it is. ``facts`` then
+    holds every record of the changed nominals, whose residence is rebuilt whole (a
+    person's latest address closes the others), and ``hh_facts`` those and every
+    other record at one of the addresses. The other people living there are
+    unchanged nominals: their residence is the stored one (``gold.residence``), read
+    at those addresses only. ``hh_dropped`` lists the earlier households the new rows
+    replace.
 
     A person lives at an address from the first to the last date a record puts them
     there; the latest address of a person is open-ended. A household is the people at
@@ -990,7 +997,7 @@ def build_households(ctx: RunContext, addresses: str | None = None) -> None:
                arg_max(f.oa_code, (f.last_date, f.record_key)) AS oa_code,
                min(f.first_date) AS first_seen, max(f.last_date) AS last_seen,
                count(DISTINCT f.nominal_id) AS nominal_count
-        FROM facts f
+        FROM {hh_facts} f
         WHERE f.address_key IS NOT NULL {only} GROUP BY 1""",
     )
     _q(
@@ -1007,11 +1014,20 @@ def build_households(ctx: RunContext, addresses: str | None = None) -> None:
                     THEN NULL ELSE seen_to END AS to_date
         FROM stints""",
     )
+    residence = "residence_new"
+    if addresses:
+        # the unchanged nominals' stays at these addresses, as stored (their records,
+        # and so their residence, are as the earlier run left them)
+        residence = f"""(SELECT nominal_id, address_key, from_date, to_date FROM residence_new
+            UNION ALL SELECT nominal_id, address_key, from_date, to_date FROM gold.residence
+            WHERE address_key IN (SELECT address_key FROM {addresses})
+              AND nominal_id NOT IN (SELECT nominal_id FROM changed_nominals)
+              AND nominal_id NOT IN (SELECT nominal_id FROM affected))"""
     _q(
         con,
         f"""CREATE OR REPLACE TABLE hh_groups AS
         WITH r AS (
-            SELECT *, coalesce(to_date, DATE '9999-12-31') AS until FROM residence_new f
+            SELECT *, coalesce(to_date, DATE '9999-12-31') AS until FROM {residence} f
             WHERE TRUE {only}
         ),
         marked AS (
@@ -1047,11 +1063,11 @@ def build_households(ctx: RunContext, addresses: str | None = None) -> None:
     )
     _q(
         con,
-        """CREATE OR REPLACE TABLE household_members_new AS
+        f"""CREATE OR REPLACE TABLE household_members_new AS
         SELECT h.household_id, g.nominal_id, g.from_date, g.to_date,
                coalesce(arg_max(f.relationship, (f.last_date, f.record_key)), 'resident') AS role
         FROM hh_groups g JOIN hh_ids h USING (address_key, grp)
-        LEFT JOIN facts f ON f.nominal_id = g.nominal_id AND f.address_key = g.address_key
+        LEFT JOIN {hh_facts} f ON f.nominal_id = g.nominal_id AND f.address_key = g.address_key
              AND f.relationship IS NOT NULL
         GROUP BY 1, 2, 3, 4""",
     )
@@ -1090,11 +1106,11 @@ def build_households(ctx: RunContext, addresses: str | None = None) -> None:
         )
         _q(
             con,
-            """CREATE OR REPLACE TABLE members_all AS
+            f"""CREATE OR REPLACE TABLE members_all AS
             SELECT household_id, nominal_id, from_date, to_date FROM household_members_new
             UNION ALL SELECT household_id, nominal_id, from_date, to_date
             FROM gold.household_members
-            WHERE nominal_id IN (SELECT nominal_id FROM facts)
+            WHERE nominal_id IN (SELECT nominal_id FROM {hh_facts})
               AND household_id NOT IN (SELECT household_id FROM hh_dropped)""",
         )
         members = "members_all"
@@ -2010,36 +2026,63 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             WHERE p.nominal_id IS DISTINCT FROM n.nominal_id""",
         )
     with ctx.step("golden nominals"):
+        # The stored facts of the scope's earlier records (their nominals are the
+        # affected ones), read once: the addresses and family references they name,
+        # and the earlier part of the changed nominals' facts.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE prev_facts AS
+            SELECT * FROM link.facts SEMI JOIN prev_scope USING (record_key)""",
+        )
         # Addresses whose households may change: every address a record of a changed
         # nominal names, before (stored facts) or now (the new records).
         _q(
             con,
             f"""CREATE OR REPLACE TABLE touched_addr AS
-            SELECT f.address_key FROM link.facts f SEMI JOIN prev_scope USING (record_key)
-            WHERE f.address_key IS NOT NULL
+            SELECT address_key FROM prev_facts WHERE address_key IS NOT NULL
             UNION SELECT {ADDRESS_KEY_SQL} FROM std_new s
             WHERE {ADDRESS_KEY_SQL} IS NOT NULL""",
         )
-        # Nominals living at one of them: their records' facts are needed whole.
-        # (the stored facts at those addresses first, then their nominals: joining every
-        # stored fact to ``assign`` first cost twice as much)
+        # Relationships: every family reference a changed nominal's record holds, now or
+        # before, with all the records sharing it.
         _q(
             con,
-            """CREATE OR REPLACE TABLE hh_nominals AS
-            SELECT DISTINCT a.nominal_id
-            FROM (SELECT record_key FROM link.facts SEMI JOIN touched_addr USING (address_key)) f
-            JOIN assign a USING (record_key)
-            UNION SELECT nominal_id FROM changed_nominals""",
+            """CREATE OR REPLACE TABLE ref_groups AS
+            SELECT DISTINCT dataset, household_ref FROM (
+                SELECT dataset, household_ref FROM prev_facts
+                UNION ALL SELECT dataset, household_ref FROM ident_new
+            ) WHERE household_ref IS NOT NULL""",
         )
+        # The stored facts of the other records (unchanged nominals, so their stored
+        # nominal id is current) at a touched address or holding one of those
+        # references: a second and last scan of link.facts.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE other_facts AS
+            SELECT * FROM link.facts f
+            WHERE (f.address_key IN (SELECT address_key FROM touched_addr)
+                   OR EXISTS (SELECT 1 FROM ref_groups g WHERE g.dataset = f.dataset
+                              AND g.household_ref = f.household_ref))
+              AND f.record_key NOT IN (SELECT record_key FROM prev_scope)""",
+        )
+        # Facts of the changed nominals' records: computed for the new ones, stored for
+        # the others (with their nominal of this run).
         _q(con, "CREATE OR REPLACE TABLE facts_only AS SELECT unique_id AS record_key FROM std_new")
         build_record_facts(
             ctx,
             dataset_reliability(ctx.home),
             only="facts_only",
-            stored_for="hh_nominals",
             sources=("ident_new", "std_new"),
+            stored="prev_facts",
         )
-        build_households(ctx, addresses="touched_addr")
+        # Households at the touched addresses: everyone's records there.
+        _q(
+            con,
+            """CREATE OR REPLACE VIEW hh_facts AS SELECT * FROM facts
+            UNION ALL BY NAME SELECT * FROM other_facts
+            WHERE address_key IN (SELECT address_key FROM touched_addr)""",
+        )
+        build_households(ctx, addresses="touched_addr", hh_facts="hh_facts")
         # Nominals whose current household moved need their row rewritten too.
         _q(
             con,
@@ -2056,28 +2099,25 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             SELECT nominal_id FROM changed_nominals
             UNION SELECT nominal_id FROM household_changed""",
         )
-        build_nominals(ctx, "scope")
+        # Golden records of the changed nominals; an unchanged nominal whose household
+        # moved keeps its stored row with the new household (its records, and so its
+        # attributes and provenance, are as they were).
+        build_nominals(ctx, "changed_nominals")
         finish_nominals(ctx)
-        # Relationships: every family reference a changed nominal's record holds, now or
-        # before, with all the records sharing it.
         _q(
             con,
-            """CREATE OR REPLACE TABLE ref_groups AS
-            SELECT DISTINCT dataset, household_ref FROM (
-                SELECT dataset, household_ref FROM link.facts SEMI JOIN prev_scope USING (record_key)
-                UNION ALL SELECT dataset, household_ref FROM facts
-                SEMI JOIN changed_nominals USING (nominal_id)
-            ) WHERE household_ref IS NOT NULL""",
+            """INSERT INTO nominals_new BY NAME
+            SELECT g.* REPLACE (h.household_id AS household_id) FROM gold.nominals g
+            LEFT JOIN current_household h USING (nominal_id)
+            WHERE g.nominal_id IN (SELECT nominal_id FROM household_changed)
+              AND g.nominal_id NOT IN (SELECT nominal_id FROM changed_nominals)""",
         )
         _q(
             con,
             """CREATE OR REPLACE TABLE ref_facts AS
-            SELECT f.dataset, f.household_ref, a.nominal_id, f.relationship
-            FROM link.facts f JOIN assign a USING (record_key)
+            SELECT dataset, household_ref, nominal_id, relationship FROM other_facts
             SEMI JOIN ref_groups g USING (dataset, household_ref)
-            WHERE f.record_key NOT IN (SELECT record_key FROM facts_only)
-            UNION ALL SELECT f.dataset, f.household_ref, f.nominal_id, f.relationship
-            FROM facts f SEMI JOIN facts_only USING (record_key)
+            UNION ALL SELECT dataset, household_ref, nominal_id, relationship FROM facts
             SEMI JOIN ref_groups g USING (dataset, household_ref)""",
         )
         _q(
@@ -2139,7 +2179,8 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
     lost = "(SELECT record_key FROM lost)"
     changed = "(SELECT record_key FROM changed_records)"
     nominals = "(SELECT nominal_id FROM scope UNION SELECT nominal_id FROM affected)"
-    residents = "(SELECT nominal_id FROM facts UNION SELECT nominal_id FROM affected)"
+    # nominals whose attributes, provenance and residence were rebuilt
+    rebuilt = "(SELECT nominal_id FROM rel_changed)"
     dropped_hh = "(SELECT household_id FROM hh_dropped)"
     # Records whose nominal changed, less the new ones (no earlier row to drop).
     _q(
@@ -2175,7 +2216,7 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
         (
             "gold.nominal_provenance",
             "SELECT * FROM provenance_new",
-            f"t.nominal_id IN {nominals}",
+            f"t.nominal_id IN {rebuilt}",
             (),
         ),
         (
@@ -2190,7 +2231,7 @@ def _write_incremental(ctx: RunContext, tx: SnapshotWriter) -> None:
             "t.address_key IN (SELECT address_key FROM touched_addr)",
             ("touched_addr",),
         ),
-        ("gold.residence", "SELECT * FROM residence_new", f"t.nominal_id IN {residents}", ()),
+        ("gold.residence", "SELECT * FROM residence_new", f"t.nominal_id IN {rebuilt}", ()),
         (
             "gold.households",
             "SELECT * FROM households_new",
