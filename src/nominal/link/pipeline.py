@@ -133,6 +133,11 @@ class RunContext:
     index_keys: list[blocking.RuleKey] | None = None
     # whether this run blocked through the saved index (then it only appends to it)
     index_used: bool = False
+    # incremental: read only the silver files delivered since the last run (see
+    # :func:`_silver_since_last_run`); ``prev_all_current``: every earlier
+    # standardised record is still current (none re-sent or withdrawn)
+    silver_delta: bool = False
+    prev_all_current: bool = False
 
     def step(self, name: str) -> _Timer:
         self.progress(name)
@@ -516,7 +521,7 @@ def _saved_index(ctx: RunContext) -> str | None:
     if not {k.column for k in keys} <= have:
         return None
     # the earlier records still current (std_prev); usually all of them
-    every = _count(con, "std_prev_keys") == snap.rows(STANDARDISED)
+    every = ctx.prev_all_current
     _q(
         con,
         f"CREATE OR REPLACE TABLE link_index_old AS SELECT * FROM {blocking.INDEX}"
@@ -851,16 +856,26 @@ def build_nominals(ctx: RunContext, scope: str) -> None:
         columns = ", ".join(
             f"s.{c}" for c in ("record_key", *ATTRIBUTES_PERSON) if c != "ethnicity"
         )
-        _q(
-            con,
-            f"""CREATE OR REPLACE TABLE ident_scope AS
+        if ctx.silver_delta:  # no ident_latest: the latest of the scope's rows
+            _q(
+                con,
+                f"""CREATE OR REPLACE TABLE ident_scope AS
+                SELECT {columns}, s.personal_attributes FROM silver.identity s
+                WHERE s.record_key IN {scope_keys}
+                QUALIFY row_number() OVER (PARTITION BY s.record_key
+                    ORDER BY s.received_at DESC, s.delivery_id DESC, s.row_number DESC) = 1""",
+            )
+        else:
+            _q(
+                con,
+                f"""CREATE OR REPLACE TABLE ident_scope AS
             SELECT {columns}, s.personal_attributes FROM silver.identity s
             SEMI JOIN (SELECT * FROM ident_latest WHERE record_key IN {scope_keys}) l
               ON l.record_key = s.record_key
               AND l.received_at IS NOT DISTINCT FROM s.received_at
               AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
               AND l.row_number IS NOT DISTINCT FROM s.row_number""",
-        )
+            )
     else:
         _q(
             con,
@@ -1382,6 +1397,10 @@ def _load_inputs(ctx: RunContext, incremental: bool = False) -> None:
     if not incremental:
         _q(con, f"CREATE OR REPLACE TABLE ident AS SELECT * FROM silver.identity {latest}")
         return
+    new_files = _silver_since_last_run(ctx)
+    if new_files is not None:
+        _load_delta(ctx, new_files, latest)
+        return
     # Most keys have one row: only those with several are ranked (a window over every
     # row cost twice the two scans).
     _q(
@@ -1407,6 +1426,134 @@ def _load_inputs(ctx: RunContext, incremental: bool = False) -> None:
     )
 
 
+SILVER_SEEN = "link_silver_identity"
+
+
+def _silver_seen(snapshot: Snapshot, count: int | None = None) -> dict[str, Any]:
+    """What a link run records of the silver records it read: the number of
+    ``silver.identity`` files and digests of their names and of its deletion files
+    (``count``: of the first files only)."""
+    entry = snapshot.tables.get("silver.identity")
+    files = list(entry.files) if entry else []
+    deletes = list(entry.deletes) if entry else []
+    if count is not None:
+        files = files[:count]
+
+    def digest(names: list[str]) -> str:
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+    return {"files": len(files), "files_digest": digest(files), "deletes_digest": digest(deletes)}
+
+
+def _silver_since_last_run(ctx: RunContext) -> list[Path] | None:
+    """The ``silver.identity`` files delivered since the last link run, or None when the
+    run cannot rely on that.
+
+    The last link run's snapshot (the nearest ancestor committed by a link run) records
+    the silver files that run read (:func:`_silver_seen`). When those are still the
+    first files of the table, with the same deletion files (none), and the standardised
+    records are the ones that run wrote, every record outside the newer files is as
+    that run saw it: only the newer files need reading whole.
+    """
+    snap = ctx.snapshot
+    if snap.deletes("silver.identity") or not snap.has(STANDARDISED):
+        return None
+    lake = Lake(snap.lake_root)
+    linked: Snapshot | None = snap
+    for _hop in range(1000):
+        if linked is None or "link_run" in linked.summary:
+            break
+        try:
+            linked = lake.snapshot(linked.parent) if linked.parent else None
+        except LakeError:  # vacuumed
+            return None
+    if linked is None or "link_run" not in linked.summary:
+        return None
+    seen = linked.summary.get(SILVER_SEEN)
+    if not isinstance(seen, dict) or linked.tables.get(STANDARDISED) != snap.tables[STANDARDISED]:
+        return None
+    files = snap.files("silver.identity")
+    count = int(seen.get("files", -1))
+    if not 0 <= count <= len(files):
+        return None
+    if _silver_seen(snap, count) != seen:
+        return None
+    return files[count:]
+
+
+def _load_delta(ctx: RunContext, new_files: list[Path], latest: str) -> None:
+    """:func:`_load_inputs` of an incremental run that reads only the silver files
+    delivered since the last run (``new_files``; see :func:`_silver_since_last_run`).
+
+    A record none of them holds is exactly as the last run read it. For the records
+    they hold, the latest version is found among all their rows (their earlier rows
+    read by key, four columns); those whose latest version is not the one the last
+    run standardised (``received_at``, as a full scan would compare it) are
+    ``delta_changed``, with their rows in ``ident_new``; ``resent`` are those of them
+    the last run had.
+    """
+    con = ctx.con
+    ctx.silver_delta = True
+    files = ctx.snapshot.files("silver.identity")
+    old_files = files[: len(files) - len(new_files)]
+    if new_files:
+        every = ", ".join(duck.sql_literal(str(f)) for f in files)
+        listed = ", ".join(duck.sql_literal(str(f)) for f in new_files)
+        # the view's columns (union by name over every file); DuckDB reads only the
+        # files the filter on their name keeps
+        _q(
+            con,
+            f"""CREATE OR REPLACE TABLE silver_new AS SELECT * EXCLUDE (filename)
+            FROM read_parquet([{every}], union_by_name = true, filename = true)
+            WHERE filename IN ({listed})""",
+        )
+    else:
+        _q(con, "CREATE OR REPLACE TABLE silver_new AS SELECT * FROM silver.identity LIMIT 0")
+    old = (
+        f"""SELECT record_key, received_at, delivery_id, row_number
+            FROM {duck.parquet_source(old_files)}
+            WHERE record_key IN (SELECT record_key FROM silver_new)"""
+        if old_files
+        else "SELECT record_key, received_at, delivery_id, row_number FROM silver_new LIMIT 0"
+    )
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE delta_changed AS
+        WITH l AS (
+            SELECT * FROM ({old} UNION ALL
+                SELECT record_key, received_at, delivery_id, row_number FROM silver_new)
+            {latest}
+        ),
+        p AS (
+            SELECT unique_id, std_received_at FROM {STANDARDISED}
+            WHERE unique_id IN (SELECT record_key FROM silver_new)
+        )
+        SELECT l.*, p.unique_id IS NOT NULL AS resent FROM l
+        LEFT JOIN p ON p.unique_id = l.record_key
+        WHERE NOT coalesce(l.received_at = p.std_received_at, false)""",
+    )
+    _q(
+        con,
+        "CREATE OR REPLACE TABLE resent AS SELECT record_key FROM delta_changed WHERE resent",
+    )
+    ctx.prev_all_current = _count(con, "resent") == 0
+    # Null-safe, as below.
+    _q(
+        con,
+        """CREATE OR REPLACE TABLE ident_new AS SELECT s.* FROM silver_new s
+        SEMI JOIN delta_changed l ON l.record_key = s.record_key
+          AND l.received_at IS NOT DISTINCT FROM s.received_at
+          AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
+          AND l.row_number IS NOT DISTINCT FROM s.row_number""",
+    )
+    _q(
+        con,
+        "CREATE OR REPLACE VIEW std_prev_keys AS SELECT unique_id FROM link.standardised"
+        + ("" if ctx.prev_all_current else " ANTI JOIN resent r ON r.record_key = unique_id"),
+    )
+    _q(con, f"CREATE OR REPLACE VIEW ident AS SELECT * FROM silver.identity {latest}")
+
+
 def _standardise(ctx: RunContext, incremental: bool) -> str | None:
     """Create ``std_all`` (and ``std_new``/``std_old`` when incremental).
 
@@ -1424,6 +1571,34 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
             FROM ({standardise_sql("ident", present)}) s JOIN ident i ON i.record_key = s.unique_id""",
         )
         return None
+    if not ctx.silver_delta:
+        _previous_and_new(ctx)
+    _q(
+        con,
+        f"""CREATE OR REPLACE TABLE std_new AS
+        SELECT s.*, i.received_at AS std_received_at
+        FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
+    )
+    # Usually every earlier record is still current: then no filter to apply at each
+    # read (blocking reads the earlier records once per run).
+    every = ctx.prev_all_current
+    _q(
+        con,
+        "CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised"
+        + ("" if every else " WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)"),
+    )
+    _q(con, "CREATE OR REPLACE VIEW std_old AS SELECT * FROM std_prev")
+    _q(
+        con,
+        "CREATE OR REPLACE VIEW std_all AS SELECT * FROM std_old UNION ALL BY NAME SELECT * FROM std_new",
+    )
+    return "std_new"
+
+
+def _previous_and_new(ctx: RunContext) -> None:
+    """``std_prev_keys`` (the earlier standardised records still current) and
+    ``ident_new`` (the silver rows of the others) from every silver key."""
+    con = ctx.con
     # Earlier standardised records whose source row is unchanged are reused (views, so
     # nothing is copied: Splink reads them where they lie).
     _q(
@@ -1444,26 +1619,7 @@ def _standardise(ctx: RunContext, incremental: bool) -> str | None:
           AND l.delivery_id IS NOT DISTINCT FROM s.delivery_id
           AND l.row_number IS NOT DISTINCT FROM s.row_number""",
     )
-    _q(
-        con,
-        f"""CREATE OR REPLACE TABLE std_new AS
-        SELECT s.*, i.received_at AS std_received_at
-        FROM ({standardise_sql("ident_new", present)}) s JOIN ident_new i ON i.record_key = s.unique_id""",
-    )
-    # Usually every earlier record is still current: then no filter to apply at each
-    # read (blocking reads the earlier records once per run).
-    every = _count(con, "std_prev_keys") == ctx.snapshot.rows(STANDARDISED)
-    _q(
-        con,
-        "CREATE OR REPLACE VIEW std_prev AS SELECT * FROM link.standardised"
-        + ("" if every else " WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)"),
-    )
-    _q(con, "CREATE OR REPLACE VIEW std_old AS SELECT * FROM std_prev")
-    _q(
-        con,
-        "CREATE OR REPLACE VIEW std_all AS SELECT * FROM std_old UNION ALL BY NAME SELECT * FROM std_new",
-    )
-    return "std_new"
+    ctx.prev_all_current = _count(con, "std_prev_keys") == ctx.snapshot.rows(STANDARDISED)
 
 
 def _decide(ctx: RunContext, pairs: str, registered: bool = False, edges: bool = True) -> None:
@@ -1828,6 +1984,7 @@ def _run_summary(ctx: RunContext) -> dict[str, Any]:
         "link_run_at": datetime.now(UTC).isoformat(),
         "link_mode": ctx.mode,
         "link_model_version": ctx.model.version,
+        SILVER_SEEN: _silver_seen(ctx.snapshot),
     }
 
 
@@ -1903,11 +2060,18 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
         )
         # Earlier records withdrawn, or re-delivered with other details (those are
         # in std_new and were scored afresh): their earlier pairs no longer hold.
-        _q(
-            con,
-            """CREATE OR REPLACE TABLE lost AS SELECT record_key FROM prev_assign
-            ANTI JOIN std_prev_keys k ON k.unique_id = prev_assign.record_key""",
-        )
+        if ctx.silver_delta:  # the earlier records are those standardised: the re-sent
+            _q(
+                con,
+                "CREATE OR REPLACE TABLE lost AS SELECT record_key FROM prev_assign "
+                "SEMI JOIN resent USING (record_key)",
+            )
+        else:
+            _q(
+                con,
+                """CREATE OR REPLACE TABLE lost AS SELECT record_key FROM prev_assign
+                ANTI JOIN std_prev_keys k ON k.unique_id = prev_assign.record_key""",
+            )
         # This run's pairs decided, to find the earlier nominals a match reaches.
         _decide(ctx, "scored", registered=True, edges=False)
         # Affected: nominals a new match edge reaches, nominals that lost a record,
@@ -2164,6 +2328,8 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
         "mode": "incremental",
         "new_records": _count(con, "std_new"),
         "affected_nominals": _count(con, "affected"),
+        # whether only the silver files delivered since the last run were read whole
+        "silver_since_last_run": ctx.silver_delta,
     }
 
 
