@@ -522,9 +522,10 @@ def _saved_index(ctx: RunContext) -> str | None:
         return None
     # the earlier records still current (std_prev); usually all of them
     every = ctx.prev_all_current
+    # a view: block_indexed reads it once, keeping only the rows a new key finds
     _q(
         con,
-        f"CREATE OR REPLACE TABLE link_index_old AS SELECT * FROM {blocking.INDEX}"
+        f"CREATE OR REPLACE VIEW link_index_old AS SELECT * FROM {blocking.INDEX}"
         + ("" if every else " WHERE unique_id IN (SELECT unique_id FROM std_prev_keys)"),
     )
     return "link_index_old"
@@ -2190,20 +2191,20 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             WHERE p.nominal_id IS DISTINCT FROM n.nominal_id""",
         )
     with ctx.step("golden nominals"):
-        # The stored facts of the scope's earlier records (their nominals are the
-        # affected ones), read once: the addresses and family references they name,
-        # and the earlier part of the changed nominals' facts.
+        # The addresses and family references the scope's earlier records name (their
+        # nominals are the affected ones): a narrow read of link.facts.
         _q(
             con,
-            """CREATE OR REPLACE TABLE prev_facts AS
-            SELECT * FROM link.facts SEMI JOIN prev_scope USING (record_key)""",
+            """CREATE OR REPLACE TABLE prev_names AS
+            SELECT address_key, dataset, household_ref FROM link.facts
+            SEMI JOIN prev_scope USING (record_key)""",
         )
         # Addresses whose households may change: every address a record of a changed
         # nominal names, before (stored facts) or now (the new records).
         _q(
             con,
             f"""CREATE OR REPLACE TABLE touched_addr AS
-            SELECT address_key FROM prev_facts WHERE address_key IS NOT NULL
+            SELECT address_key FROM prev_names WHERE address_key IS NOT NULL
             UNION SELECT {ADDRESS_KEY_SQL} FROM std_new s
             WHERE {ADDRESS_KEY_SQL} IS NOT NULL""",
         )
@@ -2213,21 +2214,33 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             con,
             """CREATE OR REPLACE TABLE ref_groups AS
             SELECT DISTINCT dataset, household_ref FROM (
-                SELECT dataset, household_ref FROM prev_facts
+                SELECT dataset, household_ref FROM prev_names
                 UNION ALL SELECT dataset, household_ref FROM ident_new
             ) WHERE household_ref IS NOT NULL""",
         )
-        # The stored facts of the other records (unchanged nominals, so their stored
-        # nominal id is current) at a touched address or holding one of those
-        # references: a second and last scan of link.facts.
+        # Then every stored fact needed, whole, in one read: the scope's earlier records
+        # (``prev_facts``) and the others (unchanged nominals, so their stored nominal
+        # id is current) at a touched address or holding one of those references.
         _q(
             con,
-            """CREATE OR REPLACE TABLE other_facts AS
-            SELECT * FROM link.facts f
-            WHERE (f.address_key IN (SELECT address_key FROM touched_addr)
-                   OR EXISTS (SELECT 1 FROM ref_groups g WHERE g.dataset = f.dataset
-                              AND g.household_ref = f.household_ref))
-              AND f.record_key NOT IN (SELECT record_key FROM prev_scope)""",
+            """CREATE OR REPLACE TABLE stored_facts AS
+            SELECT * FROM (
+                SELECT f.*, f.record_key IN (SELECT record_key FROM prev_scope) AS in_scope
+                FROM link.facts f
+            ) f
+            WHERE in_scope OR f.address_key IN (SELECT address_key FROM touched_addr)
+               OR EXISTS (SELECT 1 FROM ref_groups g WHERE g.dataset = f.dataset
+                          AND g.household_ref = f.household_ref)""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE VIEW prev_facts AS
+            SELECT * EXCLUDE (in_scope) FROM stored_facts WHERE in_scope""",
+        )
+        _q(
+            con,
+            """CREATE OR REPLACE VIEW other_facts AS
+            SELECT * EXCLUDE (in_scope) FROM stored_facts WHERE NOT in_scope""",
         )
         # Facts of the changed nominals' records: computed for the new ones, stored for
         # the others (with their nominal of this run).
