@@ -781,6 +781,7 @@ def build_record_facts(
     stored_for: str | None = None,
     sources: tuple[str, str] = ("ident", "std_all"),
     stored: str = FACTS,
+    assign: str = "assign",
 ) -> None:
     """``facts``: per record, its nominal, reliability, dates, address and roles.
 
@@ -790,7 +791,8 @@ def build_record_facts(
     record and event. ``stored_for`` (a table of nominal_id) limits the reused facts
     to the records of those nominals. ``sources`` names the identity rows and the
     standardised rows to read (an incremental run passes its new records alone);
-    ``stored`` the stored facts to reuse (``link.facts``, or a table of some of them).
+    ``stored`` the stored facts to reuse (``link.facts``, or a table of some of them);
+    ``assign`` the (record_key, nominal_id) of at least those records.
     """
     ident, std = sources
     con = ctx.con
@@ -822,7 +824,7 @@ def build_record_facts(
                {ADDRESS_KEY_SQL} AS address_key,
                i.household_ref, lower(i.relationship) AS relationship,
                i.address_line_1, i.address_line_2, i.town, i.postcode, i.uprn
-        FROM {ident} i JOIN assign a USING (record_key)
+        FROM {ident} i JOIN {assign} a USING (record_key)
         JOIN {std} s ON s.unique_id = i.record_key
         LEFT JOIN reliability_arrow r ON r.dataset = i.dataset
         LEFT JOIN {events} e ON e.record_key = i.record_key
@@ -830,10 +832,10 @@ def build_record_facts(
     if only:
         # the records of the chosen nominals first, then their stored facts
         chosen = (
-            f"(SELECT record_key, nominal_id FROM assign "
+            f"(SELECT record_key, nominal_id FROM {assign} "
             f"WHERE nominal_id IN (SELECT nominal_id FROM {stored_for}))"
             if stored_for
-            else "assign"
+            else assign
         )
         computed += f"""
         UNION ALL BY NAME
@@ -2251,6 +2253,8 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
             only="facts_only",
             sources=("ident_new", "std_new"),
             stored="prev_facts",
+            # the changed nominals' records: the new ones and the scope's earlier ones
+            assign="new_assign",
         )
         # Households at the touched addresses: everyone's records there.
         _q(
@@ -2310,12 +2314,33 @@ def _incremental(ctx: RunContext, lake: Lake) -> dict[str, Any]:
               AND related_nominal_id NOT IN (SELECT nominal_id FROM rel_changed)""",
         )
     with ctx.step("events"):
-        # Events to (re)write: those of changed nominals (their records may have moved,
-        # their periods at an address changed) and of nominals whose households changed.
+        # Events to (re)write. An event row is its silver event with the record's
+        # nominal (id and pseudonym) and the household the nominal lived in on its date
+        # (else its current one), so it changes only for a record that is new, re-sent
+        # or moved to another nominal, or whose nominal's memberships (household, from,
+        # to) or current household changed; the other events of the changed nominals
+        # stay as they are.
+        _q(
+            con,
+            """CREATE OR REPLACE TABLE member_changed AS
+            WITH now AS (
+                SELECT household_id, nominal_id, from_date, to_date FROM members_all
+                WHERE nominal_id IN (SELECT nominal_id FROM scope)
+            ),
+            before AS (
+                SELECT household_id, nominal_id, from_date, to_date FROM gold.household_members
+                WHERE nominal_id IN (SELECT nominal_id FROM scope)
+            )
+            SELECT nominal_id FROM (SELECT * FROM now EXCEPT ALL SELECT * FROM before)
+            UNION SELECT nominal_id FROM (SELECT * FROM before EXCEPT ALL SELECT * FROM now)
+            UNION SELECT nominal_id FROM household_changed""",
+        )
         _q(
             con,
             """CREATE OR REPLACE TABLE event_scope AS
-            SELECT record_key FROM assign SEMI JOIN scope USING (nominal_id)""",
+            SELECT record_key FROM assign SEMI JOIN member_changed USING (nominal_id)
+            UNION SELECT record_key FROM changed_records
+            UNION SELECT record_key FROM facts_only""",
         )
         _q(
             con,
