@@ -88,6 +88,9 @@ class TableEntry:
 
 _rows_lock = threading.Lock()
 _rows_con: list[Any] = []
+# rows of files already counted, by path, size and modification time (data files are
+# immutable once written: a link run counts each new file two or three times)
+_rows_seen: dict[tuple[str, int, int], int] = {}
 
 
 def parquet_rows(path: Path) -> int:
@@ -95,7 +98,11 @@ def parquet_rows(path: Path) -> int:
     process that never handles Arrow data need not import PyArrow and NumPy)."""
     import duckdb
 
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
     with _rows_lock:
+        if key in _rows_seen:
+            return _rows_seen[key]
         if not _rows_con:
             _rows_con.append(duckdb.connect())
         found = (
@@ -103,6 +110,9 @@ def parquet_rows(path: Path) -> int:
             .execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path)])
             .fetchall()
         )
+        if len(_rows_seen) > 10_000:
+            _rows_seen.clear()
+        _rows_seen[key] = int(found[0][0])
     return int(found[0][0])
 
 
