@@ -51,12 +51,15 @@ def attach_snapshot(
     """Create (or replace) the views of ``snapshot``'s tables on ``con``."""
     chosen = list(tables) if tables is not None else sorted(snapshot.tables)
     made: list[str] = []
+    layers: set[str] = set()
     for table in chosen:
         files = snapshot.files(table)
         if not files:
             continue
         layer, _, _name = table.partition(".")
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+        if layer not in layers:  # once per layer: each statement is a round trip
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+            layers.add(layer)
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {live_rows_sql(snapshot, table)}")
         made.append(table)
     return made

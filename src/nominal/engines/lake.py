@@ -93,6 +93,16 @@ _rows_con: list[Any] = []
 _rows_seen: dict[tuple[str, int, int], int] = {}
 
 
+def note_rows(path: Path, rows: int) -> None:
+    """Note the number of rows of a Parquet file just written (its writer knows it),
+    so :func:`parquet_rows` need not read its footer."""
+    stat = os.stat(path)
+    with _rows_lock:
+        if len(_rows_seen) > 10_000:
+            _rows_seen.clear()
+        _rows_seen[(str(path), stat.st_size, stat.st_mtime_ns)] = int(rows)
+
+
 def parquet_rows(path: Path) -> int:
     """The number of rows of a Parquet file, from its footer (read by DuckDB, so a
     process that never handles Arrow data need not import PyArrow and NumPy)."""

@@ -49,7 +49,14 @@ import yaml
 
 from nominal.config import Home
 from nominal.engines import duck
-from nominal.engines.lake import Lake, LakeError, Snapshot, SnapshotWriter, parquet_rows
+from nominal.engines.lake import (
+    Lake,
+    LakeError,
+    Snapshot,
+    SnapshotWriter,
+    note_rows,
+    parquet_rows,
+)
 from nominal.link import blocking, thresholds
 from nominal.link import compiled as compiled_sql
 from nominal.link import model as link_model
@@ -186,7 +193,7 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     if schema:
         sql += f" AND schema_name = '{schema}'"
         sql2 += f" AND schema_name = '{schema}'"
-    return bool(_q(con, sql)[0][0] or _q(con, sql2)[0][0])
+    return bool(_q(con, f"SELECT ({sql}) + ({sql2})")[0][0])
 
 
 # --------------------------------------------------------------------------------------
@@ -1267,7 +1274,13 @@ def build_events(
 # --------------------------------------------------------------------------------------
 def _copy(con: duckdb.DuckDBPyConnection, tx: SnapshotWriter, table: str, sql: str) -> Path:
     path = tx.new_file(table)
-    _q(con, f"COPY ({sql}) TO {duck.sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+    # DuckDB answers a COPY with the number of rows written: noted, so that counting
+    # the new file's rows (here and when the snapshot lists it) reads no footer
+    written = _q(
+        con, f"COPY ({sql}) TO {duck.sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    if written and written[0] and isinstance(written[0][0], int):
+        note_rows(path, int(written[0][0]))
     return path
 
 
@@ -1993,17 +2006,28 @@ def _run_summary(ctx: RunContext) -> dict[str, Any]:
 
 def _counts(ctx: RunContext, queued: int) -> dict[str, Any]:
     con = ctx.con
-    lineage = dict(_q(con, "SELECT kind, count(*) FROM lineage_new GROUP BY 1"))
+    # one statement for the counts, one for the lineage kinds (each is a round trip)
+    records, nominals, pairs, matches = _q(
+        con,
+        """SELECT (SELECT count(*) FROM assign), (SELECT count(DISTINCT nominal_id) FROM assign),
+                  (SELECT count(*) FROM scored),
+                  (SELECT count(*) FROM run_pairs WHERE decision = 'match')""",
+    )[0]
+    kinds: dict[str, dict[str, int]] = {"n": {}, "h": {}}
+    for unit, kind, n in _q(
+        con,
+        """SELECT 'n', kind, count(*) FROM lineage_new GROUP BY 2
+        UNION ALL SELECT 'h', kind, count(*) FROM household_lineage_new GROUP BY 2""",
+    ):
+        kinds[unit][kind] = n
     return {
-        "records": _count(con, "assign"),  # every record has one nominal
-        "nominals": int(_q(con, "SELECT count(DISTINCT nominal_id) FROM assign")[0][0]),
-        "pairs_scored": _count(con, "scored"),
-        "matches": int(_q(con, "SELECT count(*) FROM run_pairs WHERE decision = 'match'")[0][0]),
+        "records": int(records),  # every record has one nominal
+        "nominals": int(nominals),
+        "pairs_scored": int(pairs),
+        "matches": int(matches),
         "review_queued": queued,
-        "lineage": lineage,
-        "household_lineage": dict(
-            _q(con, "SELECT kind, count(*) FROM household_lineage_new GROUP BY 1")
-        ),
+        "lineage": kinds["n"],
+        "household_lineage": kinds["h"],
     }
 
 
