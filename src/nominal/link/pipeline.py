@@ -1321,29 +1321,39 @@ def _replace_rows(
         if old_deletes
         else "SELECT NULL::VARCHAR AS file, NULL::BIGINT AS pos LIMIT 0"
     )
-    # the positions deleted before and now (read only when some are)
-    _q(con, f"CREATE OR REPLACE TABLE rr_gone AS {gone}")
-    hits = 0
+    # the positions deleted before (``fresh`` false) and now, in one statement (DuckDB
+    # answers a CREATE TABLE AS with its number of rows)
+    made = 0
     if files and not nothing:
         listed = ", ".join(duck.sql_literal(str(f)) for f in files)
-        # DuckDB answers an INSERT with the number of rows inserted
-        hits = int(
+        made = int(
             _q(
                 con,
-                f"""INSERT INTO rr_gone
-                SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos
+                f"""CREATE OR REPLACE TABLE rr_gone AS
+                WITH old AS ({gone})
+                SELECT file, pos, false AS fresh FROM old
+                UNION ALL
+                SELECT substr(t.filename, {cut}) AS file, t.file_row_number AS pos, true
                 FROM read_parquet([{listed}], union_by_name = true, filename = true,
                                   file_row_number = true) t
-                ANTI JOIN rr_gone x ON x.file = substr(t.filename, {cut})
+                ANTI JOIN old x ON x.file = substr(t.filename, {cut})
                   AND x.pos = t.file_row_number
                 WHERE {drop_where}""",
             )[0][0]
         )
-    per_file = (
-        dict(_q(con, "SELECT file, count(*) FROM rr_gone GROUP BY file"))
-        if hits or old_deletes
-        else {}
-    )
+    else:
+        _q(
+            con,
+            f"CREATE OR REPLACE TABLE rr_gone AS SELECT file, pos, false AS fresh FROM ({gone})",
+        )
+    per_file: dict[str, int] = {}
+    hits = 0
+    if made or old_deletes:
+        counted = _q(
+            con, "SELECT file, count(*), count(*) FILTER (fresh) FROM rr_gone GROUP BY file"
+        )
+        per_file = {file: int(total) for file, total, _fresh in counted}
+        hits = sum(int(fresh) for _file, _total, fresh in counted)
 
     def live(paths: list[Path]) -> str:
         listed = ", ".join(duck.sql_literal(str(f)) for f in paths)
