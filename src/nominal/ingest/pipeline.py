@@ -36,7 +36,14 @@ from nominal.engines.lake import Lake, SnapshotWriter
 from nominal.ingest import dq
 from nominal.ingest.limits import ParseFailed, interrupt_after, parse_seconds
 from nominal.ingest.pseudonym import compiled_kernel, hmac_sql, register_hmac_function
-from nominal.ingest.readers import ReadError, duck_error, is_isolated, read_isolated, reader_for
+from nominal.ingest.readers import (
+    ReadError,
+    TextScan,
+    duck_error,
+    is_isolated,
+    read_isolated,
+    reader_for,
+)
 from nominal.ingest.standardise import (
     MACROS,
     SEX_VALUES,
@@ -155,12 +162,17 @@ class IngestSummary:
         }
 
 
-def copy_and_hash(src: Path, dest: Path) -> str:
-    """Copy ``src`` to ``dest`` (fsynced) and return the SHA-256 of the bytes copied."""
+def copy_and_hash(src: Path, dest: Path, scan: TextScan | None = None) -> str:
+    """Copy ``src`` to ``dest`` (fsynced) and return the SHA-256 of the bytes copied.
+
+    ``scan``, if given, sees every chunk as well (one read of the file for all three).
+    """
     digest = hashlib.sha256()
     with open(src, "rb") as inp, open(dest, "wb") as out:
         for chunk in iter(lambda: inp.read(1 << 22), b""):
             digest.update(chunk)
+            if scan is not None:
+                scan.update(chunk)
             out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
@@ -204,16 +216,26 @@ COMPILED_HMAC = "nominal_pseudonym"
 
 
 def _staging_sql(
-    ctx: RunContext, contract: Contract, source_sql: str, columns: set[str]
+    ctx: RunContext,
+    contract: Contract,
+    source_sql: str,
+    columns: set[str],
+    *,
+    clean_text: bool = False,
 ) -> tuple[str, list[FieldSQL]]:
-    """The one SELECT that validates, standardises and pseudonymises a delivery."""
+    """The one SELECT that validates, standardises and pseudonymises a delivery.
+
+    ``clean_text``: no source value starts or ends with a space or holds a non-ASCII
+    character (:class:`TextScan`), so the text level skips its trim test.
+    """
     fmt = contract.format
     raws: list[str] = []
     fields: list[FieldSQL] = []
     for name, spec in contract.fields.items():
         if spec.source is not None:
             col = column_ref(spec.source) if spec.source in columns else "NULL"
-            raws.append(f"{text_sql(col, fmt.null_values)} AS {_q('r_' + name)}")
+            text = text_sql(col, fmt.null_values, clean=clean_text)
+            raws.append(f"{text} AS {_q('r_' + name)}")
         else:
             raws.append(f"{constant_sql(spec)} AS {_q('r_' + name)}")
         fields.append(field_sql(contract, name, _q("r_" + name), _q("t_" + name), _q("v_" + name)))
@@ -434,9 +456,19 @@ def _mark_duplicates_in_delivery(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def ingest_table_delivery(
-    ctx: RunContext, path: Path, contract: Contract, delivery_id: str, bronze_rel: str
+    ctx: RunContext,
+    path: Path,
+    contract: Contract,
+    delivery_id: str,
+    bronze_rel: str,
+    *,
+    clean_text: bool = False,
 ) -> DeliveryResult:
-    """Validate, standardise and split one tabular delivery into silver files."""
+    """Validate, standardise and split one tabular delivery into silver files.
+
+    ``clean_text``: the bronze copy found no value of this CSV file that trimming
+    would change (:class:`TextScan`).
+    """
     t0 = time.perf_counter()
     con = ctx.con
     # Parsing (the reader, then DuckDB reading the whole file into ``staged``) runs
@@ -464,7 +496,7 @@ def ingest_table_delivery(
                 if kernel is not None:
                     register_hmac_function(con, ctx.key, COMPILED_HMAC, kernel=kernel)
                     ctx.compiled_hmac = True
-            sql, fields = _staging_sql(ctx, contract, source_sql, present)
+            sql, fields = _staging_sql(ctx, contract, source_sql, present, clean_text=clean_text)
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {sql}")
             except duckdb.Error as exc:
@@ -777,7 +809,8 @@ def _ingest_one(
     # One read of the file: copied into bronze and checksummed in the same pass.
     incoming = ctx.lake.bronze / contract.dataset / f".incoming-{uuid.uuid4().hex}"
     incoming.parent.mkdir(parents=True, exist_ok=True)
-    delivery_id = copy_and_hash(path, incoming)
+    scan = TextScan.for_contract(contract)
+    delivery_id = copy_and_hash(path, incoming, scan)
     bronze = ctx.lake.bronze / contract.dataset / delivery_id / path.name
     if delivery_id in ctx.known or bronze.exists():
         incoming.unlink()
@@ -796,7 +829,10 @@ def _ingest_one(
             result = ingest_document(ctx, bronze, contract, delivery_id, bronze_rel)
             result.file = str(path)
         else:
-            result = ingest_table_delivery(ctx, bronze, contract, delivery_id, bronze_rel)
+            clean = scan is not None and scan.clean
+            result = ingest_table_delivery(
+                ctx, bronze, contract, delivery_id, bronze_rel, clean_text=clean
+            )
             result.file = str(path)
     except (ReadError, IngestError) as exc:
         ctx.con.execute("DROP TABLE IF EXISTS staged")

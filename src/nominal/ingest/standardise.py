@@ -111,7 +111,7 @@ def _mapped(text: str, spec: FieldSpec) -> str:
     return f"(CASE {text} {exact} ELSE CASE lower({text}) {whens} ELSE {text} END END)"
 
 
-def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
+def text_sql(column_sql: str, null_values: tuple[str, ...], *, clean: bool = False) -> str:
     """The raw column as trimmed text, with the contract's null markers as NULL.
 
     ``trim`` is dear (it decodes every character, looking for Unicode spaces) and most
@@ -119,6 +119,11 @@ def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     ASCII space or hold a non-ASCII character (``strlen``, bytes, differs from
     ``length``, characters). Other values are their own trim and are compared with
     the markers directly, and only when short enough to be one.
+
+    ``clean`` says no value of the column starts or ends with a space or holds a
+    non-ASCII character (a CSV file the bronze copy found so:
+    :class:`nominal.ingest.readers.TextScan`): every value is then its own trim and
+    only the marker test remains, with the same result.
     """
     markers = tuple(null_values) or ("",)
     # Markers an ASCII value without outer spaces can equal.
@@ -129,6 +134,8 @@ def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     if plain:
         longest = max(len(m) for m in plain)
         first = f"WHEN strlen({x}) <= {longest} AND {one_of(x, plain)} THEN NULL "
+    if clean:
+        return f"CASE {first}ELSE {x} END" if first else x
     return (
         f"CASE {first}WHEN prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x}) "
         f"THEN CASE WHEN {one_of(t, markers)} THEN NULL ELSE {t} END ELSE {x} END"
