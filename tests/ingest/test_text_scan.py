@@ -181,3 +181,35 @@ def test_silver_is_the_same_with_and_without_the_scan(
     names = {r[0] for r in query(make_home(tmp_path / "scan"), "SELECT family_name FROM "
                                  "silver.identity")}  # fmt: skip
     assert ("Smith" in names) is padded and all(n == n.strip() for n in names)
+
+
+def test_silver_columns_past_the_dictionary_limit_are_written_plainly(tmp_path: Path) -> None:
+    """Near-unique columns are stored plainly, few-valued ones dictionary-encoded.
+
+    ``DICTIONARY_SIZE_LIMIT`` (4,096 entries) stops the writer building a dictionary
+    it would drop; 5,000 distinct record keys in one row group pass it, the names and
+    the delivery constants stay far below it. The values read back are the same.
+    """
+    import pyarrow.parquet as pq
+
+    from nominal.engines.lake import Lake
+    from nominal.ingest.pipeline import DICTIONARY_SIZE_LIMIT
+
+    rows = [good_row(i) for i in range(DICTIONARY_SIZE_LIMIT + 904)]
+    write_contract(tmp_path / "contracts", contract_dict())
+    feed = write_csv(tmp_path / "in" / "test_1.csv", rows)
+    home = make_home(tmp_path / "home").ensure()
+    assert ingest_paths(home, [feed], contracts=tmp_path / "contracts").ok
+    (path,) = Lake(home.lake).require_current().files("silver.identity")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    names = [meta.column(i).path_in_schema for i in range(meta.num_columns)]
+
+    def encodings(column: str) -> set[str]:
+        return set(meta.column(names.index(column)).encodings)
+
+    assert not any("DICTIONARY" in e for e in encodings("record_key"))
+    assert not any("DICTIONARY" in e for e in encodings("source_record_id"))
+    assert any("DICTIONARY" in e for e in encodings("given_name"))
+    assert any("DICTIONARY" in e for e in encodings("feed"))
+    ids = query(home, "SELECT source_record_id FROM silver.identity ORDER BY row_number")
+    assert [r[0] for r in ids] == [r["Ref"] for r in rows]
