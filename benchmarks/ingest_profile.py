@@ -102,7 +102,7 @@ def variants(work: Path) -> None:
             re.sub(r"CAST\(NULL AS VARCHAR\) AS \w+,", "", identity),
         ),
     ):
-        cases.append((label, f"COPY ({sql}) TO '{out}' (FORMAT parquet, COMPRESSION snappy)"))
+        cases.append((label, f"COPY ({sql}) TO '{out}' ({pipeline.PARQUET_OPTIONS})"))
     con.execute(staging)  # the staged table the copies and the aggregate read
     con.execute("ALTER TABLE staged ADD COLUMN __superseded BOOLEAN DEFAULT false")
     print("variants (best CPU-s of three):")

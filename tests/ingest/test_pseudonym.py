@@ -177,3 +177,19 @@ def test_without_a_compiler_auto_falls_back(
     assert compiled_kernel(COMPILED_MIN_BYTES) == "numba"
     monkeypatch.setenv(COMPILED_ENV, "on")
     assert compiled_kernel(10) == "numba"
+
+
+def test_c_kernel_pairs_of_short_values_and_single_long_ones(kernel: str) -> None:
+    """Two values under 56 bytes are hashed side by side (SHA extensions); others alone.
+
+    Every order of short and long values, odd and even counts, so a pair, a lone short
+    value before a long one and a last unpaired value all come up.
+    """
+    key = b"side-by-side"
+    lengths = (0, 1, 54, 55, 56, 57, 63, 64, 100)
+    messages = [
+        "v" * a + "|" + "w" * b for a in lengths for b in lengths
+    ]  # 2..201 bytes, in every order
+    for count in (1, 2, 3, len(messages) - 1, len(messages)):
+        part = messages[:count]
+        assert _compiled(key, list(part), kernel=kernel) == [pseudonym(key, m) for m in part]

@@ -95,6 +95,10 @@ def load() -> Any:
         lib.nominal_hmac_state.restype = None
         lib.nominal_hmac_uses_shani.argtypes = [ctypes.c_int]
         lib.nominal_hmac_uses_shani.restype = ctypes.c_int
+        lib.nominal_space_at_boundary.argtypes = [
+            ctypes.c_char_p, ctypes.c_int64, u8, ctypes.c_int,
+        ]  # fmt: skip
+        lib.nominal_space_at_boundary.restype = ctypes.c_int
         _lib = lib
         return lib
     _failed = error
@@ -143,3 +147,12 @@ def hmac_hex(
         inner, outer, chars, out, _portable(),
     )  # fmt: skip
     return out[: n * chars]
+
+
+def space_at_boundary(chunk: bytes, boundary: np.ndarray, before: int) -> bool:
+    """Whether a space in ``chunk`` is next to a boundary byte (see the C function).
+
+    ``boundary`` is a 256-entry ``uint8`` table; ``before`` the byte before ``chunk``.
+    A space as the last byte is not judged here (the next byte is not known yet).
+    """
+    return bool(load().nominal_space_at_boundary(chunk, len(chunk), boundary, before))

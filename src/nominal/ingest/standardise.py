@@ -32,6 +32,8 @@ ISO_DATE = "%Y-%m-%d"
 # Full UK postcode (outward + inward) and outward code alone, spaces removed.
 POSTCODE_FULL = r"[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}"
 POSTCODE_OUTWARD = r"[A-Z]{1,2}[0-9][A-Z0-9]?"
+# A postcode already in its standard form ("NX1 2JW"): its own standardised value.
+POSTCODE_STANDARD = r"[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}"
 # National Insurance number: HMRC's letter rules; prefixes never issued are excluded below.
 NI_NUMBER = r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]"
 NI_NEVER_ISSUED = ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
@@ -111,7 +113,7 @@ def _mapped(text: str, spec: FieldSpec) -> str:
     return f"(CASE {text} {exact} ELSE CASE lower({text}) {whens} ELSE {text} END END)"
 
 
-def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
+def text_sql(column_sql: str, null_values: tuple[str, ...], *, clean: bool = False) -> str:
     """The raw column as trimmed text, with the contract's null markers as NULL.
 
     ``trim`` is dear (it decodes every character, looking for Unicode spaces) and most
@@ -119,6 +121,11 @@ def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     ASCII space or hold a non-ASCII character (``strlen``, bytes, differs from
     ``length``, characters). Other values are their own trim and are compared with
     the markers directly, and only when short enough to be one.
+
+    ``clean`` says no value of the column starts or ends with a space or holds a
+    non-ASCII character (a CSV file the bronze copy found so:
+    :class:`nominal.ingest.readers.TextScan`): every value is then its own trim and
+    only the marker test remains, with the same result.
     """
     markers = tuple(null_values) or ("",)
     # Markers an ASCII value without outer spaces can equal.
@@ -129,6 +136,8 @@ def text_sql(column_sql: str, null_values: tuple[str, ...]) -> str:
     if plain:
         longest = max(len(m) for m in plain)
         first = f"WHEN strlen({x}) <= {longest} AND {one_of(x, plain)} THEN NULL "
+    if clean:
+        return f"CASE {first}ELSE {x} END" if first else x
     return (
         f"CASE {first}WHEN prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x}) "
         f"THEN CASE WHEN {one_of(t, markers)} THEN NULL ELSE {t} END ELSE {x} END"
@@ -171,14 +180,19 @@ def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
     fmt = spec.format or contract.format.date_format
     quoted = f"'''' || {m} || '''"
     if name == "postcode":
+        # Most postcodes arrive in the standard form: one pattern match keeps them as
+        # they are. Any other text is upper-cased with its spaces removed (the text an
+        # error names) and formatted, so a text with a space left is a standard one.
         value = (
-            f"CASE WHEN regexp_full_match({m}, '{POSTCODE_FULL}') "
+            f"CASE WHEN contains({m}, ' ') THEN {m} "
+            f"WHEN regexp_full_match({m}, '{POSTCODE_FULL}') "
             f"THEN left({m}, length({m}) - 3) || ' ' || right({m}, 3) "
             f"WHEN length({m}) <= 4 AND regexp_full_match({m}, '{POSTCODE_OUTWARD}') THEN {m} END"
         )
         return _Rule(
             value, "postcode_invalid", f"{quoted} is not a UK postcode'",
-            norm="upper(replace({x}, ' ', ''))",
+            norm=f"CASE WHEN regexp_full_match({{x}}, '{POSTCODE_STANDARD}') THEN {{x}} "
+            "ELSE upper(replace({x}, ' ', '')) END",
         )  # fmt: skip
     if name == "nhs_number":
         ok = f"(length({m}) = 10 AND regexp_full_match({m}, '[0-9]{{10}}') AND nominal_nhs_ok({m}))"
@@ -200,7 +214,7 @@ def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
     if name == "phone":
         # the usual national form first; other layouts (+44, 0044, brackets) after
         value = (
-            f"CASE WHEN {m}[1] = '0' AND regexp_full_match({m}, '0[1-9][0-9]{{8,9}}') "
+            f"CASE WHEN prefix({m}, '0') AND regexp_full_match({m}, '0[1-9][0-9]{{8,9}}') "
             f"THEN '+44' || {m}[2:] "
             f"WHEN regexp_full_match({m}, '(\\+|00)?44[1-9][0-9]{{8,9}}') "
             f"THEN '+44' || regexp_extract({m}, '44([0-9]+)$', 1) END"
@@ -230,7 +244,12 @@ def _rule(contract: Contract, name: str, m: str, v: str) -> _Rule:
             norm="regexp_replace({x}, '\\s|\\.0$', '', 'g')",
         )
     if name in NAME_FIELDS:
-        return _Rule(f"nominal_title({m})", norm="nominal_squash({x})")
+        # A name already in title case is squashed too (single separators, no outer
+        # spaces): one pattern match, and the squash runs only for the others.
+        return _Rule(
+            f"CASE WHEN regexp_full_match({m}, {sql_literal(TITLED_NAME)}) THEN {m} "
+            f"ELSE nominal_title(nominal_squash({m})) END"
+        )
     if name in ADDRESS_FIELDS:
         return _Rule(m, norm="nominal_squash({x})")
     if name in ("pupil_number", "oa_code", "police_id"):
