@@ -115,29 +115,45 @@ class Slice:
         return pd.concat([self.keys, feats], axis=1, copy=False)
 
 
-def read_batches(batches: pa.RecordBatchReader) -> Slice:
-    """Model rows read batch by batch: the features go straight into one float32
-    matrix, so no second copy of them is ever held."""
+def read_batches(batches: pa.RecordBatchReader, rows: int | None = None) -> Slice:
+    """Model rows read batch by batch, the features straight into one float32 matrix.
+
+    With ``rows`` (how many the batches hold) the matrix is allocated once and filled,
+    so no second copy of the features is ever held; without it the batches' blocks
+    are joined at the end.
+    """
     names = batches.schema.names
     features = [n for n in names if n[:2] in ("p_", "h_", "a_")]
     others = [n for n in names if n not in features]
     keys: list[pd.DataFrame] = []
     blocks: list[np.ndarray] = []
+    full = None if rows is None else np.empty((rows, len(features)), np.float32, order="F")
+    at = 0
     for batch in batches:
         if not batch.num_rows:
             continue
-        block = np.empty((batch.num_rows, len(features)), dtype=np.float32, order="F")
+        if full is not None:
+            block = full[at : at + batch.num_rows]
+        else:
+            block = np.empty((batch.num_rows, len(features)), dtype=np.float32, order="F")
+            blocks.append(block)
         for j, name in enumerate(features):
             block[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
-        blocks.append(block)
+        at += batch.num_rows
         keys.append(batch.select(others).to_pandas(date_as_object=False))
-    if not blocks:
-        empty = batches.schema.empty_table().select(others).to_pandas(date_as_object=False)
-        return Slice(empty, np.empty((0, len(features)), np.float32, order="F"), features)
-    x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+    if full is not None:
+        if at != rows:
+            raise ValueError(f"expected {rows} model rows, read {at}")
+        x = full
+    elif blocks:
+        x = np.asfortranarray(blocks[0] if len(blocks) == 1 else np.concatenate(blocks))
+    else:
+        x = np.empty((0, len(features)), np.float32, order="F")
     del blocks
+    if not keys:
+        keys.append(batches.schema.empty_table().select(others).to_pandas(date_as_object=False))
     key_frame = keys[0] if len(keys) == 1 else pd.concat(keys, ignore_index=True)
-    return Slice(key_frame.reset_index(drop=True), np.asfortranarray(x), features)
+    return Slice(key_frame.reset_index(drop=True), x, features)
 
 
 def frame_of(batches: pa.RecordBatchReader) -> pd.DataFrame:
@@ -172,7 +188,7 @@ def read_slices(files: list[Path], dates: dict[str, list[date]]) -> dict[str, Sl
     for name, chosen in dates.items():
         wanted = pa.array(chosen, type=pa.date32())
         scanner = source.scanner(filter=pads.field("as_of").isin(wanted), batch_size=BATCH_ROWS)
-        out[name] = read_batches(scanner.to_reader())
+        out[name] = read_batches(scanner.to_reader(), rows=scanner.count_rows())
     return out
 
 
