@@ -91,7 +91,7 @@ def unit_rows_sql(con: duckdb.DuckDBPyConnection, spec: ModelSpec, as_of: date) 
 
 def unit_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec, as_of: date) -> pd.DataFrame:
     """Rows of ``spec``'s population as of ``as_of`` (after :func:`features.build` on ``con``)."""
-    return frame_of(con.sql(unit_rows_sql(con, spec, as_of)).fetch_record_batch(BATCH_ROWS))
+    return frame_of(con.sql(unit_rows_sql(con, spec, as_of)).to_arrow_reader(BATCH_ROWS))
 
 
 BATCH_ROWS = 100_000
