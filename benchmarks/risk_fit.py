@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = model.metrics["lightgbm"]["roc_auc"] / oracle["roc_auc"]
             print(
                 f"  oracle     units {oracle['matched_units']:>7,} ROC AUC {oracle['roc_auc']:.3f} "
-                f"Brier {oracle['brier']:.4f}   model/oracle {ratio:.3f}"
+                f"Brier {oracle['brier']:.4f}   model/oracle {ratio:.4f}"
             )
         worst = max(
             fair["attributes"].items(),

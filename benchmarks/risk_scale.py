@@ -18,7 +18,11 @@ finishes, so a run stopped early still reports the steps it finished::
 
 ``--models-from`` copies already trained models (e.g. from a ``risk_bench.py --home``
 run) so scoring can be timed without training at this size; ``--train`` trains all
-four models here first (long: features for every as-of date).
+four models here first (long: features for every as-of date). Each step's peak memory
+is the process's, so to see training's and scoring's apart run them in two processes::
+
+    .venv/bin/python benchmarks/risk_scale.py --town T --home H --no-features --train --no-score
+    .venv/bin/python benchmarks/risk_scale.py --town T --home H --no-features
 """
 
 from __future__ import annotations
@@ -90,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip timing features alone (scoring builds them)",
     )
-    parser.add_argument("--no-score", action="store_true", help="stop before scoring")
+    parser.add_argument(
+        "--no-score", action="store_true", help="stop before scoring (after --train)"
+    )
     args = parser.parse_args(argv)
 
     from nominal.config import home
@@ -141,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{built.person.num_rows:,} people, {built.household.num_rows:,} households",
         )
         del built
-    if args.no_score:
-        return 0
 
     if args.train:
         t0, c0 = time.perf_counter(), _cpu()
@@ -157,13 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in results:
             print(f"  {r.summary()}", flush=True)
-    elif args.models_from is not None:
+        del results
+    elif args.models_from is not None and not args.no_score:
         source = home(args.models_from).models / "risk"
         target = hub.models / "risk"
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(source, target)
         print(f"models copied from {source}", flush=True)
+    if args.no_score:
+        return 0
 
     t0, c0 = time.perf_counter(), _cpu()
     scored = scoring.score_all(hub, as_of)

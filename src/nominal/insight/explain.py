@@ -30,7 +30,8 @@ class Explanation:
 
 
 def shap_values(model: TrainedModel, frame: pd.DataFrame) -> Explanation:
-    x = pd.DataFrame(frame[model.features].to_numpy(float), columns=model.features)
+    # 4-byte floats, as the model was trained and scores (training.Calibrated.raw)
+    x = pd.DataFrame(frame[model.features].to_numpy(np.float32), columns=model.features)
     explainer = shap.TreeExplainer(model.lgbm)
     with warnings.catch_warnings():
         # SHAP warns that LightGBM's binary output format changed; both are handled below
@@ -52,7 +53,7 @@ def reasons(
 ) -> tuple[Explanation, list[list[dict[str, Any]]]]:
     """The ``top`` factors raising each unit's score, in words, with their contributions."""
     exp = shap_values(model, frame)
-    values = frame[model.features].to_numpy(float)
+    values = frame[model.features].to_numpy(np.float32)
     out: list[list[dict[str, Any]]] = []
     for i in range(len(frame)):
         row = exp.contributions[i]
@@ -61,15 +62,21 @@ def reasons(
             [
                 {
                     "feature": model.features[j],
-                    "value": float(values[i, j]),
+                    "value": _plain(values[i, j]),
                     "contribution": round(float(row[j]), 4),
-                    "text": describe(model.features[j], values[i, j]),
+                    "text": describe(model.features[j], _plain(values[i, j])),
                 }
                 for j in order
                 if row[j] > 0
             ]
         )
     return exp, out
+
+
+def _plain(value: np.float32) -> float:
+    """A 4-byte feature value as the shortest decimal that is that value (0.1, not
+    0.10000000149011612)."""
+    return float(str(value))
 
 
 def importance(

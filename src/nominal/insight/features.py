@@ -322,6 +322,24 @@ def build(
             "reference.output_areas",
         ],
     )
+    build_tables(con, as_of, datasets, respect_received)
+    return FeatureSet(
+        as_of,
+        _fill(con.sql("SELECT * FROM fp ORDER BY nominal_id").to_arrow_table(), "p_"),
+        _fill(con.sql("SELECT * FROM fh ORDER BY household_id").to_arrow_table(), "h_"),
+        _fill(con.sql("SELECT * FROM fa ORDER BY oa_code").to_arrow_table(), "a_"),
+    )
+
+
+def build_tables(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    datasets: tuple[str, ...] = STANDARD_DATASETS,
+    respect_received: bool | None = None,
+) -> None:
+    """:func:`build` without reading the tables out: the features as of ``as_of`` stay
+    in ``con``'s temp tables ``fp``, ``fh`` and ``fa`` (what model rows are made from;
+    at a million people the person table alone is gigabytes once in Python)."""
     t = _d(as_of)
     if respect_received is None:
         respect_received = not _backfilled(con, as_of)
@@ -453,12 +471,9 @@ def build(
     # the tables themselves, so that a model's population (SQL over fp/fh) sees zeros
     for table, prefix in (("fp", "p_"), ("fh", "h_")):
         _fill_sql(con, table, prefix)
-    return FeatureSet(
-        as_of,
-        _fill(con.sql("SELECT * FROM fp ORDER BY nominal_id").to_arrow_table(), "p_"),
-        _fill(con.sql("SELECT * FROM fh ORDER BY household_id").to_arrow_table(), "h_"),
-        _fill(con.sql("SELECT * FROM fa ORDER BY oa_code").to_arrow_table(), "a_"),
-    )
+    # the events as of T are only needed to build the three tables: free them
+    con.execute("DROP TABLE IF EXISTS known_hh")
+    con.execute("DROP TABLE IF EXISTS known")
 
 
 def _fill_sql(con: duckdb.DuckDBPyConnection, table: str, prefix: str) -> None:

@@ -4,6 +4,9 @@ and given its model card.
 
 from __future__ import annotations
 
+import gc
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -99,44 +102,68 @@ def train_all(
     bulk = features.backfilled(snapshot, dates["train"][-1])
     if step:
         step(f"features as of {len(all_dates)} dates")
-    rows = dataset.rows_for_dates(snapshot, specs, all_dates, respect_received=not bulk)
-    results = []
-    for spec in specs:
-        if step:
-            step(f"training {spec.name}")
-        try:
-            model = training.fit(spec, rows[spec.name], dates, capacity=capacity)
-        except training.TrainingError as exc:
-            results.append(RunResult(spec.name, None, None, {}, str(exc)))
-            continue
-        if truth is not None:
-            mapping = truth_ids(snapshot, truth, spec.unit)
-            oracle = training.oracle_metrics(model, truth / "outcomes.parquet", mapping)
-            if oracle:
-                model.metrics["oracle"] = oracle
-        fair = fairness.fairness(model.validation, "score_lightgbm", model.k)
-        importance = explain.importance(model, model.validation)
-        folder = training.save(model, home.models)
-        data = {
-            "snapshot": snapshot.id,
-            "point_in_time": "events dated before each as-of date (the history was loaded in "
-            "bulk after the fact, so delivery dates could not be used; live scoring also "
-            "waits for delivery)"
-            if bulk
-            else "events dated before each as-of date and received by the hub by then",
-            "linkage": "oracle (synthetic ground truth)"
-            if truth is not None and truth_ids(snapshot, truth, spec.unit) is None
-            else "the hub's record linkage (gold tables)",
-        }
-        card = cards.build_card(model, fair, importance, data)
-        json_path, html_path = cards.write_card(home.reports, card)
-        (folder / "model_card.json").write_text(json_path.read_text())
-        results.append(
-            RunResult(
-                spec.name,
-                model,
-                card,
-                {"path": str(folder), "card_json": str(json_path), "card_html": str(html_path)},
-            )
+    # the model rows of every model and date go to Parquet files, and each model is
+    # fitted on its own rows read back as float32 matrices and freed before the next:
+    # at a million people all of them at once would not fit in memory
+    spill = Path(tempfile.mkdtemp(prefix="risk-rows-", dir=home.root))
+    try:
+        files = dataset.rows_to_parquet(
+            snapshot, specs, all_dates, spill, respect_received=not bulk
         )
-    return results
+        return [
+            _train_one(home, snapshot, spec, files[spec.name], dates, truth, capacity, bulk, step)
+            for spec in specs
+        ]
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _train_one(
+    home: Home,
+    snapshot: Snapshot,
+    spec: ModelSpec,
+    files: list[Path],
+    dates: dict[str, list[date]],
+    truth: Path | None,
+    capacity: int | None,
+    bulk: bool,
+    step: Callable[[str], None] | None,
+) -> RunResult:
+    """Fit, evaluate, save and card one model from its spilled rows."""
+    if step:
+        step(f"training {spec.name}")
+    try:
+        model = training.fit_slices(
+            spec, dataset.read_slices(files, dates), dates, capacity=capacity
+        )
+    except training.TrainingError as exc:
+        return RunResult(spec.name, None, None, {}, str(exc))
+    gc.collect()  # the training slices are gone: give their memory back before the next
+    if truth is not None:
+        mapping = truth_ids(snapshot, truth, spec.unit)
+        oracle = training.oracle_metrics(model, truth / "outcomes.parquet", mapping)
+        if oracle:
+            model.metrics["oracle"] = oracle
+    fair = fairness.fairness(model.validation, "score_lightgbm", model.k)
+    importance = explain.importance(model, model.validation)
+    folder = training.save(model, home.models)
+    data = {
+        "snapshot": snapshot.id,
+        "point_in_time": "events dated before each as-of date (the history was loaded in "
+        "bulk after the fact, so delivery dates could not be used; live scoring also "
+        "waits for delivery)"
+        if bulk
+        else "events dated before each as-of date and received by the hub by then",
+        "linkage": "oracle (synthetic ground truth)"
+        if truth is not None and truth_ids(snapshot, truth, spec.unit) is None
+        else "the hub's record linkage (gold tables)",
+    }
+    card = cards.build_card(model, fair, importance, data)
+    json_path, html_path = cards.write_card(home.reports, card)
+    (folder / "model_card.json").write_text(json_path.read_text())
+    return RunResult(
+        spec.name,
+        model,
+        card,
+        {"path": str(folder), "card_json": str(json_path), "card_html": str(html_path)},
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -57,6 +58,8 @@ COHORT_SCHEMA = pa.schema(
         ("reasons", pa.string()),
     ]
 )
+
+CHUNK_ROWS = 50_000  # units scored and explained at a time
 
 # Services whose involvement means a family is "known": universal services (A&E,
 # ambulance, schools, early-years assessment, benefits, fire safety visits) do not count.
@@ -159,7 +162,8 @@ def band(rank: int, k: int) -> str:
 class Scored:
     spec: ModelSpec
     model: training.TrainedModel
-    rows: pd.DataFrame  # units with features, score, rank, band, reasons
+    rows: pd.DataFrame  # units with their area, score, rank, band, reasons (no features
+    # but the household services the not-known cohort reads)
     k: int
 
 
@@ -168,17 +172,29 @@ def score_model(
 ) -> Scored:
     """Score the model's population as of ``as_of`` (features already built on ``con``)."""
     rows = dataset.unit_rows(con, model.spec, as_of)
-    for col in model.features:  # a column the lake cannot produce today scores as zero
-        if col not in rows:
-            rows[col] = 0.0
-    rows["score"] = model.predict(rows) if len(rows) else []
-    if len(rows):
-        _, why = explain.reasons(model, rows)
-    else:
-        why = []
-    rows["reasons"] = [json.dumps(r) for r in why]
-    rows["unit_pseudo"] = rows["unit_id"].map(pseudo)
-    return ranked(model, rows)
+    missing = [c for c in model.features if c not in rows]
+    if missing:  # a column the lake cannot produce today scores as zero
+        zeros = pd.DataFrame(0.0, index=rows.index, columns=missing, dtype="float32")
+        rows = pd.concat([rows, zeros], axis=1)
+    keep = ["unit_id", "oa_code", *[c for c in known_columns() if c in rows]]
+    out = rows[keep].copy()
+    scores: list[Any] = []
+    why: list[list[dict[str, Any]]] = []
+    # in chunks: SHAP's contributions are units x features doubles
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows.iloc[start : start + CHUNK_ROWS]
+        scores.append(model.predict(chunk))
+        why.extend(explain.reasons(model, chunk)[1])
+    del rows  # the features are not kept: only what the scores and cohorts show
+    out["score"] = np.concatenate(scores) if scores else np.empty(0)
+    out["reasons"] = [json.dumps(r) for r in why]
+    out["unit_pseudo"] = out["unit_id"].map(pseudo)
+    return ranked(model, out)
+
+
+def known_columns() -> list[str]:
+    """The household columns the 'not known to services' cohort reads."""
+    return [f"h_{ds}_3y" for ds in TARGETED_SERVICES]
 
 
 def ranked(model: training.TrainedModel, rows: pd.DataFrame) -> Scored:
@@ -356,17 +372,8 @@ def score_all(
     snapshot = lake.require_current()
     as_of = as_of or default_as_of(snapshot)
     models, skipped = load_models(home, names or list(SPECS))
-    con = connect(
-        snapshot,
-        tables=[
-            "gold.events",
-            "gold.nominals",
-            "gold.household_members",
-            "gold.households",
-            "reference.output_areas",
-        ],
-    )
-    features.build(snapshot, as_of, con=con)
+    con = connect(snapshot, tables=dataset.GOLD_TABLES)
+    features.build_tables(con, as_of)
     pseudo = dict(
         con.execute(
             "SELECT nominal_id, nominal_pseudo FROM gold.nominals UNION ALL "

@@ -11,6 +11,7 @@ be used, and its card says so.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,11 +30,15 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from nominal.insight.dataset import feature_columns
+from nominal.insight.dataset import Slice, split
 from nominal.insight.specs import ModelSpec
 
 MIN_POSITIVES = 5  # below this many outcomes in a slice, a model is not trained
 TIE_BREAK = 1e-6  # weight of the raw score in isotonic-calibrated probabilities
+# above this many training rows the logistic regression is fitted on a weighted sample
+LOGISTIC_MAX_ROWS = 250_000
+# validation features a saved model keeps (the fairness groups read the area's deprivation)
+SAVED_FEATURES = ("a_imd_decile",)
 
 
 class TrainingError(RuntimeError):
@@ -161,7 +166,7 @@ class TrainedModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the outcome within the window."""
-        x = frame[self.features].to_numpy(float)
+        x = frame[self.features].to_numpy(np.float32)
         return np.asarray(self.calibrated.predict_proba(x)[:, 1], dtype=float)
 
     def summary(self) -> dict[str, Any]:
@@ -193,19 +198,66 @@ def fit(
     seed: int = 0,
 ) -> TrainedModel:
     """Fit LightGBM (calibrated), logistic regression and the count rule; evaluate all three."""
-    as_of = pd.to_datetime(rows["as_of"]).dt.date
-    part = {name: rows[as_of.isin(ds)].reset_index(drop=True) for name, ds in dates.items()}
+    return fit_slices(spec, split(rows, dates), dates, capacity=capacity, seed=seed)
+
+
+def _rule_frame(part: Slice) -> pd.DataFrame:
+    """The columns the count rule reads, from a slice's feature matrix."""
+    index = {name: j for j, name in enumerate(part.features)}
+    return pd.DataFrame(
+        {c: part.x[:, index[c]] for c in ("h_agencies_3y", "p_agencies_3y") if c in index}
+    )
+
+
+def logistic_sample(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows and weights for the logistic regression when the training rows are many.
+
+    Above :data:`LOGISTIC_MAX_ROWS` the regression is fitted on every outcome and a
+    uniform random sample of the other rows, each sampled row weighted by the inverse
+    of its sampling rate: the weighted loss estimates the full one (so the regression,
+    its regularisation and its probabilities mean what they do on all rows) at a
+    fraction of the memory -- lbfgs works on float64 copies of what it is given.
+    None when the rows are few enough to use them all.
+    """
+    n = len(y)
+    if n <= LOGISTIC_MAX_ROWS:
+        return None
+    positives = np.flatnonzero(y == 1)
+    negatives = np.flatnonzero(y != 1)
+    keep = max(LOGISTIC_MAX_ROWS - len(positives), 1)
+    if keep >= len(negatives):
+        return None
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(negatives, size=keep, replace=False))
+    rows = np.sort(np.concatenate([positives, chosen]))
+    weight = np.where(y[rows] == 1, 1.0, len(negatives) / keep)
+    return rows, weight
+
+
+def fit_slices(
+    spec: ModelSpec,
+    part: dict[str, Slice],
+    dates: dict[str, list[date]],
+    capacity: int | None = None,
+    seed: int = 0,
+) -> TrainedModel:
+    """:func:`fit` on rows already split into train / calibrate / validate slices.
+
+    Each slice's features are one float32 matrix; nothing here copies the training
+    matrix (LightGBM bins it in place, the logistic regression takes a sample above
+    :data:`LOGISTIC_MAX_ROWS`), so a fit needs little more than its rows.
+    """
     for name, frame in part.items():
-        positives = int(frame["label"].sum()) if len(frame) else 0
+        positives = int(frame.keys["label"].sum()) if len(frame) else 0
         if positives < MIN_POSITIVES:
             raise TrainingError(
                 f"{spec.name}: only {positives} outcomes in the {name} slice "
                 f"({', '.join(d.isoformat() for d in dates[name])}); need at least "
                 f"{MIN_POSITIVES} -- use a larger population or more years of history"
             )
-    features = feature_columns(rows)
-    x_train = part["train"][features].to_numpy(float)
-    y_train = part["train"]["label"].to_numpy(int)
+    features = part["train"].features
+    x_train = part["train"].x
+    y_train = part["train"].keys["label"].to_numpy(int)
     # Small, heavily regularised trees: outcomes are rare (a few hundred in tens of
     # thousands), and deeper trees learn the noise of the training years.
     lgbm = LGBMClassifier(
@@ -221,10 +273,11 @@ def fit(
         n_jobs=1,  # OpenMP threads spin-wait on a busy machine: one is faster and steadier
         verbose=-1,
     )
-    lgbm.fit(pd.DataFrame(x_train, columns=features), y_train)
+    # a frame over the float32 matrix (no copy) so the model knows its feature names
+    lgbm.fit(pd.DataFrame(x_train, columns=features, copy=False), y_train)
     lgbm.set_params(verbose=-1)
-    x_cal = part["calibrate"][features].to_numpy(float)
-    y_cal = part["calibrate"]["label"].to_numpy(int)
+    x_cal = part["calibrate"].x
+    y_cal = part["calibrate"].keys["label"].to_numpy(int)
     # isotonic needs many outcomes to be stable; Platt scaling copes with few
     method = "isotonic" if y_cal.sum() >= 200 else "sigmoid"
     calibrated = Calibrated(lgbm, features, method).fit(x_cal, y_cal)
@@ -234,11 +287,18 @@ def fit(
         StandardScaler(),
         LogisticRegression(C=0.05, max_iter=5000),
     )
-    logistic.fit(x_train, y_train)
-    rule = CountRule(spec.unit).fit(part["train"], y_train)
+    sample = logistic_sample(y_train, seed)
+    if sample is None:
+        logistic.fit(x_train, y_train)
+        logistic_rows = len(y_train)
+    else:
+        rows, weight = sample
+        logistic.fit(x_train[rows], y_train[rows], logisticregression__sample_weight=weight)
+        logistic_rows = len(rows)
+    rule = CountRule(spec.unit).fit(_rule_frame(part["train"]), y_train)
 
-    val = part["validate"].copy()
-    x_val = val[features].to_numpy(float)
+    val = part["validate"].frame()
+    x_val = part["validate"].x
     y_val = val["label"].to_numpy(int)
     k = effective_k(capacity or spec.capacity, len(val))
     val["score_lightgbm"] = calibrated.predict_proba(x_val)[:, 1]
@@ -273,6 +333,7 @@ def fit(
             "train_positives": int(y_train.sum()),
             "calibrate_rows": len(part["calibrate"]),
             "calibrate_positives": int(y_cal.sum()),
+            "logistic_rows": logistic_rows,
         },
     )
 
@@ -292,8 +353,12 @@ class Calibrated:
         self.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        """LightGBM's log-odds (what SHAP values add up to)."""
-        frame = pd.DataFrame(x, columns=self.features)
+        """LightGBM's log-odds (what SHAP values add up to).
+
+        Features are 4-byte floats, as the model was trained on: every engine rounds
+        a unit's features the same way before scoring it.
+        """
+        frame = pd.DataFrame(np.asarray(x, dtype=np.float32), columns=self.features, copy=False)
         return np.asarray(self.model.predict(frame, raw_score=True), dtype=float)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> Calibrated:
@@ -356,7 +421,11 @@ def save(model: TrainedModel, models_root: Path) -> Path:
     """Write the model under ``models/risk/<model>/<version>/`` (joblib + metadata.json)."""
     folder = models_root / "risk" / model.spec.name / model.version
     folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, folder / "model.joblib")
+    # scoring needs the validation year's scores (the drift check), not its features:
+    # at a million people they would be hundreds of megabytes in every saved model
+    kept = [c for c in model.validation.columns if c not in model.features]
+    slim = model.validation[[*kept, *[c for c in SAVED_FEATURES if c in model.validation]]]
+    joblib.dump(dataclasses.replace(model, validation=slim), folder / "model.joblib")
     model.lgbm.booster_.save_model(str(folder / "lightgbm.txt"))
     meta = {
         **model.summary(),
