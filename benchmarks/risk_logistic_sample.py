@@ -16,10 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from nominal.config import home
 from nominal.engines.lake import Lake
@@ -44,21 +41,9 @@ def main() -> int:
         for cap in (None, 100_000, 50_000):
             if cap is not None and cap >= len(y):
                 continue  # no sample: the same as all rows
-            lr = make_pipeline(
-                FunctionTransformer(training._signed_log),
-                StandardScaler(),
-                LogisticRegression(C=0.05, max_iter=5000),
-            )
             t = time.process_time()
             training.LOGISTIC_MAX_ROWS = cap or len(y)
-            sample = training.logistic_sample(y, 0)
-            if sample is None:
-                lr.fit(x, y)
-                n = len(y)
-            else:
-                r, w = sample
-                lr.fit(x[r], y[r], logisticregression__sample_weight=w)
-                n = len(r)
+            lr, n = training.fit_logistic(x, y, 0)
             p = lr.predict_proba(xv)[:, 1]
             print(
                 f"{name} train rows {len(y):,} logistic on {n:,} rows: "

@@ -234,6 +234,26 @@ def logistic_sample(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] |
     return rows, weight
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Pipeline, int]:
+    """The logistic-regression baseline fitted on ``x``, ``y`` and the rows it saw.
+
+    On every row, or on :func:`logistic_sample`'s weighted sample above
+    :data:`LOGISTIC_MAX_ROWS` rows.
+    """
+    logistic = make_pipeline(
+        FunctionTransformer(_signed_log),
+        StandardScaler(),
+        LogisticRegression(C=0.05, max_iter=5000),
+    )
+    sample = logistic_sample(y, seed)
+    if sample is None:
+        logistic.fit(x, y)
+        return logistic, len(y)
+    rows, weight = sample
+    logistic.fit(x[rows], y[rows], logisticregression__sample_weight=weight)
+    return logistic, len(rows)
+
+
 def fit_slices(
     spec: ModelSpec,
     part: dict[str, Slice],
@@ -282,19 +302,7 @@ def fit_slices(
     method = "isotonic" if y_cal.sum() >= 200 else "sigmoid"
     calibrated = Calibrated(lgbm, features, method).fit(x_cal, y_cal)
 
-    logistic = make_pipeline(
-        FunctionTransformer(_signed_log),
-        StandardScaler(),
-        LogisticRegression(C=0.05, max_iter=5000),
-    )
-    sample = logistic_sample(y_train, seed)
-    if sample is None:
-        logistic.fit(x_train, y_train)
-        logistic_rows = len(y_train)
-    else:
-        rows, weight = sample
-        logistic.fit(x_train[rows], y_train[rows], logisticregression__sample_weight=weight)
-        logistic_rows = len(rows)
+    logistic, logistic_rows = fit_logistic(x_train, y_train, seed)
     rule = CountRule(spec.unit).fit(_rule_frame(part["train"]), y_train)
 
     val = part["validate"].frame()
